@@ -1,0 +1,1 @@
+//! Single-file column-family B+tree store: `Db`, column families, transactions (built in the cf-store issue).

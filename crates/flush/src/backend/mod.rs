@@ -1,0 +1,59 @@
+//! The `Backend` trait: positional I/O on one file, as the store and the plan executor need it.
+
+mod file;
+mod mem;
+
+pub use file::{FileBackend, FileOptions};
+pub use mem::MemBackend;
+
+use std::fs::File;
+use std::io::IoSlice;
+
+use crate::{IoStats, Result};
+
+/// Positional I/O on one file. Object safe, shared between threads (`Arc<dyn Backend>`).
+///
+/// Calls at disjoint offsets may run concurrently. Every backend keeps an [`IoStats`] and
+/// counts each call it makes on the file (for `FileBackend`, each system call).
+pub trait Backend: Send + Sync + std::fmt::Debug {
+    /// The file's length in bytes.
+    fn len(&self) -> Result<u64>;
+
+    /// Fills `buf` from `offset`. A file too short to fill it is
+    /// [`crate::FlushError::UnexpectedEof`].
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()>;
+
+    /// Writes all of `buf` at `offset`, growing the file if needed.
+    fn write_at(&self, buf: &[u8], offset: u64) -> Result<()>;
+
+    /// Writes the concatenation of `bufs` at `offset`, growing the file if needed.
+    fn write_vectored_at(&self, bufs: &[IoSlice<'_>], offset: u64) -> Result<()>;
+
+    /// Truncates or extends (with zeros) the file to `len` bytes.
+    fn set_len(&self, len: u64) -> Result<()>;
+
+    /// Makes every completed write durable (`fdatasync`).
+    fn sync_data(&self) -> Result<()>;
+
+    /// The counters of this backend's I/O.
+    fn stats(&self) -> &IoStats;
+
+    /// The open file behind this backend, when there is exactly one and reading it through a
+    /// memory map sees every write made through this backend. `None` for in-memory backends
+    /// and for wrappers that change what the file holds (crash or fault simulators).
+    fn file(&self) -> Option<&File> {
+        None
+    }
+}
+
+/// Total length of a list of slices.
+pub(crate) fn total_len(bufs: &[IoSlice<'_>]) -> u64 {
+    bufs.iter().map(|b| b.len() as u64).sum()
+}
+
+/// `offset + len`, or the typed overflow error.
+pub(crate) fn checked_end(offset: u64, len: u64) -> Result<u64> {
+    offset
+        .checked_add(len)
+        .ok_or(crate::FlushError::OffsetOverflow { offset, len })
+}

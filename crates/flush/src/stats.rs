@@ -1,0 +1,177 @@
+//! `IoStats`: the atomic I/O counters every backend keeps, and their plain snapshot.
+
+use std::ops::Sub;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Counters of the I/O a backend carried out. Every [`crate::Backend`] keeps one; the
+/// executor adds the per-flush figures (runs, gap bytes, flushes). All updates are relaxed
+/// atomics: the counters are exact once the threads that did the I/O have been joined.
+///
+/// `write_calls`, `vectored_calls`, `sync_calls` and `read_calls` count system calls as
+/// issued (a short write that needs a second call counts twice), so they can be compared
+/// with `strace -c`.
+#[derive(Debug, Default)]
+pub struct IoStats {
+    write_calls: AtomicU64,
+    vectored_calls: AtomicU64,
+    sync_calls: AtomicU64,
+    read_calls: AtomicU64,
+    bytes_written: AtomicU64,
+    bytes_read: AtomicU64,
+    gap_bytes_written: AtomicU64,
+    runs: AtomicU64,
+    flushes: AtomicU64,
+}
+
+/// A plain copy of [`IoStats`] at one instant. Subtract two to get the I/O between them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct IoStatsSnapshot {
+    /// `pwrite` calls (or `write_at` calls on an in-memory backend).
+    pub write_calls: u64,
+    /// `pwritev` calls.
+    pub vectored_calls: u64,
+    /// `fdatasync` calls.
+    pub sync_calls: u64,
+    /// `pread` calls.
+    pub read_calls: u64,
+    /// Bytes handed to the kernel by write calls, gap fill included.
+    pub bytes_written: u64,
+    /// Bytes read.
+    pub bytes_read: u64,
+    /// Of `bytes_written`, the zero bytes written into free gaps between dirty pages.
+    pub gap_bytes_written: u64,
+    /// Runs (contiguous writes) carried out by the plan executor.
+    pub runs: u64,
+    /// Flushes (plans) carried out by the plan executor.
+    pub flushes: u64,
+}
+
+impl IoStatsSnapshot {
+    /// Write system calls of both kinds.
+    pub fn write_syscalls(&self) -> u64 {
+        self.write_calls + self.vectored_calls
+    }
+}
+
+impl Sub for IoStatsSnapshot {
+    type Output = IoStatsSnapshot;
+
+    /// Field-wise difference, saturating at zero (a `reset` between the two reads).
+    fn sub(self, rhs: Self) -> Self {
+        IoStatsSnapshot {
+            write_calls: self.write_calls.saturating_sub(rhs.write_calls),
+            vectored_calls: self.vectored_calls.saturating_sub(rhs.vectored_calls),
+            sync_calls: self.sync_calls.saturating_sub(rhs.sync_calls),
+            read_calls: self.read_calls.saturating_sub(rhs.read_calls),
+            bytes_written: self.bytes_written.saturating_sub(rhs.bytes_written),
+            bytes_read: self.bytes_read.saturating_sub(rhs.bytes_read),
+            gap_bytes_written: self.gap_bytes_written.saturating_sub(rhs.gap_bytes_written),
+            runs: self.runs.saturating_sub(rhs.runs),
+            flushes: self.flushes.saturating_sub(rhs.flushes),
+        }
+    }
+}
+
+fn bump(counter: &AtomicU64, by: u64) {
+    counter.fetch_add(by, Ordering::Relaxed);
+}
+
+impl IoStats {
+    /// New counters, all zero.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// One write call that moved `bytes`.
+    pub fn record_write(&self, bytes: u64) {
+        bump(&self.write_calls, 1);
+        bump(&self.bytes_written, bytes);
+    }
+
+    /// One vectored write call that moved `bytes`.
+    pub fn record_vectored_write(&self, bytes: u64) {
+        bump(&self.vectored_calls, 1);
+        bump(&self.bytes_written, bytes);
+    }
+
+    /// One read call that moved `bytes`.
+    pub fn record_read(&self, bytes: u64) {
+        bump(&self.read_calls, 1);
+        bump(&self.bytes_read, bytes);
+    }
+
+    /// One sync call.
+    pub fn record_sync(&self) {
+        bump(&self.sync_calls, 1);
+    }
+
+    /// One run written by the executor, of which `gap_bytes` were zero fill.
+    pub fn record_run(&self, gap_bytes: u64) {
+        bump(&self.runs, 1);
+        bump(&self.gap_bytes_written, gap_bytes);
+    }
+
+    /// One plan carried out by the executor.
+    pub fn record_flush(&self) {
+        bump(&self.flushes, 1);
+    }
+
+    /// The counters now.
+    pub fn snapshot(&self) -> IoStatsSnapshot {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        IoStatsSnapshot {
+            write_calls: get(&self.write_calls),
+            vectored_calls: get(&self.vectored_calls),
+            sync_calls: get(&self.sync_calls),
+            read_calls: get(&self.read_calls),
+            bytes_written: get(&self.bytes_written),
+            bytes_read: get(&self.bytes_read),
+            gap_bytes_written: get(&self.gap_bytes_written),
+            runs: get(&self.runs),
+            flushes: get(&self.flushes),
+        }
+    }
+
+    /// Sets every counter to zero and returns what they held.
+    pub fn reset(&self) -> IoStatsSnapshot {
+        let take = |c: &AtomicU64| c.swap(0, Ordering::Relaxed);
+        IoStatsSnapshot {
+            write_calls: take(&self.write_calls),
+            vectored_calls: take(&self.vectored_calls),
+            sync_calls: take(&self.sync_calls),
+            read_calls: take(&self.read_calls),
+            bytes_written: take(&self.bytes_written),
+            bytes_read: take(&self.bytes_read),
+            gap_bytes_written: take(&self.gap_bytes_written),
+            runs: take(&self.runs),
+            flushes: take(&self.flushes),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_reset_and_difference() {
+        let s = IoStats::new();
+        s.record_write(4096);
+        s.record_vectored_write(8192);
+        s.record_sync();
+        s.record_run(4096);
+        s.record_flush();
+        let a = s.snapshot();
+        assert_eq!(a.write_syscalls(), 2);
+        assert_eq!(a.bytes_written, 12288);
+        assert_eq!(a.gap_bytes_written, 4096);
+        s.record_write(1);
+        let b = s.snapshot();
+        let d = b - a;
+        assert_eq!(d.write_calls, 1);
+        assert_eq!(d.bytes_written, 1);
+        assert_eq!(d.vectored_calls, 0);
+        assert_eq!(s.reset(), b);
+        assert_eq!(s.snapshot(), IoStatsSnapshot::default());
+    }
+}
