@@ -94,7 +94,7 @@ impl<'de> Deserialize<'de> for ByteSize {
 /// Which flush policy a writer uses, and its parameters. Serde form (TOML):
 /// `kind = "gap-merge"`, `max_gap = "16KiB"`; short form: `gap-merge:16KiB`.
 /// [`FlushConfig::build`] makes the policy. Default: `vectored`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 #[non_exhaustive]
 pub enum FlushConfig {
@@ -115,7 +115,8 @@ pub enum FlushConfig {
         #[serde(default = "default_gap_merge_run", deserialize_with = "de_run_cap")]
         max_run_bytes: ByteSize,
     },
-    /// [`Vectored`]. Short form `vectored`.
+    /// [`Vectored`]. Short form `vectored`. The default until measurements pick another.
+    #[default]
     Vectored,
     /// [`VectoredGap`]. Short form `vectored-gap[:MAX_GAP]`.
     VectoredGap {
@@ -168,12 +169,6 @@ fn de_run_cap<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<ByteSize, 
     let cap = ByteSize::deserialize(d)?;
     check_run_cap(&format!("max_run_bytes = {cap}"), cap).map_err(de::Error::custom)?;
     Ok(cap)
-}
-
-impl Default for FlushConfig {
-    fn default() -> Self {
-        FlushConfig::Vectored
-    }
 }
 
 impl FlushConfig {
