@@ -14,7 +14,7 @@ pub const MAX_GAP_LIMIT: u64 = 16 << 20;
 pub const MAX_RUN_LIMIT: u64 = 1 << 30;
 
 /// A byte count. Parses `4096`, `16KiB`, `16K`, `16KB`, `1MiB`, `1 GiB` (units are binary:
-/// K = 1024), serializes as the shortest exact form (`16KiB`), and deserializes from a string
+/// K = 1024; no fractions), serializes as the shortest exact form (`16KiB`), and deserializes from a string
 /// or an integer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct ByteSize(pub u64);
@@ -48,6 +48,10 @@ impl FromStr for ByteSize {
 
     /// Parses a size; the error is the reason, for the caller to wrap.
     fn from_str(s: &str) -> std::result::Result<Self, String> {
+        // parse-size would round `1.3KiB` to 1331 bytes and `0.5` to 1: refuse fractions.
+        if s.contains('.') {
+            return Err("fractions are not accepted: write a whole number of bytes or units".into());
+        }
         parse_size::Config::new()
             .with_binary()
             .parse_size(s.trim())
@@ -95,24 +99,21 @@ impl<'de> Deserialize<'de> for ByteSize {
 /// `kind = "gap-merge"`, `max_gap = "16KiB"`; short form: `gap-merge:16KiB`.
 /// [`FlushConfig::build`] makes the policy. Default: `vectored`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+#[serde(tag = "kind", rename_all = "kebab-case", from = "FlushConfigRepr")]
 #[non_exhaustive]
 pub enum FlushConfig {
     /// [`PerPage`]. Short form `per-page`.
     PerPage,
     /// [`SortedMerge`]. Short form `sorted-merge[:MAX_RUN]`.
     SortedMerge {
-        /// Cap on one run (default 1 MiB).
-        #[serde(default = "default_sorted_run", deserialize_with = "de_run_cap")]
+        /// Cap on one run (default 4 MiB).
         max_run_bytes: ByteSize,
     },
     /// [`GapMerge`]. Short form `gap-merge[:MAX_GAP[:MAX_RUN]]`.
     GapMerge {
         /// Widest free gap bridged (default 16 KiB, at most 16 MiB).
-        #[serde(default = "default_gap_merge_gap", deserialize_with = "de_gap")]
         max_gap: ByteSize,
-        /// Cap on one run (default 1 MiB).
-        #[serde(default = "default_gap_merge_run", deserialize_with = "de_run_cap")]
+        /// Cap on one run (default 4 MiB).
         max_run_bytes: ByteSize,
     },
     /// [`Vectored`]. Short form `vectored`. The default until measurements pick another.
@@ -121,9 +122,44 @@ pub enum FlushConfig {
     /// [`VectoredGap`]. Short form `vectored-gap[:MAX_GAP]`.
     VectoredGap {
         /// Widest free gap bridged (default 16 KiB, at most 16 MiB).
+        max_gap: ByteSize,
+    },
+}
+
+/// What deserialization reads: the same shape, but every variant is a struct variant, so
+/// `deny_unknown_fields` also rejects `kind = "vectored"` with a stray `max_gap` (serde lets
+/// unit variants of an internally tagged enum ignore unknown fields).
+#[derive(Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+enum FlushConfigRepr {
+    PerPage {},
+    SortedMerge {
+        #[serde(default = "default_sorted_run", deserialize_with = "de_run_cap")]
+        max_run_bytes: ByteSize,
+    },
+    GapMerge {
+        #[serde(default = "default_gap_merge_gap", deserialize_with = "de_gap")]
+        max_gap: ByteSize,
+        #[serde(default = "default_gap_merge_run", deserialize_with = "de_run_cap")]
+        max_run_bytes: ByteSize,
+    },
+    Vectored {},
+    VectoredGap {
         #[serde(default = "default_vectored_gap", deserialize_with = "de_gap")]
         max_gap: ByteSize,
     },
+}
+
+impl From<FlushConfigRepr> for FlushConfig {
+    fn from(r: FlushConfigRepr) -> Self {
+        match r {
+            FlushConfigRepr::PerPage {} => FlushConfig::PerPage,
+            FlushConfigRepr::SortedMerge { max_run_bytes } => FlushConfig::SortedMerge { max_run_bytes },
+            FlushConfigRepr::GapMerge { max_gap, max_run_bytes } => FlushConfig::GapMerge { max_gap, max_run_bytes },
+            FlushConfigRepr::Vectored {} => FlushConfig::Vectored,
+            FlushConfigRepr::VectoredGap { max_gap } => FlushConfig::VectoredGap { max_gap },
+        }
+    }
 }
 
 fn default_sorted_run() -> ByteSize {

@@ -5,7 +5,7 @@ use std::io;
 /// The flush-policy forms a config string or file may use; every config error repeats them.
 pub const ACCEPTED_FORMS: &str = "accepted forms: `per-page`, `sorted-merge[:MAX_RUN]`, \
 `gap-merge[:MAX_GAP[:MAX_RUN]]`, `vectored`, `vectored-gap[:MAX_GAP]`; sizes are whole byte \
-counts such as `4096`, `16KiB`, `1MiB` (K, M, G are binary); MAX_GAP at most 16MiB; MAX_RUN \
+counts such as `4096`, `16KiB`, `1MiB` (K, M, G are binary; no fractions); MAX_GAP at most 16MiB; MAX_RUN \
 from 1 byte to 1GiB";
 
 /// Which positional I/O call failed.

@@ -110,3 +110,112 @@ impl PlanExecutor {
         Ok(report)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{DirtyPage, FlushError, FreeRanges, MemBackend, NoFreeSpace};
+
+    fn two_pages(a: &[u8], b: &[u8]) -> DirtyPages<'static> {
+        let a: &'static [u8] = Box::leak(a.to_vec().into_boxed_slice());
+        let b: &'static [u8] = Box::leak(b.to_vec().into_boxed_slice());
+        DirtyPages::new(vec![DirtyPage::new(0, a), DirtyPage::new(8, b)]).unwrap()
+    }
+
+    /// Each faulty plan is refused before any byte is written.
+    #[test]
+    fn faulty_plans_are_refused_without_io() {
+        let pages = two_pages(&[1; 4], &[2; 4]);
+        let mut free = FreeRanges::new();
+        free.insert(4, 8);
+        let faulty: Vec<(&str, WritePlan)> = vec![
+            ("gap not free", {
+                let mut p = WritePlan::new();
+                p.start_run(0, RunShape::Copy);
+                p.push_page(0, 4);
+                p.push_gap(5);
+                p.push_page(1, 4);
+                p
+            }),
+            ("page twice", {
+                let mut p = WritePlan::new();
+                for _ in 0..2 {
+                    p.start_run(0, RunShape::Copy);
+                    p.push_page(0, 4);
+                }
+                p.start_run(8, RunShape::Copy);
+                p.push_page(1, 4);
+                p
+            }),
+            ("page missing", {
+                let mut p = WritePlan::new();
+                p.start_run(0, RunShape::Vectored);
+                p.push_page(0, 4);
+                p
+            }),
+            ("wrong offset", {
+                let mut p = WritePlan::new();
+                p.start_run(0, RunShape::Vectored);
+                p.push_page(0, 4);
+                p.push_page(1, 4);
+                p
+            }),
+            ("unknown page", {
+                let mut p = WritePlan::new();
+                p.start_run(0, RunShape::Copy);
+                p.push_page(7, 4);
+                p
+            }),
+            ("ends with a gap", {
+                let mut p = WritePlan::new();
+                p.start_run(0, RunShape::Copy);
+                p.push_page(0, 4);
+                p.push_gap(4);
+                p.start_run(8, RunShape::Copy);
+                p.push_page(1, 4);
+                p
+            }),
+        ];
+        for (what, plan) in faulty {
+            let backend = MemBackend::new();
+            let err = PlanExecutor::new().execute(&plan, &pages, &free, &backend).unwrap_err();
+            assert!(matches!(err, FlushError::InvalidPlan(_)), "{what}: {err:?}");
+            assert_eq!(backend.stats().snapshot().write_syscalls(), 0, "{what}: no I/O");
+            assert_eq!(backend.len().unwrap(), 0, "{what}: nothing written");
+        }
+        // The well-formed version of the first plan passes and fills the gap with zeros.
+        let mut ok = WritePlan::new();
+        ok.start_run(0, RunShape::Vectored);
+        ok.push_page(0, 4);
+        ok.push_gap(4);
+        ok.push_page(1, 4);
+        let backend = MemBackend::new();
+        let report = PlanExecutor::new().execute(&ok, &pages, &free, &backend).unwrap();
+        assert_eq!(report, FlushReport { runs: 1, page_bytes: 8, gap_bytes: 4 });
+        assert_eq!(backend.contents(), [1, 1, 1, 1, 0, 0, 0, 0, 2, 2, 2, 2]);
+        // Without free space the same plan is refused.
+        let err = PlanExecutor::new().execute(&ok, &pages, &NoFreeSpace, &MemBackend::new()).unwrap_err();
+        assert!(matches!(err, FlushError::InvalidPlan(_)));
+    }
+
+    #[test]
+    fn gaps_wider_than_the_zero_buffer_use_several_slices() {
+        let pages = DirtyPages::new(vec![
+            DirtyPage::new(0, &[1; 4]),
+            DirtyPage::new(4 + 3 * ZERO_CHUNK as u64 + 5, &[2; 4]),
+        ])
+        .unwrap();
+        let free = |_: u64, _: u64| true;
+        let plan = crate::VectoredGap { max_gap: u64::MAX }.plan(&pages, &free);
+        let backend = MemBackend::from_bytes(vec![9; 4 * ZERO_CHUNK]);
+        let report = PlanExecutor::new().execute(&plan, &pages, &free, &backend).unwrap();
+        assert_eq!(report.gap_bytes, 3 * ZERO_CHUNK as u64 + 5);
+        let file = backend.contents();
+        let end = 3 * ZERO_CHUNK + 13;
+        assert_eq!(&file[..4], &[1; 4]);
+        assert!(file[4..end - 4].iter().all(|&b| b == 0));
+        assert_eq!(&file[end - 4..end], &[2; 4]);
+        assert!(file[end..].iter().all(|&b| b == 9), "nothing past the run");
+        assert_eq!(backend.stats().snapshot().vectored_calls, 1);
+    }
+}

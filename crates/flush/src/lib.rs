@@ -23,6 +23,7 @@ mod page;
 mod plan;
 mod policy;
 mod stats;
+pub mod testing;
 
 pub use backend::{Backend, FileBackend, FileOptions, MemBackend};
 pub use config::{ByteSize, FlushConfig, MAX_GAP_LIMIT, MAX_RUN_LIMIT};

@@ -6,7 +6,7 @@ use std::os::unix::fs::FileExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
-use super::{checked_end, total_len, Backend};
+use super::{total_len, Backend};
 use crate::{FlushError, IoOp, IoStats, Result};
 
 /// Linux refuses to move more than this many bytes in one read or write call
@@ -31,6 +31,20 @@ impl Default for FileOptions {
             create: true,
             max_bytes_per_call: LINUX_MAX_RW,
         }
+    }
+}
+
+impl FileOptions {
+    /// Sets [`FileOptions::create`].
+    pub fn with_create(mut self, create: bool) -> Self {
+        self.create = create;
+        self
+    }
+
+    /// Sets [`FileOptions::max_bytes_per_call`] (clamped to 1..=Linux's limit).
+    pub fn with_max_bytes_per_call(mut self, bytes: usize) -> Self {
+        self.max_bytes_per_call = bytes;
+        self
     }
 }
 
@@ -171,6 +185,14 @@ impl FileBackend {
     }
 }
 
+/// Checks that `[offset, offset + len)` lies within `off_t`'s range, as the kernel requires.
+fn check_file_range(offset: u64, len: u64) -> Result<()> {
+    match offset.checked_add(len) {
+        Some(end) if end <= i64::MAX as u64 => Ok(()),
+        _ => Err(FlushError::OffsetOverflow { offset, len }),
+    }
+}
+
 /// The system's per-call slice limit, from `sysconf(_SC_IOV_MAX)`; Linux's 1024 if unknown.
 fn iov_max() -> usize {
     // SAFETY: sysconf has no preconditions; it only reads a system limit.
@@ -192,7 +214,7 @@ impl Backend for FileBackend {
 
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
         let len = buf.len() as u64;
-        checked_end(offset, len)?;
+        check_file_range(offset, len)?;
         let mut done = 0usize;
         while done < buf.len() {
             let at = offset + done as u64;
@@ -222,7 +244,7 @@ impl Backend for FileBackend {
     }
 
     fn write_at(&self, buf: &[u8], offset: u64) -> Result<()> {
-        checked_end(offset, buf.len() as u64)?;
+        check_file_range(offset, buf.len() as u64)?;
         let mut done = 0usize;
         while done < buf.len() {
             let at = offset + done as u64;
@@ -254,7 +276,7 @@ impl Backend for FileBackend {
     }
 
     fn write_vectored_at(&self, bufs: &[IoSlice<'_>], offset: u64) -> Result<()> {
-        checked_end(offset, total_len(bufs))?;
+        check_file_range(offset, total_len(bufs))?;
         let mut offset = offset;
         for window in bufs.chunks(self.iov_max) {
             let want = total_len(window);

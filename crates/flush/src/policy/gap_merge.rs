@@ -7,7 +7,7 @@ use crate::{DirtyPages, FlushConfig, GapOracle, RunShape, WritePlan};
 /// gap oracle reports free become one write, the gap filled with zeros copied into the
 /// buffer. A gap that is not free is never merged. Defaults: `max_gap` 16 KiB (four 4 KiB
 /// pages: a syscall costs about as much as copying and writing a few pages), `max_run_bytes`
-/// 1 MiB.
+/// 4 MiB (as for [`crate::SortedMerge`]).
 #[derive(Debug, Clone, Copy)]
 pub struct GapMerge {
     /// The widest free gap bridged.
@@ -19,8 +19,8 @@ pub struct GapMerge {
 impl GapMerge {
     /// Default widest bridged gap: 16 KiB.
     pub const DEFAULT_MAX_GAP: u64 = 16 << 10;
-    /// Default cap on one run: 1 MiB.
-    pub const DEFAULT_MAX_RUN: u64 = 1 << 20;
+    /// Default cap on one run: 4 MiB.
+    pub const DEFAULT_MAX_RUN: u64 = 4 << 20;
 }
 
 impl Default for GapMerge {
