@@ -283,7 +283,12 @@ impl PageCache {
             .weight_capacity(capacity)
             .build()
             .expect("both required quick_cache options are set");
-        Cache::with_options(map_options, ByteWeighter, DefaultHashBuilder::default(), lifecycle)
+        Cache::with_options(
+            map_options,
+            ByteWeighter,
+            DefaultHashBuilder::default(),
+            lifecycle,
+        )
     }
 
     /// The backend every read and flush goes to.
@@ -320,7 +325,12 @@ impl PageCache {
             .checked_add(len)
             .ok_or(FlushError::OffsetOverflow { offset, len })?;
         if let Some(mmap) = &self.mmap {
-            return Ok(PageRef(Repr::Mapped(mmap.read(&*self.backend, offset, len, end)?)));
+            return Ok(PageRef(Repr::Mapped(mmap.read(
+                &*self.backend,
+                offset,
+                len,
+                end,
+            )?)));
         }
         let mut missed = false;
         let page = self.pages.get_or_insert_with(&offset, || {
@@ -540,7 +550,10 @@ mod tests {
         assert_eq!(&*c.read_page(512).unwrap(), &[3u8; 512][..]);
         assert_eq!(&*c.read_page(512).unwrap(), &[3u8; 512][..]);
         let s = c.stats();
-        assert_eq!((s.hits, s.misses, s.inserted_pages, s.resident_pages), (1, 1, 1, 1));
+        assert_eq!(
+            (s.hits, s.misses, s.inserted_pages, s.resident_pages),
+            (1, 1, 1, 1)
+        );
         assert_eq!(s.resident_bytes, 512);
         c.invalidate(512);
         assert_eq!(c.stats().resident_pages, 0);
@@ -551,7 +564,7 @@ mod tests {
     #[test]
     fn offsets_near_the_top_of_the_address_space_are_errors() {
         let c = mem_cache(CacheOptions::default());
-        let top = u64::MAX & !4095;
+        let top = u64::MAX - 4095;
         assert!(matches!(
             c.read_page(top),
             Err(PageCacheError::Flush(FlushError::OffsetOverflow { .. }))

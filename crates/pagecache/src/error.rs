@@ -22,7 +22,9 @@ pub enum PageCacheError {
         page_size: u32,
     },
     /// Page data whose length is zero or not a multiple of the page size.
-    #[error("data of {len} bytes at offset {offset} is not a non-zero multiple of the page size {page_size}")]
+    #[error(
+        "data of {len} bytes at offset {offset} is not a non-zero multiple of the page size {page_size}"
+    )]
     BadPageLength {
         /// Where the data was to go.
         offset: u64,
@@ -102,7 +104,10 @@ mod tests {
                 },
                 &["8192", "10", "4096"],
             ),
-            (PageCacheError::InvalidPageSize { page_size: 1000 }, &["1000", "512..=65536"]),
+            (
+                PageCacheError::InvalidPageSize { page_size: 1000 },
+                &["1000", "512..=65536"],
+            ),
             (
                 PageCacheError::PastEnd {
                     offset: 4096,
@@ -147,7 +152,10 @@ mod tests {
         let inner = FlushError::EmptyPage { offset: 42 };
         let text = inner.to_string();
         let err: PageCacheError = inner.into();
-        assert!(matches!(err, PageCacheError::Flush(FlushError::EmptyPage { offset: 42 })));
+        assert!(matches!(
+            err,
+            PageCacheError::Flush(FlushError::EmptyPage { offset: 42 })
+        ));
         assert_eq!(err.to_string(), text);
     }
 }

@@ -1,0 +1,283 @@
+//! `WriteBuffer`: one writer's dirty pages, kept in insertion order and flushed through a
+//! `FlushPolicy`; on success the pages move into the shared read cache without copying.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use flush::{DirtyPage, DirtyPages, FlushPolicy, FlushReport, GapOracle, PlanExecutor};
+use indexmap::IndexMap;
+
+use crate::{PageCache, PageCacheError, Result};
+
+/// The dirty pages of one writer (one column-family transaction). Only its owner touches
+/// it, so it needs no locking; it is not `Clone`, and two writers never share one, so one
+/// writer's flush never writes another's bytes.
+///
+/// An entry is one page or several contiguous pages (a large value) at a page-aligned
+/// offset; entries never overlap. Entries keep insertion order (a replaced entry keeps its
+/// place), so an order-sensitive policy such as `per-page` sees the order the writer made.
+///
+/// # Coherence with the read cache
+///
+/// The store rewrites a page offset only when no reader can reach its previous content
+/// (MVCC), so [`WriteBuffer::flush`] may overwrite the read cache's entries for the offsets
+/// it writes: after a successful flush the cache holds the new bytes (or nothing), and after a
+/// failed one it holds nothing for any offset of the buffer (the file may hold old bytes, new
+/// bytes, or a mix).
+pub struct WriteBuffer {
+    cache: Arc<PageCache>,
+    /// offset -> bytes, in insertion order.
+    pages: IndexMap<u64, Box<[u8]>>,
+    /// offset -> end of each entry, by offset: the overlap check in `O(log n)`.
+    ends: BTreeMap<u64, u64>,
+    dirty_bytes: u64,
+    executor: PlanExecutor,
+}
+
+impl fmt::Debug for WriteBuffer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WriteBuffer")
+            .field("entries", &self.pages.len())
+            .field("dirty_bytes", &self.dirty_bytes)
+            .field("page_size", &self.cache.page_size())
+            .finish_non_exhaustive()
+    }
+}
+
+impl WriteBuffer {
+    pub(crate) fn new(cache: Arc<PageCache>) -> Self {
+        Self {
+            cache,
+            pages: IndexMap::new(),
+            ends: BTreeMap::new(),
+            dirty_bytes: 0,
+            executor: PlanExecutor::new(),
+        }
+    }
+
+    /// The cache this buffer flushes into.
+    pub fn cache(&self) -> &Arc<PageCache> {
+        &self.cache
+    }
+
+    /// Buffers `data` (one page or several contiguous pages) for `offset`.
+    ///
+    /// `offset` must be page-aligned ([`PageCacheError::Misaligned`]) and the length a
+    /// non-zero multiple of the page size ([`PageCacheError::BadPageLength`]). An entry
+    /// already at `offset` is replaced in place (keeping its position in buffer order); an
+    /// entry that would share a byte with another entry is
+    /// [`PageCacheError::OverlapsDirtyPage`]. On error the buffer is unchanged.
+    pub fn put(&mut self, offset: u64, data: Box<[u8]>) -> Result<()> {
+        let len = data.len() as u64;
+        let end = self.cache.check_entry(offset, len)?;
+        if let Some((&other, &other_end)) = self.ends.range(..offset).next_back() {
+            if other_end > offset {
+                return Err(PageCacheError::OverlapsDirtyPage { offset, other });
+            }
+        }
+        // `end > offset`, so the range is not empty and cannot panic.
+        if let Some((&other, _)) = self.ends.range(offset + 1..end).next() {
+            return Err(PageCacheError::OverlapsDirtyPage { offset, other });
+        }
+        if let Some(old) = self.pages.insert(offset, data) {
+            self.dirty_bytes -= old.len() as u64;
+        }
+        self.ends.insert(offset, end);
+        self.dirty_bytes += len;
+        Ok(())
+    }
+
+    /// [`WriteBuffer::put`] of a copy of `data`.
+    pub fn put_copy(&mut self, offset: u64, data: &[u8]) -> Result<()> {
+        // Check first, so bad input costs no allocation.
+        self.cache.check_entry(offset, data.len() as u64)?;
+        self.put(offset, data.into())
+    }
+
+    /// The entry that starts at `offset` (all of its pages).
+    pub fn get(&self, offset: u64) -> Option<&[u8]> {
+        self.pages.get(&offset).map(|d| &d[..])
+    }
+
+    /// The entry that starts at `offset`, to change in place.
+    pub fn get_mut(&mut self, offset: u64) -> Option<&mut [u8]> {
+        self.pages.get_mut(&offset).map(|d| &mut d[..])
+    }
+
+    /// The one page at `offset`, from whichever entry covers it (read-your-writes at page
+    /// granularity). `None` when no entry covers it or `offset` is not page-aligned.
+    pub fn page(&self, offset: u64) -> Option<&[u8]> {
+        self.cache.check_aligned(offset).ok()?;
+        let (&start, &end) = self.ends.range(..=offset).next_back()?;
+        if offset >= end {
+            return None;
+        }
+        let at = (offset - start) as usize;
+        let data = self.pages.get(&start)?;
+        data.get(at..at + self.cache.page_size() as usize)
+    }
+
+    /// Removes and returns the entry at `offset`, keeping the order of the rest.
+    pub fn remove(&mut self, offset: u64) -> Option<Box<[u8]>> {
+        let data = self.pages.shift_remove(&offset)?;
+        self.ends.remove(&offset);
+        self.dirty_bytes -= data.len() as u64;
+        Some(data)
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.pages.len()
+    }
+
+    /// True when nothing is buffered.
+    pub fn is_empty(&self) -> bool {
+        self.pages.is_empty()
+    }
+
+    /// Total bytes buffered.
+    pub fn dirty_bytes(&self) -> u64 {
+        self.dirty_bytes
+    }
+
+    /// Drops every entry (a transaction abort). The cache is untouched: nothing was written.
+    pub fn clear(&mut self) {
+        self.pages.clear();
+        self.ends.clear();
+        self.dirty_bytes = 0;
+    }
+
+    /// `(offset, bytes)` of every entry, in buffer order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (u64, &[u8])> + '_ {
+        self.pages.iter().map(|(&o, d)| (o, &d[..]))
+    }
+
+    /// Writes every entry to the cache's backend: `policy` plans the writes (seeing the
+    /// entries in buffer order; it may fill gaps only where `gaps` says they are free) and
+    /// this buffer's reused [`PlanExecutor`] carries the plan out. An empty buffer does no I/O.
+    ///
+    /// On success the entries move into the read cache without copying (with
+    /// [`crate::ReadPath::Cache`] and `cache_on_flush`; otherwise their stale cached pages are
+    /// dropped), the buffer is emptied, and the report says what was written. Cached pages in
+    /// filled gaps are dropped either way.
+    ///
+    /// On failure every cached page of every buffered offset is dropped (the file may now hold
+    /// any mix of old and new bytes there), the buffer keeps its contents for a retry or a
+    /// [`WriteBuffer::clear`], and the error is returned.
+    pub fn flush(&mut self, policy: &dyn FlushPolicy, gaps: &dyn GapOracle) -> Result<FlushReport> {
+        if self.pages.is_empty() {
+            return Ok(FlushReport::default());
+        }
+        let outcome = {
+            let dirty = DirtyPages::new(self.pages.iter().map(|(&o, d)| DirtyPage::new(o, d)).collect())?;
+            let plan = policy.plan(&dirty, gaps);
+            let outcome = self
+                .executor
+                .execute(&plan, &dirty, gaps, &**self.cache.backend());
+            self.cache.invalidate_gaps(&plan, &dirty);
+            outcome
+        };
+        match outcome {
+            Ok(report) => {
+                self.ends.clear();
+                self.dirty_bytes = 0;
+                for (offset, data) in self.pages.drain(..) {
+                    self.cache.admit_flushed(offset, data);
+                }
+                Ok(report)
+            }
+            Err(e) => {
+                for (&offset, data) in &self.pages {
+                    self.cache.invalidate_range(offset, offset + data.len() as u64);
+                }
+                Err(e.into())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::CacheOptions;
+    use flush::{MemBackend, NoFreeSpace, PerPage};
+
+    fn buffer() -> WriteBuffer {
+        PageCache::new(
+            Arc::new(MemBackend::new()),
+            CacheOptions::default().with_page_size(512),
+        )
+        .unwrap()
+        .write_buffer()
+    }
+
+    #[test]
+    fn put_replaces_in_place_and_keeps_order() {
+        let mut b = buffer();
+        b.put_copy(1024, &[1; 512]).unwrap();
+        b.put_copy(0, &[2; 512]).unwrap();
+        b.put_copy(1024, &[3; 1024]).unwrap();
+        let order: Vec<(u64, usize)> = b.iter().map(|(o, d)| (o, d.len())).collect();
+        assert_eq!(order, vec![(1024, 1024), (0, 512)]);
+        assert_eq!(b.dirty_bytes(), 1536);
+        assert_eq!(b.len(), 2);
+        assert_eq!(b.page(1536), Some(&[3u8; 512][..]));
+        assert_eq!(b.page(2048), None);
+        assert_eq!(b.page(1), None);
+    }
+
+    #[test]
+    fn overlaps_are_refused_in_both_directions() {
+        let mut b = buffer();
+        b.put_copy(1024, &[1; 1024]).unwrap();
+        // A new entry that starts inside an existing one.
+        assert!(matches!(
+            b.put_copy(1536, &[0; 512]),
+            Err(PageCacheError::OverlapsDirtyPage {
+                offset: 1536,
+                other: 1024
+            })
+        ));
+        // A new multi-page entry that covers an existing entry's start.
+        assert!(matches!(
+            b.put_copy(512, &[0; 1024]),
+            Err(PageCacheError::OverlapsDirtyPage {
+                offset: 512,
+                other: 1024
+            })
+        ));
+        // Growing an entry in place into its neighbour.
+        b.put_copy(2048, &[2; 512]).unwrap();
+        assert!(matches!(
+            b.put_copy(1024, &[0; 1536]),
+            Err(PageCacheError::OverlapsDirtyPage {
+                offset: 1024,
+                other: 2048
+            })
+        ));
+        // Touching is fine.
+        b.put_copy(512, &[4; 512]).unwrap();
+        assert_eq!(b.dirty_bytes(), 512 + 1024 + 512);
+        assert_eq!(b.get(1024), Some(&[1u8; 1024][..]));
+    }
+
+    #[test]
+    fn remove_get_mut_clear_and_empty_flush() {
+        let mut b = buffer();
+        b.put_copy(0, &[1; 512]).unwrap();
+        b.put_copy(512, &[2; 512]).unwrap();
+        b.put_copy(1024, &[3; 512]).unwrap();
+        b.get_mut(512).unwrap()[0] = 9;
+        assert_eq!(b.remove(0).as_deref(), Some(&[1u8; 512][..]));
+        assert!(b.remove(0).is_none());
+        assert_eq!(b.iter().map(|(o, _)| o).collect::<Vec<_>>(), vec![512, 1024]);
+        assert_eq!(b.get(512).unwrap()[0], 9);
+        b.clear();
+        assert!(b.is_empty());
+        assert_eq!(b.dirty_bytes(), 0);
+        let report = b.flush(&PerPage, &NoFreeSpace).unwrap();
+        assert_eq!(report, FlushReport::default());
+        assert_eq!(b.cache().backend().stats().snapshot().flushes, 0);
+    }
+}
