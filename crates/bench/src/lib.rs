@@ -196,7 +196,9 @@ impl fmt::Debug for Workload {
 impl Workload {
     /// Lays out the pages (see [`PageLayout::new`]) and fills each with its content.
     pub fn new(pattern: Pattern, pages: usize, page_size: usize, seed: u64) -> anyhow::Result<Self> {
-        Ok(Self::from_layout(PageLayout::new(pattern, pages, page_size, seed)?))
+        Ok(Self::from_layout(PageLayout::new(
+            pattern, pages, page_size, seed,
+        )?))
     }
 
     /// Fills every page of `layout` with its content ([`fill_page`]).
@@ -232,7 +234,11 @@ impl Workload {
     /// Reads back every dirty page from `backend` and compares it with its content.
     pub fn verify_pages(&self, backend: &dyn Backend) -> anyhow::Result<()> {
         let mut buf = vec![0u8; self.layout.page_size];
-        for (expected, &offset) in self.data.chunks_exact(self.layout.page_size).zip(&self.layout.offsets) {
+        for (expected, &offset) in self
+            .data
+            .chunks_exact(self.layout.page_size)
+            .zip(&self.layout.offsets)
+        {
             backend
                 .read_at(&mut buf, offset)
                 .with_context(|| format!("reading back the page at offset {offset}"))?;
@@ -365,9 +371,15 @@ mod tests {
             assert!(o + ps <= layout.region_len, "pages lie inside the region");
         }
         for (s, e) in layout.free.iter() {
-            assert!(s < e && e <= layout.region_len, "free range [{s}, {e}) outside the region");
+            assert!(
+                s < e && e <= layout.region_len,
+                "free range [{s}, {e}) outside the region"
+            );
             for &o in &layout.offsets {
-                assert!(e <= o || s >= o + ps, "free range [{s}, {e}) overlaps the page at {o}");
+                assert!(
+                    e <= o || s >= o + ps,
+                    "free range [{s}, {e}) overlaps the page at {o}"
+                );
             }
         }
         assert_eq!(
@@ -386,7 +398,10 @@ mod tests {
         assert_eq!(" every-other ".parse::<Pattern>().unwrap(), Pattern::EveryOther);
         let err = "sequential".parse::<Pattern>().unwrap_err();
         assert!(err.contains("sequential") && err.contains("every-other"), "{err}");
-        assert_eq!(serde_json::to_string(&Pattern::EveryOther).unwrap(), "\"every-other\"");
+        assert_eq!(
+            serde_json::to_string(&Pattern::EveryOther).unwrap(),
+            "\"every-other\""
+        );
     }
 
     #[test]
@@ -396,7 +411,10 @@ mod tests {
             check_layout(&layout, n);
             let mut sorted = layout.offsets.clone();
             sorted.sort_unstable();
-            assert_eq!(sorted, (0..n as u64).map(|i| i * PAGE_SIZE as u64).collect::<Vec<_>>());
+            assert_eq!(
+                sorted,
+                (0..n as u64).map(|i| i * PAGE_SIZE as u64).collect::<Vec<_>>()
+            );
             assert_eq!(layout.free_bytes(), 0);
             assert_eq!(layout.region_len, n as u64 * PAGE_SIZE as u64);
         }
@@ -468,7 +486,8 @@ mod tests {
                 PlanExecutor::new()
                     .flush(&*config.build(), &pages, w.free(), &backend)
                     .unwrap();
-                w.verify(&backend).unwrap_or_else(|e| panic!("{pattern} {config}: {e:#}"));
+                w.verify(&backend)
+                    .unwrap_or_else(|e| panic!("{pattern} {config}: {e:#}"));
                 assert_eq!(backend.len().unwrap(), w.layout().region_len, "no growth");
             }
             let backend = MemBackend::new();

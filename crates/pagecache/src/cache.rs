@@ -158,6 +158,19 @@ impl PageRef {
     }
 }
 
+impl From<Bytes> for PageRef {
+    /// A page held in owned memory (for in-memory page sources and tests).
+    fn from(bytes: Bytes) -> Self {
+        PageRef(Repr::Cached(bytes))
+    }
+}
+
+impl From<Vec<u8>> for PageRef {
+    fn from(bytes: Vec<u8>) -> Self {
+        PageRef(Repr::Cached(Bytes::from(bytes)))
+    }
+}
+
 impl Deref for PageRef {
     type Target = [u8];
 
