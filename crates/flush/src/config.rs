@@ -155,7 +155,13 @@ impl From<FlushConfigRepr> for FlushConfig {
         match r {
             FlushConfigRepr::PerPage {} => FlushConfig::PerPage,
             FlushConfigRepr::SortedMerge { max_run_bytes } => FlushConfig::SortedMerge { max_run_bytes },
-            FlushConfigRepr::GapMerge { max_gap, max_run_bytes } => FlushConfig::GapMerge { max_gap, max_run_bytes },
+            FlushConfigRepr::GapMerge {
+                max_gap,
+                max_run_bytes,
+            } => FlushConfig::GapMerge {
+                max_gap,
+                max_run_bytes,
+            },
             FlushConfigRepr::Vectored {} => FlushConfig::Vectored,
             FlushConfigRepr::VectoredGap { max_gap } => FlushConfig::VectoredGap { max_gap },
         }

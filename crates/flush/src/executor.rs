@@ -178,7 +178,9 @@ mod tests {
         ];
         for (what, plan) in faulty {
             let backend = MemBackend::new();
-            let err = PlanExecutor::new().execute(&plan, &pages, &free, &backend).unwrap_err();
+            let err = PlanExecutor::new()
+                .execute(&plan, &pages, &free, &backend)
+                .unwrap_err();
             assert!(matches!(err, FlushError::InvalidPlan(_)), "{what}: {err:?}");
             assert_eq!(backend.stats().snapshot().write_syscalls(), 0, "{what}: no I/O");
             assert_eq!(backend.len().unwrap(), 0, "{what}: nothing written");
@@ -191,10 +193,19 @@ mod tests {
         ok.push_page(1, 4);
         let backend = MemBackend::new();
         let report = PlanExecutor::new().execute(&ok, &pages, &free, &backend).unwrap();
-        assert_eq!(report, FlushReport { runs: 1, page_bytes: 8, gap_bytes: 4 });
+        assert_eq!(
+            report,
+            FlushReport {
+                runs: 1,
+                page_bytes: 8,
+                gap_bytes: 4
+            }
+        );
         assert_eq!(backend.contents(), [1, 1, 1, 1, 0, 0, 0, 0, 2, 2, 2, 2]);
         // Without free space the same plan is refused.
-        let err = PlanExecutor::new().execute(&ok, &pages, &NoFreeSpace, &MemBackend::new()).unwrap_err();
+        let err = PlanExecutor::new()
+            .execute(&ok, &pages, &NoFreeSpace, &MemBackend::new())
+            .unwrap_err();
         assert!(matches!(err, FlushError::InvalidPlan(_)));
     }
 
@@ -208,7 +219,9 @@ mod tests {
         let free = |_: u64, _: u64| true;
         let plan = crate::VectoredGap { max_gap: u64::MAX }.plan(&pages, &free);
         let backend = MemBackend::from_bytes(vec![9; 4 * ZERO_CHUNK]);
-        let report = PlanExecutor::new().execute(&plan, &pages, &free, &backend).unwrap();
+        let report = PlanExecutor::new()
+            .execute(&plan, &pages, &free, &backend)
+            .unwrap();
         assert_eq!(report.gap_bytes, 3 * ZERO_CHUNK as u64 + 5);
         let file = backend.contents();
         let end = 3 * ZERO_CHUNK + 13;

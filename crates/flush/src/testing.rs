@@ -44,7 +44,14 @@ impl<B: Backend> RecordingBackend<B> {
     }
 
     fn record(&self, offset: u64, len: u64, vectored: bool) {
-        self.log.lock().unwrap_or_else(|e| e.into_inner()).push(WriteRecord { offset, len, vectored });
+        self.log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(WriteRecord {
+                offset,
+                len,
+                vectored,
+            });
     }
 }
 

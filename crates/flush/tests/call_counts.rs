@@ -9,7 +9,9 @@ const PAGE: u64 = 4096;
 
 /// `count` pages, page `i` at `i * stride` pages, with distinct contents.
 fn pages(count: u64, stride: u64) -> Vec<(u64, Vec<u8>)> {
-    (0..count).map(|i| (i * stride * PAGE, vec![(i % 250) as u8 + 1; PAGE as usize])).collect()
+    (0..count)
+        .map(|i| (i * stride * PAGE, vec![(i % 250) as u8 + 1; PAGE as usize]))
+        .collect()
 }
 
 /// Free map: every page between the dirty ones (stride - 1 pages after each).
@@ -22,11 +24,18 @@ fn holes(count: u64, stride: u64) -> FreeRanges {
     f
 }
 
-fn flush_with(policy: &str, data: &[(u64, Vec<u8>)], gaps: &dyn GapOracle, backend: &dyn Backend) -> IoStatsSnapshot {
+fn flush_with(
+    policy: &str,
+    data: &[(u64, Vec<u8>)],
+    gaps: &dyn GapOracle,
+    backend: &dyn Backend,
+) -> IoStatsSnapshot {
     let config: FlushConfig = policy.parse().unwrap();
     let dirty = DirtyPages::new(data.iter().map(|(o, d)| DirtyPage::new(*o, d)).collect()).unwrap();
     let before = backend.stats().snapshot();
-    PlanExecutor::new().flush(&*config.build(), &dirty, gaps, backend).unwrap();
+    PlanExecutor::new()
+        .flush(&*config.build(), &dirty, gaps, backend)
+        .unwrap();
     // Every page reads back.
     for (o, d) in data {
         let mut buf = vec![0; d.len()];
@@ -69,10 +78,17 @@ fn pages_separated_by_one_free_page() {
         assert_eq!(s.gap_bytes_written, 255 * PAGE);
         assert_eq!(s.bytes_written, 511 * PAGE);
         assert_eq!(flush_with("sorted-merge", &data, &free, b).write_calls, 256);
-        assert_eq!(flush_with("vectored", &data, &free, b).vectored_calls, 0, "single pages use pwrite");
+        assert_eq!(
+            flush_with("vectored", &data, &free, b).vectored_calls,
+            0,
+            "single pages use pwrite"
+        );
         assert_eq!(flush_with("vectored", &data, &free, b).write_calls, 256);
         let s = flush_with("vectored-gap:4KiB", &data, &free, b);
-        assert_eq!((s.write_calls, s.vectored_calls, s.gap_bytes_written), (0, 1, 255 * PAGE));
+        assert_eq!(
+            (s.write_calls, s.vectored_calls, s.gap_bytes_written),
+            (0, 1, 255 * PAGE)
+        );
         // A threshold below the gap merges nothing.
         assert_eq!(flush_with("gap-merge:4095", &data, &free, b).write_calls, 256);
         assert_eq!(flush_with("vectored-gap:4095", &data, &free, b).write_calls, 256);
@@ -101,7 +117,10 @@ fn a_gap_that_is_not_free_is_never_merged() {
         for i in 0..256u64 {
             b.read_at(&mut hole, (2 * i + 1) * PAGE).unwrap();
             let expect = if (2 * i + 1) % 8 == 1 { 0 } else { 0xAB };
-            assert!(hole.iter().all(|&x| x == expect), "hole {i} holds the wrong bytes");
+            assert!(
+                hole.iter().all(|&x| x == expect),
+                "hole {i} holds the wrong bytes"
+            );
         }
     });
 }

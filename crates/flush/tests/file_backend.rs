@@ -5,7 +5,9 @@ use std::io::IoSlice;
 use flush::{Backend, FileBackend, FileOptions, FlushError};
 
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(7).wrapping_add(seed)).collect()
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(7).wrapping_add(seed))
+        .collect()
 }
 
 fn read_all(b: &dyn Backend) -> Vec<u8> {
@@ -39,7 +41,10 @@ fn capped_calls_continue_where_the_previous_one_stopped() {
         let dir = tempfile::tempdir().unwrap();
         let options = FileOptions::default().with_max_bytes_per_call(cap);
         let b = FileBackend::open_with(dir.path().join("f"), options).unwrap();
-        let bufs: Vec<Vec<u8>> = uneven_slices().into_iter().take(if cap == 1 { 40 } else { 2500 }).collect();
+        let bufs: Vec<Vec<u8>> = uneven_slices()
+            .into_iter()
+            .take(if cap == 1 { 40 } else { 2500 })
+            .collect();
         let iov: Vec<IoSlice<'_>> = bufs.iter().map(|v| IoSlice::new(v)).collect();
         let total: usize = bufs.iter().map(Vec::len).sum();
         b.write_vectored_at(&iov, 0).unwrap();
@@ -62,18 +67,34 @@ fn reads_past_the_end_and_overflowing_offsets_are_typed_errors() {
     b.write_at(&[1; 100], 0).unwrap();
     let mut buf = [0u8; 50];
     match b.read_at(&mut buf, 80) {
-        Err(FlushError::UnexpectedEof { offset: 80, len: 50, file_len: 100 }) => {}
+        Err(FlushError::UnexpectedEof {
+            offset: 80,
+            len: 50,
+            file_len: 100,
+        }) => {}
         other => panic!("expected UnexpectedEof, got {other:?}"),
     }
-    assert!(matches!(b.write_at(&[1], u64::MAX), Err(FlushError::OffsetOverflow { .. })));
+    assert!(matches!(
+        b.write_at(&[1], u64::MAX),
+        Err(FlushError::OffsetOverflow { .. })
+    ));
     // Past off_t's range: the kernel would refuse; we refuse first, with the offset, and
     // make no system call.
     let calls = b.stats().snapshot();
     let err = b.write_vectored_at(&[IoSlice::new(&[1])], 1 << 63).unwrap_err();
-    assert!(matches!(err, FlushError::OffsetOverflow { offset, .. } if offset == 1 << 63), "{err:?}");
+    assert!(
+        matches!(err, FlushError::OffsetOverflow { offset, .. } if offset == 1 << 63),
+        "{err:?}"
+    );
     let err = b.write_at(&[1], (1 << 63) - 1).unwrap_err();
-    assert!(matches!(err, FlushError::OffsetOverflow { len: 1, .. }), "{err:?}");
-    assert!(matches!(b.read_at(&mut buf, 1 << 63), Err(FlushError::OffsetOverflow { .. })));
+    assert!(
+        matches!(err, FlushError::OffsetOverflow { len: 1, .. }),
+        "{err:?}"
+    );
+    assert!(matches!(
+        b.read_at(&mut buf, 1 << 63),
+        Err(FlushError::OffsetOverflow { .. })
+    ));
     assert_eq!(b.stats().snapshot(), calls);
 }
 
@@ -94,5 +115,8 @@ fn set_len_sync_and_open_errors() {
     assert!(err.to_string().contains(&dir.path().display().to_string()));
     // Without `create`, a missing file is an error.
     let options = FileOptions::default().with_create(false);
-    assert!(matches!(FileBackend::open_with(dir.path().join("missing"), options), Err(FlushError::Open { .. })));
+    assert!(matches!(
+        FileBackend::open_with(dir.path().join("missing"), options),
+        Err(FlushError::Open { .. })
+    ));
 }

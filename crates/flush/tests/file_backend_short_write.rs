@@ -26,7 +26,12 @@ fn short_writes_continue_and_the_error_names_the_offset_reached() {
     let b = FileBackend::open(dir.path().join("plain")).unwrap();
     let err = b.write_at(&data, 0).unwrap_err();
     match &err {
-        FlushError::Io { op: IoOp::Write, offset, len, source } => {
+        FlushError::Io {
+            op: IoOp::Write,
+            offset,
+            len,
+            source,
+        } => {
             assert_eq!(*offset, LIMIT, "the error names where the short write stopped");
             assert_eq!(*len, data.len() as u64 - LIMIT);
             assert_eq!(source.raw_os_error(), Some(libc::EFBIG));
@@ -35,7 +40,11 @@ fn short_writes_continue_and_the_error_names_the_offset_reached() {
     }
     assert!(err.is_out_of_space());
     let s = b.stats().snapshot();
-    assert_eq!((s.write_calls, s.bytes_written), (2, LIMIT), "one short call, one failed call");
+    assert_eq!(
+        (s.write_calls, s.bytes_written),
+        (2, LIMIT),
+        "one short call, one failed call"
+    );
     let mut back = vec![0; LIMIT as usize];
     b.read_at(&mut back, 0).unwrap();
     assert_eq!(back, data[..LIMIT as usize]);
@@ -44,7 +53,14 @@ fn short_writes_continue_and_the_error_names_the_offset_reached() {
     let iov: Vec<IoSlice<'_>> = data.chunks(3000).map(IoSlice::new).collect();
     let err = v.write_vectored_at(&iov, 0).unwrap_err();
     assert!(
-        matches!(&err, FlushError::Io { op: IoOp::WriteVectored, offset: LIMIT, .. }),
+        matches!(
+            &err,
+            FlushError::Io {
+                op: IoOp::WriteVectored,
+                offset: LIMIT,
+                ..
+            }
+        ),
         "{err:?}"
     );
     let s = v.stats().snapshot();

@@ -3,9 +3,7 @@
 //! free gaps; every dirty byte is written exactly once.
 
 use flush::testing::RecordingBackend;
-use flush::{
-    Backend, ByteSize, DirtyPage, DirtyPages, FlushConfig, FreeRanges, MemBackend, PlanExecutor,
-};
+use flush::{Backend, ByteSize, DirtyPage, DirtyPages, FlushConfig, FreeRanges, MemBackend, PlanExecutor};
 use proptest::prelude::*;
 
 /// Small pages keep cases fast; the planners never look at the page size.
@@ -46,14 +44,19 @@ fn policy() -> impl Strategy<Value = FlushConfig> {
     prop_oneof![
         Just(FlushConfig::PerPage),
         cap().prop_map(|max_run_bytes| FlushConfig::SortedMerge { max_run_bytes }),
-        (size(), cap()).prop_map(|(max_gap, max_run_bytes)| FlushConfig::GapMerge { max_gap, max_run_bytes }),
+        (size(), cap()).prop_map(|(max_gap, max_run_bytes)| FlushConfig::GapMerge {
+            max_gap,
+            max_run_bytes
+        }),
         Just(FlushConfig::Vectored),
         size().prop_map(|max_gap| FlushConfig::VectoredGap { max_gap }),
     ]
 }
 
 fn page_bytes(slot: usize, len: u64) -> Vec<u8> {
-    (0..len * UNIT).map(|i| (slot as u64 * 31 + i % 251) as u8 % 200 + 1).collect()
+    (0..len * UNIT)
+        .map(|i| (slot as u64 * 31 + i % 251) as u8 % 200 + 1)
+        .collect()
 }
 
 proptest! {
@@ -167,7 +170,9 @@ fn empty_flush_writes_nothing() {
     let backend = MemBackend::new();
     let pages = DirtyPages::new(Vec::new()).unwrap();
     for config in FlushConfig::all_defaults() {
-        let report = PlanExecutor::new().flush(&*config.build(), &pages, &FreeRanges::new(), &backend).unwrap();
+        let report = PlanExecutor::new()
+            .flush(&*config.build(), &pages, &FreeRanges::new(), &backend)
+            .unwrap();
         assert_eq!(report.runs, 0);
     }
     assert_eq!(backend.stats().snapshot().write_syscalls(), 0);

@@ -18,8 +18,14 @@ const PAGE: u64 = 4096;
 /// The traced work: every policy on two shapes, a run longer than IOV_MAX, capped calls.
 fn io_workload(dir: &Path) -> (u64, u64) {
     let backend = FileBackend::open(dir.join("traced")).unwrap();
-    let capped = FileBackend::open_with(dir.join("capped"), FileOptions::default().with_max_bytes_per_call(10_000)).unwrap();
-    let data: Vec<Vec<u8>> = (0..1500u64).map(|i| vec![(i % 250) as u8 + 1; PAGE as usize]).collect();
+    let capped = FileBackend::open_with(
+        dir.join("capped"),
+        FileOptions::default().with_max_bytes_per_call(10_000),
+    )
+    .unwrap();
+    let data: Vec<Vec<u8>> = (0..1500u64)
+        .map(|i| vec![(i % 250) as u8 + 1; PAGE as usize])
+        .collect();
     let mut free = FreeRanges::new();
     for i in 0..1500u64 {
         free.insert((2 * i + 1) * PAGE, (2 * i + 2) * PAGE);
@@ -28,9 +34,22 @@ fn io_workload(dir: &Path) -> (u64, u64) {
     for config in FlushConfig::all_defaults() {
         let policy = config.build();
         for stride in [1u64, 2] {
-            let pages = DirtyPages::new(data.iter().enumerate().map(|(i, d)| DirtyPage::new(i as u64 * stride * PAGE, d)).collect()).unwrap();
+            let pages = DirtyPages::new(
+                data.iter()
+                    .enumerate()
+                    .map(|(i, d)| DirtyPage::new(i as u64 * stride * PAGE, d))
+                    .collect(),
+            )
+            .unwrap();
             exec.flush(&*policy, &pages, &free, &backend).unwrap();
-            let few = DirtyPages::new(data[..3].iter().enumerate().map(|(i, d)| DirtyPage::new(i as u64 * stride * PAGE, d)).collect()).unwrap();
+            let few = DirtyPages::new(
+                data[..3]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, d)| DirtyPage::new(i as u64 * stride * PAGE, d))
+                    .collect(),
+            )
+            .unwrap();
             exec.flush(&*policy, &few, &free, &capped).unwrap();
         }
     }
@@ -69,11 +88,16 @@ fn strace_unusable(reason: String) {
 
 #[test]
 fn stats_match_strace() {
-    let probe = Command::new("strace").args(["-f", "-c", "-o", "/dev/null", "true"]).output();
+    let probe = Command::new("strace")
+        .args(["-f", "-c", "-o", "/dev/null", "true"])
+        .output();
     match probe {
         Err(e) => return strace_unusable(format!("strace cannot be run ({e})")),
         Ok(out) if !out.status.success() => {
-            return strace_unusable(format!("strace cannot trace here: {}", String::from_utf8_lossy(&out.stderr).trim()))
+            return strace_unusable(format!(
+                "strace cannot trace here: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
         }
         Ok(_) => {}
     }
@@ -84,19 +108,39 @@ fn stats_match_strace() {
         .args(["-f", "-c", "-e", "trace=pwrite64,pwritev,pwritev2", "-o"])
         .arg(&table_path)
         .arg(&exe)
-        .args(["--ignored", "--exact", "strace_child", "--nocapture", "--test-threads=1"])
+        .args([
+            "--ignored",
+            "--exact",
+            "strace_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, "1")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "child failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "child failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // libtest may print `test strace_child ... ` on the same line first.
-    let line = stdout.split("IOSTATS ").nth(1).expect("child printed its counters");
-    let nums: Vec<u64> = line.split_whitespace().take(2).map(|n| n.parse().unwrap()).collect();
+    let line = stdout
+        .split("IOSTATS ")
+        .nth(1)
+        .expect("child printed its counters");
+    let nums: Vec<u64> = line
+        .split_whitespace()
+        .take(2)
+        .map(|n| n.parse().unwrap())
+        .collect();
     let table = std::fs::read_to_string(&table_path).unwrap();
     let kernel_writes = calls_of(&table, "pwrite64");
     let kernel_vectored = calls_of(&table, "pwritev") + calls_of(&table, "pwritev2");
-    assert!(nums[0] > 1000 && nums[1] > 10, "the workload exercises both calls: {nums:?}");
+    assert!(
+        nums[0] > 1000 && nums[1] > 10,
+        "the workload exercises both calls: {nums:?}"
+    );
     assert_eq!(kernel_writes, nums[0], "pwrite64: strace vs IoStats\n{table}");
     assert_eq!(kernel_vectored, nums[1], "pwritev: strace vs IoStats\n{table}");
     eprintln!("stats_match_strace: pwrite64 {kernel_writes}, pwritev {kernel_vectored}: equal to IoStats");
