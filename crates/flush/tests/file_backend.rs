@@ -29,7 +29,7 @@ fn vectored_write_of_more_than_iov_max_slices_writes_the_right_bytes() {
     let bufs = uneven_slices();
     let iov: Vec<IoSlice<'_>> = bufs.iter().map(|v| IoSlice::new(v)).collect();
     b.write_vectored_at(&iov, 100).unwrap();
-    let expected: Vec<u8> = std::iter::repeat(0).take(100).chain(bufs.concat()).collect();
+    let expected: Vec<u8> = std::iter::repeat_n(0, 100).chain(bufs.concat()).collect();
     assert_eq!(read_all(&b), expected);
     assert_eq!(b.stats().snapshot().vectored_calls, 3);
     assert_eq!(b.stats().snapshot().bytes_written, bufs.concat().len() as u64);

@@ -28,7 +28,7 @@ fn layout() -> impl Strategy<Value = Vec<Slot>> {
             match kind {
                 0..=3 => {
                     slots.push(Slot::Dirty(len));
-                    slots.extend(std::iter::repeat(Slot::Cont).take(len as usize - 1));
+                    slots.extend(std::iter::repeat_n(Slot::Cont, len as usize - 1));
                 }
                 4..=6 => slots.push(Slot::Free),
                 _ => slots.push(Slot::Used),
