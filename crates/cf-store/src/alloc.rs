@@ -1,0 +1,334 @@
+//! Page allocation: free page runs, a space's extents and deferred frees, the file's extents.
+//!
+//! A space (a column family, or the catalog) owns extents of the file and allocates pages
+//! only inside them, first fit from the lowest address, so one commit's pages tend to be
+//! adjacent. Pages a commit frees are *pending* until both no snapshot older than that
+//! commit is alive (its epoch guard is dead) and a durable commit at or after it exists (so
+//! recovery never needs them): only then may they be rewritten. The gap oracle of a flush
+//! says free only for pages in the free runs: never a pending page, never another space's.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Weak;
+
+use crate::btree::PageId;
+use crate::epoch::Epoch;
+use crate::format::Extent;
+use crate::Result;
+
+/// Largest extent a space grows by: 2^18 pages (1 GiB at 4 KiB pages).
+pub const MAX_EXTENT_PAGES: u64 = 1 << 18;
+
+/// Disjoint runs of pages, merged, keyed by start.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PageRuns {
+    runs: BTreeMap<PageId, PageId>,
+    pages: u64,
+}
+
+impl PageRuns {
+    /// Adds `[start, end)`, merging with neighbours. The range must not already be present.
+    pub fn insert(&mut self, start: PageId, end: PageId) {
+        if start >= end {
+            return;
+        }
+        debug_assert!(!self.overlaps(start, end), "double free of pages {start}..{end}");
+        self.pages += end - start;
+        let (mut start, mut end) = (start, end);
+        if let Some((&s, &e)) = self.runs.range(..start).next_back() {
+            if e == start {
+                self.runs.remove(&s);
+                start = s;
+            }
+        }
+        if let Some(e) = self.runs.remove(&end) {
+            end = e;
+        }
+        self.runs.insert(start, end);
+    }
+
+    fn overlaps(&self, start: PageId, end: PageId) -> bool {
+        self.runs.range(..end).next_back().is_some_and(|(_, &e)| e > start)
+    }
+
+    /// Takes `n` contiguous pages from the lowest run long enough.
+    pub fn take_first_fit(&mut self, n: u64) -> Option<PageId> {
+        let (&s, &e) = self.runs.iter().find(|(&s, &e)| e - s >= n)?;
+        self.runs.remove(&s);
+        if s + n < e {
+            self.runs.insert(s + n, e);
+        }
+        self.pages -= n;
+        Some(s)
+    }
+
+    /// True when every page of `[start, end)` is in a run.
+    pub fn contains(&self, start: PageId, end: PageId) -> bool {
+        start < end && self.runs.range(..=start).next_back().is_some_and(|(_, &e)| e >= end)
+    }
+
+    /// Removes `[start, end)`, which must be wholly present; false (and no change) if not.
+    pub fn remove(&mut self, start: PageId, end: PageId) -> bool {
+        if !self.contains(start, end) {
+            return false;
+        }
+        let (&s, &e) = self.runs.range(..=start).next_back().expect("contains checked");
+        self.runs.remove(&s);
+        if s < start {
+            self.runs.insert(s, start);
+        }
+        if end < e {
+            self.runs.insert(end, e);
+        }
+        self.pages -= end - start;
+        true
+    }
+
+    /// Pages in all runs.
+    pub fn pages(&self) -> u64 {
+        self.pages
+    }
+
+    /// The runs, ascending.
+    pub fn iter(&self) -> impl Iterator<Item = (PageId, PageId)> + '_ {
+        self.runs.iter().map(|(&s, &e)| (s, e))
+    }
+}
+
+/// Pages freed by one commit, reusable once `guard` is dead and the commit is durable.
+#[derive(Debug)]
+struct PendingFree {
+    freed_by: u64,
+    guard: Weak<Epoch>,
+    runs: Vec<(PageId, u64)>,
+}
+
+/// One space's pages: its extents, what is free now, what is freed but still needed.
+#[derive(Debug)]
+pub struct SpaceAllocator {
+    extents: Vec<Extent>,
+    free: PageRuns,
+    pending: VecDeque<PendingFree>,
+    /// Allocated by the commit being built (returned to `free` on rollback).
+    in_flight: Vec<(PageId, u64)>,
+    /// Extents taken by the commit being built (kept on rollback: they are ours now).
+    initial_extent_pages: u64,
+}
+
+impl SpaceAllocator {
+    /// A space holding `extents`, of which every page not in `used` is free.
+    pub fn new(extents: Vec<Extent>, used: &PageRuns, initial_extent_pages: u64) -> Self {
+        let mut free = PageRuns::default();
+        for e in &extents {
+            // Free = the extent minus the used runs inside it.
+            let mut at = e.start;
+            for (s, end) in used.iter() {
+                if end <= e.start || s >= e.end() {
+                    continue;
+                }
+                free.insert(at, s.max(e.start));
+                at = end.min(e.end());
+            }
+            free.insert(at, e.end());
+        }
+        Self {
+            extents,
+            free,
+            pending: VecDeque::new(),
+            in_flight: Vec::new(),
+            initial_extent_pages: initial_extent_pages.max(4),
+        }
+    }
+
+    /// The extents, in the order taken.
+    pub fn extents(&self) -> &[Extent] {
+        &self.extents
+    }
+
+    /// Pages free now.
+    pub fn free_pages(&self) -> u64 {
+        self.free.pages()
+    }
+
+    /// Pages freed but not yet reusable.
+    pub fn pending_pages(&self) -> u64 {
+        self.pending.iter().flat_map(|p| p.runs.iter()).map(|r| r.1).sum()
+    }
+
+    /// Pages in all extents.
+    pub fn total_pages(&self) -> u64 {
+        self.extents.iter().map(|e| e.pages).sum()
+    }
+
+    /// Allocates `n` contiguous pages for the commit being built; when no free run is long
+    /// enough, takes a new extent through `grow` (sizes double from the initial extent up to
+    /// [`MAX_EXTENT_PAGES`], and are at least `n`).
+    pub fn alloc(&mut self, n: u64, grow: &mut dyn FnMut(u64) -> Result<Extent>) -> Result<PageId> {
+        let start = match self.free.take_first_fit(n) {
+            Some(s) => s,
+            None => {
+                let want = self
+                    .extents
+                    .last()
+                    .map_or(self.initial_extent_pages, |e| (e.pages * 2).min(MAX_EXTENT_PAGES))
+                    .max(n);
+                let e = grow(want)?;
+                self.extents.push(e);
+                self.free.insert(e.start, e.end());
+                self.free.take_first_fit(n).expect("a new extent of at least n pages")
+            }
+        };
+        self.in_flight.push((start, n));
+        Ok(start)
+    }
+
+    /// Gap oracle: every page of `[start, end)` is free now.
+    pub fn is_free(&self, start: PageId, end: PageId) -> bool {
+        self.free.contains(start, end)
+    }
+
+    /// The commit being built failed: its allocations are free again.
+    pub fn rollback(&mut self) {
+        for (s, n) in std::mem::take(&mut self.in_flight) {
+            self.free.insert(s, s + n);
+        }
+    }
+
+    /// The commit `txn` succeeded and no longer references `freed`, which older snapshots
+    /// (those that keep `guard` alive) may still read.
+    pub fn committed(&mut self, txn: u64, guard: Weak<Epoch>, freed: Vec<(PageId, u64)>) {
+        self.in_flight.clear();
+        if !freed.is_empty() {
+            self.pending.push_back(PendingFree {
+                freed_by: txn,
+                guard,
+                runs: freed,
+            });
+        }
+    }
+
+    /// Makes reusable every pending free whose snapshots are gone and whose commit is at or
+    /// before `durable_txn`. Pending frees are in commit order, and guards die oldest first.
+    pub fn reclaim(&mut self, durable_txn: u64) {
+        while let Some(p) = self.pending.front() {
+            if p.freed_by > durable_txn || p.guard.strong_count() > 0 {
+                break;
+            }
+            let p = self.pending.pop_front().expect("front exists");
+            for (s, n) in p.runs {
+                self.free.insert(s, s + n);
+            }
+        }
+    }
+}
+
+/// The file's extents: which are free for a space to take. Lives under the database mutex.
+#[derive(Debug, Default)]
+pub struct ExtentAllocator {
+    free: PageRuns,
+    /// First page past every extent ever handed out or found in use.
+    end: PageId,
+}
+
+impl ExtentAllocator {
+    /// The file with `used` extents taken; pages below `reserved` (the superblock) are never
+    /// handed out.
+    pub fn new(reserved: PageId, used: &[Extent]) -> Self {
+        let mut taken = PageRuns::default();
+        for e in used {
+            taken.insert(e.start, e.end());
+        }
+        let mut free = PageRuns::default();
+        let mut at = reserved;
+        for (s, e) in taken.iter() {
+            free.insert(at, s.max(at));
+            at = at.max(e);
+        }
+        Self { free, end: at }
+    }
+
+    /// Takes an extent of `pages` pages: first fit among freed extents, else at the end.
+    pub fn take(&mut self, pages: u64) -> Extent {
+        let start = self.free.take_first_fit(pages).unwrap_or_else(|| {
+            let s = self.end;
+            self.end += pages;
+            s
+        });
+        Extent { start, pages }
+    }
+
+    /// Returns an extent (of a dropped space) for reuse.
+    pub fn release(&mut self, e: Extent) {
+        self.free.insert(e.start, e.end());
+    }
+
+    /// Pages free between extents.
+    pub fn free_pages(&self) -> u64 {
+        self.free.pages()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn page_runs_merge_take_and_remove() {
+        let mut r = PageRuns::default();
+        r.insert(10, 20);
+        r.insert(30, 40);
+        r.insert(20, 30);
+        assert_eq!(r.iter().collect::<Vec<_>>(), vec![(10, 40)]);
+        assert_eq!(r.take_first_fit(5), Some(10));
+        assert!(r.contains(15, 40) && !r.contains(14, 16));
+        assert!(r.remove(20, 25));
+        assert!(!r.remove(20, 25));
+        assert_eq!(r.iter().collect::<Vec<_>>(), vec![(15, 20), (25, 40)]);
+        assert_eq!(r.take_first_fit(10), Some(25));
+        assert_eq!(r.pages(), 5 + 5);
+        assert_eq!(r.take_first_fit(6), None);
+    }
+
+    #[test]
+    fn space_allocates_adjacent_pages_grows_and_defers_frees() {
+        let mut extents_taken = ExtentAllocator::new(2, &[]);
+        let mut grow = |n: u64| Ok(extents_taken.take(n));
+        let mut a = SpaceAllocator::new(Vec::new(), &PageRuns::default(), 4);
+        let pages: Vec<_> = (0..4).map(|_| a.alloc(1, &mut grow).unwrap()).collect();
+        assert_eq!(pages, vec![2, 3, 4, 5], "adjacent, in the first extent");
+        // Full: the next extent doubles.
+        assert_eq!(a.alloc(1, &mut grow).unwrap(), 6);
+        assert_eq!(a.extents(), &[Extent { start: 2, pages: 4 }, Extent { start: 6, pages: 8 }]);
+        // A run longer than any free run takes a new extent of at least that size; the new
+        // extent is adjacent to the last one, so the run starts in the old extent's free tail.
+        assert_eq!(a.alloc(20, &mut grow).unwrap(), 7);
+        assert_eq!(a.extents()[2], Extent { start: 14, pages: 20 });
+        a.rollback();
+        assert_eq!(a.free_pages(), 4 + 8 + 20, "rolled back: all free again, extents kept");
+        assert!(a.is_free(2, 34));
+
+        let first = Arc::new(Epoch::default());
+        let p = a.alloc(2, &mut grow).unwrap();
+        a.committed(1, Arc::downgrade(&first), vec![]);
+        a.committed(2, Arc::downgrade(&first), vec![(p, 2)]);
+        assert!(!a.is_free(p, p + 2));
+        a.reclaim(5);
+        assert!(!a.is_free(p, p + 2), "a snapshot still holds the epoch");
+        drop(first);
+        a.reclaim(1);
+        assert!(!a.is_free(p, p + 2), "the freeing commit is not durable yet");
+        a.reclaim(2);
+        assert!(a.is_free(p, p + 2));
+        assert_eq!(a.pending_pages(), 0);
+    }
+
+    #[test]
+    fn extents_reuse_released_space_first() {
+        let mut x = ExtentAllocator::new(2, &[Extent { start: 2, pages: 16 }, Extent { start: 40, pages: 8 }]);
+        assert_eq!(x.free_pages(), 22, "the hole 18..40");
+        assert_eq!(x.take(16), Extent { start: 18, pages: 16 });
+        assert_eq!(x.take(16), Extent { start: 48, pages: 16 });
+        x.release(Extent { start: 2, pages: 16 });
+        assert_eq!(x.take(8), Extent { start: 2, pages: 8 });
+    }
+}

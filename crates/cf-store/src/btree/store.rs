@@ -1,0 +1,80 @@
+//! What the B+tree needs from the store: reading committed pages, allocating and writing new ones.
+
+use crate::Result;
+
+/// A page number: byte offset / page size.
+pub type PageId = u64;
+
+/// A pointer to a committed tree node: its page and the crc32c of the page's bytes. Parents
+/// hold their children's checksums (and commit slots hold the root's), so a torn, stale or
+/// bit-flipped page is caught when it is read, whichever state reached it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NodePtr {
+    /// Where the node is.
+    pub page: PageId,
+    /// crc32c of all `page_size` bytes of the page.
+    pub crc: u32,
+}
+
+/// The committed state of one tree: its root (none when empty) and entry count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct TreeRoot {
+    /// The root node, or `None` for an empty tree.
+    pub root: Option<NodePtr>,
+    /// Number of entries.
+    pub len: u64,
+}
+
+impl TreeRoot {
+    /// Encoded size of a `TreeRoot`.
+    pub const ENCODED_LEN: usize = 24;
+
+    /// Fixed little-endian encoding: page (u64; `u64::MAX` = empty), crc (u32), 4 zero
+    /// bytes, len (u64).
+    pub fn encode(&self) -> [u8; Self::ENCODED_LEN] {
+        let mut out = [0u8; Self::ENCODED_LEN];
+        let (page, crc) = self.root.map_or((u64::MAX, 0), |r| (r.page, r.crc));
+        out[0..8].copy_from_slice(&page.to_le_bytes());
+        out[8..12].copy_from_slice(&crc.to_le_bytes());
+        out[16..24].copy_from_slice(&self.len.to_le_bytes());
+        out
+    }
+
+    /// Decodes [`TreeRoot::encode`]'s output; `None` if `bytes` is not exactly that shape.
+    pub fn decode(bytes: &[u8]) -> Option<TreeRoot> {
+        if bytes.len() != Self::ENCODED_LEN || bytes[12..16] != [0; 4] {
+            return None;
+        }
+        let page = u64::from_le_bytes(bytes[0..8].try_into().ok()?);
+        let crc = u32::from_le_bytes(bytes[8..12].try_into().ok()?);
+        let len = u64::from_le_bytes(bytes[16..24].try_into().ok()?);
+        let root = (page != u64::MAX).then_some(NodePtr { page, crc });
+        if root.is_none() && (crc != 0 || len != 0) {
+            return None;
+        }
+        Some(TreeRoot { root, len })
+    }
+}
+
+/// Reads committed pages. Implemented by the store over its page cache, and by an in-memory
+/// map in tests. Implementations do not verify checksums: the tree does, against the
+/// pointer it followed.
+pub trait PageSource {
+    /// The page size in bytes.
+    fn page_size(&self) -> usize;
+
+    /// The bytes of one committed page. A page beyond the file is an error, never a panic.
+    fn read(&self, page: PageId) -> Result<pagecache::PageRef>;
+}
+
+/// Where a committing tree puts its new pages. Implemented by the store over the column
+/// family's allocator and write buffer, and by an in-memory map in tests.
+pub trait PageSink {
+    /// Allocates `count` (>= 1) contiguous pages for the commit being built; returns the first.
+    /// Successive calls tend to return ascending, adjacent pages, so a commit's pages coalesce.
+    fn alloc(&mut self, count: u64) -> Result<PageId>;
+
+    /// Hands the encoded bytes of pages `page..page + bytes.len() / page_size` to the writer.
+    /// `bytes.len()` is a non-zero multiple of the page size.
+    fn write(&mut self, page: PageId, bytes: Box<[u8]>) -> Result<()>;
+}
