@@ -46,7 +46,8 @@ impl PageRuns {
         self.runs.insert(start, end);
     }
 
-    fn overlaps(&self, start: PageId, end: PageId) -> bool {
+    /// True when some page of `[start, end)` is in a run.
+    pub fn overlaps(&self, start: PageId, end: PageId) -> bool {
         self.runs.range(..end).next_back().is_some_and(|(_, &e)| e > start)
     }
 
@@ -64,23 +65,6 @@ impl PageRuns {
     /// True when every page of `[start, end)` is in a run.
     pub fn contains(&self, start: PageId, end: PageId) -> bool {
         start < end && self.runs.range(..=start).next_back().is_some_and(|(_, &e)| e >= end)
-    }
-
-    /// Removes `[start, end)`, which must be wholly present; false (and no change) if not.
-    pub fn remove(&mut self, start: PageId, end: PageId) -> bool {
-        if !self.contains(start, end) {
-            return false;
-        }
-        let (&s, &e) = self.runs.range(..=start).next_back().expect("contains checked");
-        self.runs.remove(&s);
-        if s < start {
-            self.runs.insert(s, start);
-        }
-        if end < e {
-            self.runs.insert(end, e);
-        }
-        self.pages -= end - start;
-        true
     }
 
     /// Pages in all runs.
@@ -281,11 +265,9 @@ mod tests {
         assert_eq!(r.iter().collect::<Vec<_>>(), vec![(10, 40)]);
         assert_eq!(r.take_first_fit(5), Some(10));
         assert!(r.contains(15, 40) && !r.contains(14, 16));
-        assert!(r.remove(20, 25));
-        assert!(!r.remove(20, 25));
-        assert_eq!(r.iter().collect::<Vec<_>>(), vec![(15, 20), (25, 40)]);
-        assert_eq!(r.take_first_fit(10), Some(25));
-        assert_eq!(r.pages(), 5 + 5);
+        assert!(r.overlaps(5, 16) && !r.overlaps(5, 15) && !r.overlaps(40, 50));
+        assert_eq!(r.take_first_fit(20), Some(15));
+        assert_eq!(r.pages(), 5);
         assert_eq!(r.take_first_fit(6), None);
     }
 

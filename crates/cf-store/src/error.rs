@@ -54,6 +54,66 @@ pub enum Error {
         /// The version this build reads.
         supported: u32,
     },
+    /// A column-family name that is empty or longer than 255 bytes.
+    #[error("column family name {name:?} ({len} bytes) must be 1 to 255 bytes")]
+    InvalidCfName {
+        /// The name (cut to 64 characters).
+        name: String,
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// `create_cf` of a name that exists.
+    #[error("column family {name:?} already exists")]
+    CfExists {
+        /// The name.
+        name: String,
+    },
+    /// A column family that does not exist.
+    #[error("no column family {name:?}")]
+    CfNotFound {
+        /// The name.
+        name: String,
+    },
+    /// A handle to a column family that has been dropped.
+    #[error("column family {name:?} was dropped")]
+    CfDropped {
+        /// The name.
+        name: String,
+    },
+    /// `try_begin_write` while another write transaction on the column family is open.
+    #[error("column family {name:?} already has a write transaction open")]
+    WouldBlock {
+        /// The name.
+        name: String,
+    },
+    /// A table that does not exist in the snapshot read.
+    #[error("no table {name:?}")]
+    TableNotFound {
+        /// The name.
+        name: String,
+    },
+    /// `open_table` of a table already open in the same transaction.
+    #[error("table {name:?} is already open in this transaction")]
+    TableAlreadyOpen {
+        /// The name.
+        name: String,
+    },
+    /// A table name that is empty or over the key limit.
+    #[error("table name of {len} bytes must be 1 to {max} bytes")]
+    InvalidTableName {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A space needs more extents than its commit slot can name.
+    #[error("space {owner} holds {extents} extents, more than a commit slot can name")]
+    SpaceFull {
+        /// 0 for the catalog, else the column family id.
+        owner: u64,
+        /// How many extents it holds.
+        extents: usize,
+    },
     /// An `fdatasync` failed. The kernel may have dropped the dirty pages, so the database
     /// refuses every write until it is reopened (the sync is never retried).
     #[error("an fsync failed earlier; the database refuses writes until it is reopened")]

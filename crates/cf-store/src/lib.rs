@@ -1,1 +1,43 @@
-//! Single-file column-family B+tree store: `Db`, column families, transactions (built in the cf-store issue).
+//! cf-store: an embedded, single-file, copy-on-write B+tree store with column families.
+//!
+//! Each column family is an independent keyspace with its own writer, its own pages and
+//! commit slots, so threads writing different column families commit in parallel; any
+//! number of snapshot readers run beside them without waiting.
+//!
+//! ```
+//! use cf_store::{CfOptions, Db, Durability};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let db = Db::open(dir.path().join("store.cf")).unwrap();
+//! let users = db.create_cf("users", CfOptions::default()).unwrap();
+//! let mut txn = users.begin_write().unwrap();
+//! txn.set_durability(Durability::Immediate);
+//! {
+//!     let mut names = txn.open_table("names").unwrap();
+//!     names.insert(&cf_store::u64_key(1), b"ada").unwrap();
+//! }
+//! txn.commit().unwrap();
+//! let read = users.begin_read().unwrap();
+//! let names = read.open_table("names").unwrap();
+//! assert_eq!(names.get(&cf_store::u64_key(1)).unwrap().as_deref(), Some(&b"ada"[..]));
+//! ```
+
+mod alloc;
+mod btree;
+mod cf;
+mod db;
+mod epoch;
+mod error;
+mod format;
+mod keys;
+mod source;
+mod space;
+mod sync;
+mod txn;
+
+pub use cf::{CfOptions, CfStats, ColumnFamily};
+pub use db::{Db, DbBuilder, DbStats, DEFAULT_INITIAL_EXTENT_PAGES, MAX_CF_NAME_LEN};
+pub use error::{Error, Result};
+pub use flush::FlushConfig;
+pub use keys::{i64_key, key_i64, key_u64, u64_key};
+pub use txn::{Durability, Range, ReadTable, ReadTxn, Table, WriteTxn};

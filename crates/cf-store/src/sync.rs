@@ -58,11 +58,6 @@ impl GroupSync {
             self.done.wait(&mut st);
         }
     }
-
-    /// True once a sync has failed.
-    pub fn failed(&self) -> bool {
-        self.state.lock().failed
-    }
 }
 
 #[cfg(test)]

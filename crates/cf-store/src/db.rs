@@ -1,0 +1,708 @@
+//! `Db`: opening (creating or recovering) a file, the catalog of column families, closing.
+//!
+//! The catalog is a B+tree (name -> column-family record) in its own space, committed with
+//! the superblock (pages 0 and 1) as its slots. Creating or dropping a column family is one
+//! catalog commit: its pages and the superblock slot are written, then one group sync.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+
+use dashmap::DashMap;
+use flush::{Backend, FileBackend, FlushConfig, IoStatsSnapshot};
+use pagecache::{CacheOptions, PageCache};
+use parking_lot::Mutex;
+
+use crate::alloc::{ExtentAllocator, PageRuns, SpaceAllocator};
+use crate::btree::{self, PageId, TreeRoot, WriteTree};
+use crate::cf::{CfShared, ColumnFamily, Snapshot};
+use crate::epoch::Epoch;
+use crate::format::{self, Extent, Slot, CF_SLOT_MAGIC, SUPERBLOCK_MAGIC};
+use crate::source::{CacheSource, CommitSink};
+use crate::space::Space;
+use crate::sync::GroupSync;
+use crate::{CfOptions, Error, Result};
+
+/// Longest column-family name, in bytes.
+pub const MAX_CF_NAME_LEN: usize = 255;
+/// Pages 0 and 1: the superblock slots.
+const SUPERBLOCK_PAGES: PageId = 2;
+/// Default first extent of a column family (pages); later extents double.
+pub const DEFAULT_INITIAL_EXTENT_PAGES: u64 = 16;
+
+/// How to open a database. `Db::builder().page_size(4096).flush(config).open(path)`.
+#[derive(Debug, Clone)]
+pub struct DbBuilder {
+    page_size: u32,
+    cache_bytes: u64,
+    flush: FlushConfig,
+    initial_extent_pages: u64,
+}
+
+impl Default for DbBuilder {
+    fn default() -> Self {
+        Self {
+            page_size: 4096,
+            cache_bytes: 64 << 20,
+            flush: FlushConfig::default(),
+            initial_extent_pages: DEFAULT_INITIAL_EXTENT_PAGES,
+        }
+    }
+}
+
+impl DbBuilder {
+    /// Page size of a new file (a power of two, 512 to 65536; default 4096). An existing
+    /// file keeps the page size it was created with.
+    pub fn page_size(mut self, bytes: u32) -> Self {
+        self.page_size = bytes;
+        self
+    }
+
+    /// Read-cache budget in bytes (default 64 MiB).
+    pub fn cache_bytes(mut self, bytes: u64) -> Self {
+        self.cache_bytes = bytes;
+        self
+    }
+
+    /// Flush policy of every column family that does not set its own (default `vectored`).
+    pub fn flush(mut self, config: FlushConfig) -> Self {
+        self.flush = config;
+        self
+    }
+
+    /// Pages of a new column family's first extent (default 16; at least 4). Later extents
+    /// double, up to 1 GiB at 4 KiB pages.
+    pub fn initial_extent_pages(mut self, pages: u64) -> Self {
+        self.initial_extent_pages = pages.max(4);
+        self
+    }
+
+    /// Opens the file at `path`, creating it if it does not exist or is empty.
+    pub fn open(self, path: impl AsRef<Path>) -> Result<Db> {
+        let path = path.as_ref();
+        let backend: Arc<dyn Backend> = Arc::new(FileBackend::open(path)?);
+        self.open_backend(backend, path)
+    }
+
+    /// Opens a database over any backend (an in-memory or crash-simulating one in tests);
+    /// `label` names it in errors.
+    pub fn open_backend(self, backend: Arc<dyn Backend>, label: impl AsRef<Path>) -> Result<Db> {
+        self.flush.validate()?;
+        let path = label.as_ref().to_path_buf();
+        let len = backend.len()?;
+        let page_size = if len == 0 { self.page_size } else { find_page_size(&*backend, len, &path)? };
+        let cache = PageCache::new(
+            backend.clone(),
+            CacheOptions::default().with_page_size(page_size).with_cache_bytes(self.cache_bytes),
+        )?;
+        if len > 0 && len < SUPERBLOCK_PAGES * page_size as u64 {
+            return Err(Error::NotADatabase {
+                path,
+                what: format!("truncated: {len} bytes, a superblock needs {}", 2 * page_size),
+            });
+        }
+        let core = Arc::new(DbCore {
+            path,
+            page_size,
+            backend,
+            cache,
+            group: GroupSync::default(),
+            files: Mutex::new(FileSpace::default()),
+            poisoned: AtomicBool::new(false),
+        });
+        let shared = if len == 0 { create(core, &self)? } else { recover(core, &self)? };
+        Ok(Db { shared: Arc::new(shared) })
+    }
+}
+
+/// Finds the page size of an existing file from its superblock (slot 0, else slot 1).
+fn find_page_size(backend: &dyn Backend, len: u64, path: &Path) -> Result<u32> {
+    let mut head = [0u8; 16];
+    if len >= 16 {
+        backend.read_at(&mut head, 0)?;
+        if let Some(ps) = format::peek_page_size(&head) {
+            if pagecache::CacheOptions::default().with_page_size(ps).validate().is_ok() {
+                return Ok(ps);
+            }
+        }
+    }
+    // Slot 0 unreadable: look for slot 1 at each possible page size.
+    let mut ps = pagecache::MIN_PAGE_SIZE;
+    while ps <= pagecache::MAX_PAGE_SIZE {
+        if len >= ps as u64 + 16 {
+            backend.read_at(&mut head, ps as u64)?;
+            if format::peek_page_size(&head) == Some(ps) {
+                return Ok(ps);
+            }
+        }
+        ps *= 2;
+    }
+    let what = if len < 16 {
+        format!("{len} bytes, too short for a superblock")
+    } else {
+        "no cf-store superblock in either slot".to_string()
+    };
+    Err(Error::NotADatabase {
+        path: path.to_owned(),
+        what,
+    })
+}
+
+/// What every part of an open database shares: the file, the cache, group sync, extents.
+pub(crate) struct DbCore {
+    pub path: PathBuf,
+    pub page_size: u32,
+    pub backend: Arc<dyn Backend>,
+    pub cache: Arc<PageCache>,
+    group: GroupSync,
+    files: Mutex<FileSpace>,
+    poisoned: AtomicBool,
+}
+
+/// The file's extents and the extents of dropped spaces waiting for their last reader.
+#[derive(Default)]
+struct FileSpace {
+    extents: ExtentAllocator,
+    waiting: Vec<(Weak<Epoch>, Vec<Extent>)>,
+}
+
+impl FileSpace {
+    fn release_ready(&mut self) {
+        let ready: Vec<_> = self.waiting.iter().map(|(g, _)| g.strong_count() == 0).collect();
+        let mut i = 0;
+        self.waiting.retain(|(_, extents)| {
+            let keep = !ready[i];
+            if !keep {
+                for e in extents {
+                    self.extents.release(*e);
+                }
+            }
+            i += 1;
+            keep
+        });
+    }
+}
+
+impl std::fmt::Debug for DbCore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DbCore").field("path", &self.path).field("page_size", &self.page_size).finish()
+    }
+}
+
+impl DbCore {
+    /// A page source over the shared cache.
+    pub fn source(&self) -> CacheSource {
+        CacheSource {
+            cache: self.cache.clone(),
+        }
+    }
+
+    /// Takes an extent of `pages` pages from the file.
+    pub fn take_extent(&self, pages: u64) -> Extent {
+        let mut files = self.files.lock();
+        files.release_ready();
+        files.extents.take(pages)
+    }
+
+    /// Returns `extents` to the file once no snapshot keeps `guard` alive.
+    fn release_extents(&self, guard: Weak<Epoch>, extents: Vec<Extent>) {
+        let mut files = self.files.lock();
+        files.waiting.push((guard, extents));
+        files.release_ready();
+    }
+
+    /// A group sync; a failure poisons the database.
+    pub fn sync(&self) -> Result<()> {
+        self.group.sync(&*self.backend).inspect_err(|_| self.poisoned.store(true, Ordering::SeqCst))
+    }
+
+    /// Fails once a sync has failed.
+    pub fn check_writable(&self) -> Result<()> {
+        if self.poisoned.load(Ordering::SeqCst) {
+            return Err(Error::SyncFailed);
+        }
+        Ok(())
+    }
+}
+
+/// The catalog: its space (slots = the superblock) and the next column-family id.
+struct Catalog {
+    space: Space,
+    next_cf_id: u64,
+}
+
+/// A catalog entry: where a column family's slots are, and which catalog commit made it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct CfRecord {
+    id: u64,
+    slot_page: PageId,
+    created: u64,
+}
+
+impl CfRecord {
+    fn encode(&self) -> [u8; 24] {
+        let mut out = [0u8; 24];
+        out[0..8].copy_from_slice(&self.id.to_le_bytes());
+        out[8..16].copy_from_slice(&self.slot_page.to_le_bytes());
+        out[16..24].copy_from_slice(&self.created.to_le_bytes());
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Option<CfRecord> {
+        if bytes.len() != 24 {
+            return None;
+        }
+        let u = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+        Some(CfRecord {
+            id: u(0),
+            slot_page: u(8),
+            created: u(16),
+        })
+    }
+}
+
+/// The database, shared by every handle (`Db` is cheap to clone and `Send + Sync`).
+pub(crate) struct DbShared {
+    core: Arc<DbCore>,
+    catalog: Mutex<Catalog>,
+    cfs: DashMap<String, Arc<CfShared>>,
+    default_flush: FlushConfig,
+    initial_extent_pages: u64,
+}
+
+/// An open database: one file holding any number of column families.
+#[derive(Clone)]
+pub struct Db {
+    shared: Arc<DbShared>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("path", &self.shared.core.path)
+            .field("column_families", &self.shared.cfs.len())
+            .finish()
+    }
+}
+
+/// Database-wide figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DbStats {
+    /// Every system call and byte of the file's I/O so far.
+    pub io: IoStatsSnapshot,
+    /// Page size.
+    pub page_size: u32,
+    /// File length in bytes.
+    pub file_bytes: u64,
+    /// Live column families.
+    pub column_families: usize,
+    /// Pages between extents, free for any space to take.
+    pub free_extent_pages: u64,
+}
+
+fn new_space(core: &DbCore, owner: u64, magic: [u8; 8], slot_pages: [PageId; 2], alloc: SpaceAllocator, flush: FlushConfig) -> Space {
+    Space {
+        owner,
+        magic,
+        slot_pages,
+        alloc,
+        buffer: core.cache.write_buffer(),
+        policy: flush.build(),
+        root: TreeRoot::default(),
+        aux: 0,
+        last_txn: 0,
+        durable_txn: 0,
+        durable_slot: 1,
+        commits: 0,
+        durable_commits: 0,
+        flushed_runs: 0,
+        flushed_page_bytes: 0,
+        flushed_gap_bytes: 0,
+    }
+}
+
+/// A new file: superblock slot 0 with an empty catalog, synced.
+fn create(core: Arc<DbCore>, b: &DbBuilder) -> Result<DbShared> {
+    *core.files.lock() = FileSpace {
+        extents: ExtentAllocator::new(SUPERBLOCK_PAGES, &[]),
+        waiting: Vec::new(),
+    };
+    let alloc = SpaceAllocator::new(Vec::new(), &PageRuns::default(), b.initial_extent_pages);
+    let mut space = new_space(&core, 0, SUPERBLOCK_MAGIC, [0, 1], alloc, b.flush);
+    space.aux = 1;
+    space.commit(&core, TreeRoot::default(), Vec::new(), true, Weak::new())?;
+    Ok(DbShared {
+        core,
+        catalog: Mutex::new(Catalog { space, next_cf_id: 1 }),
+        cfs: DashMap::new(),
+        default_flush: b.flush,
+        initial_extent_pages: b.initial_extent_pages,
+    })
+}
+
+/// Reads both slot pages of a space and returns the valid ones, newest first, with the
+/// problems of the others.
+fn read_slots(core: &DbCore, pages: [PageId; 2], magic: [u8; 8]) -> (Vec<(usize, Slot)>, Vec<String>) {
+    let ps = core.page_size as usize;
+    let mut valid = Vec::new();
+    let mut problems = Vec::new();
+    for (i, page) in pages.into_iter().enumerate() {
+        let read = btree::PageSource::read(&core.source(), page);
+        match read.map(|bytes| Slot::decode(&bytes, magic, ps)) {
+            Ok(Ok(slot)) => valid.push((i, slot)),
+            Ok(Err(p)) => problems.push(format!("slot at page {page}: {p:?}")),
+            Err(e) => problems.push(format!("slot at page {page}: {e}")),
+        }
+    }
+    valid.sort_by(|a, b| b.1.txn.cmp(&a.1.txn));
+    (valid, problems)
+}
+
+/// Every page run reachable from a space's tree (for a column family: its table directory
+/// and every table), each verified, each inside the space's extents, none twice.
+fn reachable(core: &DbCore, root: &TreeRoot, extents: &[Extent], owner: u64) -> Result<PageRuns> {
+    let source = core.source();
+    let mut runs: Vec<(PageId, u64)> = Vec::new();
+    btree::visit_pages(&source, root, true, &mut |p, n| runs.push((p, n)))?;
+    if owner != 0 {
+        let mut tables = Vec::new();
+        for entry in btree::range(&source, root, ..) {
+            let (name, value) = entry?;
+            let table = TreeRoot::decode(&value).ok_or_else(|| Error::Corruption {
+                page: root.root.map_or(0, |r| r.page),
+                what: format!("table {:?} has a malformed root", String::from_utf8_lossy(&name)),
+            })?;
+            tables.push(table);
+        }
+        for table in tables {
+            btree::visit_pages(&source, &table, true, &mut |p, n| runs.push((p, n)))?;
+        }
+    }
+    let mut used = PageRuns::default();
+    for (page, count) in runs {
+        let end = page.checked_add(count).unwrap_or(u64::MAX);
+        let inside = extents.iter().any(|e| page >= e.start && end <= e.end());
+        if !inside || used.overlaps(page, end) {
+            return Err(Error::Corruption {
+                page,
+                what: format!("space {owner} reaches pages {page}..{end} outside its extents or twice"),
+            });
+        }
+        used.insert(page, end);
+    }
+    Ok(used)
+}
+
+/// Opens an existing file: the newest superblock whose catalog verifies, then each column
+/// family's newest slot whose trees verify.
+fn recover(core: Arc<DbCore>, b: &DbBuilder) -> Result<DbShared> {
+    let (slots, problems) = read_slots(&core, [0, 1], SUPERBLOCK_MAGIC);
+    if slots.is_empty() {
+        return Err(superblock_error(&core.path, &problems));
+    }
+    let mut last_err = None;
+    for (index, slot) in slots {
+        match load_catalog(&core, b, index, &slot) {
+            Ok(shared) => return Ok(shared),
+            Err(e) => last_err = Some(e),
+        }
+    }
+    Err(last_err.expect("at least one slot was tried"))
+}
+
+fn superblock_error(path: &Path, problems: &[String]) -> Error {
+    let version = problems.iter().find_map(|p| p.split("Version(").nth(1)?.split(')').next()?.parse().ok());
+    if let Some(found) = version {
+        return Error::UnsupportedVersion {
+            path: path.to_owned(),
+            found,
+            supported: format::FORMAT_VERSION,
+        };
+    }
+    if problems.iter().all(|p| p.contains("BadMagic")) {
+        return Error::NotADatabase {
+            path: path.to_owned(),
+            what: "no cf-store superblock in either slot".into(),
+        };
+    }
+    Error::Corruption {
+        page: 0,
+        what: format!("no superblock slot verifies: {}", problems.join("; ")),
+    }
+}
+
+fn load_catalog(core: &Arc<DbCore>, b: &DbBuilder, index: usize, slot: &Slot) -> Result<DbShared> {
+    let used = reachable(core, &slot.root, &slot.extents, 0)?;
+    let mut records = Vec::new();
+    for entry in btree::range(&core.source(), &slot.root, ..) {
+        let (name, value) = entry?;
+        let record = CfRecord::decode(&value);
+        let name = String::from_utf8(name).ok();
+        match (name, record) {
+            (Some(n), Some(r)) if r.id < slot.aux && !n.is_empty() && n.len() <= MAX_CF_NAME_LEN => records.push((n, r)),
+            _ => {
+                return Err(Error::Corruption {
+                    page: slot.root.root.map_or(0, |r| r.page),
+                    what: "a catalog entry is malformed".into(),
+                })
+            }
+        }
+    }
+    let mut all_extents: Vec<(u64, Extent)> = slot.extents.iter().map(|e| (0, *e)).collect();
+    let cfs = DashMap::new();
+    for (name, record) in records {
+        let cf = recover_cf(core, b, &name, record)?;
+        all_extents.extend(cf.writer.lock().alloc.extents().iter().map(|e| (record.id, *e)));
+        cfs.insert(name, Arc::new(cf));
+    }
+    // No two spaces may share a page, and none may use the superblock.
+    all_extents.sort_by_key(|(_, e)| e.start);
+    let mut end = SUPERBLOCK_PAGES;
+    for (owner, e) in &all_extents {
+        if e.start < end {
+            return Err(Error::Corruption {
+                page: e.start,
+                what: format!("extent {}..{} of space {owner} overlaps another space or the superblock", e.start, e.end()),
+            });
+        }
+        end = e.end();
+    }
+    *core.files.lock() = FileSpace {
+        extents: ExtentAllocator::new(SUPERBLOCK_PAGES, &all_extents.iter().map(|(_, e)| *e).collect::<Vec<_>>()),
+        waiting: Vec::new(),
+    };
+    let alloc = SpaceAllocator::new(slot.extents.clone(), &used, b.initial_extent_pages);
+    let mut space = new_space(core, 0, SUPERBLOCK_MAGIC, [0, 1], alloc, b.flush);
+    space.root = slot.root;
+    space.aux = slot.aux;
+    space.last_txn = slot.txn;
+    space.durable_txn = slot.txn;
+    space.durable_slot = index;
+    Ok(DbShared {
+        core: core.clone(),
+        catalog: Mutex::new(Catalog {
+            space,
+            next_cf_id: slot.aux,
+        }),
+        cfs,
+        default_flush: b.flush,
+        initial_extent_pages: b.initial_extent_pages,
+    })
+}
+
+fn recover_cf(core: &Arc<DbCore>, b: &DbBuilder, name: &str, record: CfRecord) -> Result<CfShared> {
+    let pages = [record.slot_page, record.slot_page + 1];
+    let (slots, mut problems) = read_slots(core, pages, CF_SLOT_MAGIC);
+    for (index, slot) in slots {
+        if slot.owner != record.id || slot.aux != record.created {
+            problems.push(format!("slot {index} belongs to another column family"));
+            continue;
+        }
+        let holds_slots = slot.extents.first().is_some_and(|e| e.start == record.slot_page && e.pages >= 2);
+        if !holds_slots {
+            problems.push(format!("slot {index}: the first extent does not hold the slots"));
+            continue;
+        }
+        match reachable(core, &slot.root, &slot.extents, record.id) {
+            Ok(mut used) => {
+                used.insert(record.slot_page, record.slot_page + 2);
+                let alloc = SpaceAllocator::new(slot.extents.clone(), &used, b.initial_extent_pages);
+                let mut space = new_space(core, record.id, CF_SLOT_MAGIC, pages, alloc, b.flush);
+                space.root = slot.root;
+                space.aux = record.created;
+                space.last_txn = slot.txn;
+                space.durable_txn = slot.txn;
+                space.durable_slot = index;
+                return Ok(CfShared::new(name.to_owned(), core.clone(), space));
+            }
+            Err(e) => problems.push(format!("slot {index} (txn {}): {e}", slot.txn)),
+        }
+    }
+    Err(Error::Corruption {
+        page: record.slot_page,
+        what: format!("column family {name:?}: no commit slot verifies: {}", problems.join("; ")),
+    })
+}
+
+fn check_cf_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > MAX_CF_NAME_LEN {
+        return Err(Error::InvalidCfName {
+            name: name.chars().take(64).collect(),
+            len: name.len(),
+        });
+    }
+    Ok(())
+}
+
+impl Db {
+    /// A builder with the defaults.
+    pub fn builder() -> DbBuilder {
+        DbBuilder::default()
+    }
+
+    /// Opens (or creates) the file at `path` with the defaults.
+    pub fn open(path: impl AsRef<Path>) -> Result<Db> {
+        DbBuilder::default().open(path)
+    }
+
+    /// Creates a column family. One catalog commit: at most one sync.
+    pub fn create_cf(&self, name: &str, options: CfOptions) -> Result<ColumnFamily> {
+        check_cf_name(name)?;
+        let core = &self.shared.core;
+        core.check_writable()?;
+        let mut catalog = self.shared.catalog.lock();
+        if self.shared.cfs.contains_key(name) {
+            return Err(Error::CfExists { name: name.to_owned() });
+        }
+        let flush = options.flush.unwrap_or(self.shared.default_flush);
+        flush.validate()?;
+        let initial = options.initial_extent_pages.unwrap_or(self.shared.initial_extent_pages).max(4);
+        let extent = core.take_extent(initial);
+        let record = CfRecord {
+            id: catalog.next_cf_id,
+            slot_page: extent.start,
+            created: catalog.space.last_txn + 1,
+        };
+        let cf_slot = Slot {
+            magic: CF_SLOT_MAGIC,
+            owner: record.id,
+            txn: 1,
+            root: TreeRoot::default(),
+            aux: record.created,
+            extents: vec![extent],
+        };
+        let ps = core.page_size as u64;
+        let result = (|| {
+            let slot_bytes = cf_slot.encode(ps as usize).expect("one extent fits");
+            catalog.space.buffer.put(extent.start * ps, slot_bytes)?;
+            let mut tree = WriteTree::new(catalog.space.root);
+            tree.insert(&core.source(), name.as_bytes(), &record.encode())?;
+            catalog.space.aux = record.id + 1;
+            commit_catalog(core, &mut catalog.space, tree)
+        })();
+        if let Err(e) = result {
+            catalog.space.aux = catalog.next_cf_id;
+            core.release_extents(Weak::new(), vec![extent]);
+            return Err(e);
+        }
+        catalog.next_cf_id += 1;
+        let mut used = PageRuns::default();
+        used.insert(extent.start, extent.start + 2);
+        let alloc = SpaceAllocator::new(vec![extent], &used, initial);
+        let mut space = new_space(core, record.id, CF_SLOT_MAGIC, [extent.start, extent.start + 1], alloc, flush);
+        space.aux = record.created;
+        space.last_txn = 1;
+        space.durable_txn = 1;
+        space.durable_slot = 0;
+        let cf = Arc::new(CfShared::new(name.to_owned(), core.clone(), space));
+        self.shared.cfs.insert(name.to_owned(), cf.clone());
+        Ok(ColumnFamily::from_shared(cf))
+    }
+
+    /// The column family `name`.
+    pub fn cf(&self, name: &str) -> Result<ColumnFamily> {
+        self.shared
+            .cfs
+            .get(name)
+            .map(|cf| ColumnFamily::from_shared(cf.clone()))
+            .ok_or_else(|| Error::CfNotFound { name: name.to_owned() })
+    }
+
+    /// The column family `name`, created with default options if missing.
+    pub fn cf_or_create(&self, name: &str) -> Result<ColumnFamily> {
+        match self.cf(name) {
+            Ok(cf) => Ok(cf),
+            Err(Error::CfNotFound { .. }) => match self.create_cf(name, CfOptions::default()) {
+                Err(Error::CfExists { .. }) => self.cf(name),
+                other => other,
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Drops a column family: one catalog commit. Waits for its writer to finish; after it,
+    /// every handle's calls fail with [`Error::CfDropped`]. Its extents become reusable once
+    /// the last snapshot of it is released.
+    pub fn drop_cf(&self, name: &str) -> Result<()> {
+        let core = &self.shared.core;
+        core.check_writable()?;
+        let mut catalog = self.shared.catalog.lock();
+        let cf = self.cf(name)?.shared;
+        let writer = cf.writer.lock();
+        let result = (|| {
+            let mut tree = WriteTree::new(catalog.space.root);
+            tree.remove(&core.source(), name.as_bytes())?;
+            commit_catalog(core, &mut catalog.space, tree)
+        })();
+        result?;
+        cf.dropped.store(true, Ordering::SeqCst);
+        self.shared.cfs.remove(name);
+        let old = cf.committed.swap(Arc::new(Snapshot::tombstone(&cf.committed.load().epoch)));
+        core.release_extents(Arc::downgrade(&old.epoch), writer.alloc.extents().to_vec());
+        drop(old);
+        drop(writer);
+        core.release_extents(Weak::new(), Vec::new());
+        Ok(())
+    }
+
+    /// Names of the live column families, sorted.
+    pub fn list_cfs(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.shared.cfs.iter().map(|e| e.key().clone()).collect();
+        names.sort();
+        names
+    }
+
+    /// Database-wide figures.
+    pub fn stats(&self) -> Result<DbStats> {
+        let core = &self.shared.core;
+        Ok(DbStats {
+            io: core.backend.stats().snapshot(),
+            page_size: core.page_size,
+            file_bytes: core.backend.len()?,
+            column_families: self.shared.cfs.len(),
+            free_extent_pages: core.files.lock().extents.free_pages(),
+        })
+    }
+
+    /// Makes every column family's latest commit durable (one slot write each, one group
+    /// sync). Called on drop of the last `Db` handle too, where errors cannot be reported.
+    pub fn close(&self) -> Result<()> {
+        for cf in self.shared.cfs.iter() {
+            cf.make_durable()?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for DbShared {
+    fn drop(&mut self) {
+        if self.core.check_writable().is_ok() {
+            for cf in self.cfs.iter() {
+                let _ = cf.make_durable();
+            }
+        }
+    }
+}
+
+/// Commits a catalog tree: its pages and the superblock slot, one group sync.
+fn commit_catalog(core: &DbCore, space: &mut Space, tree: WriteTree) -> Result<()> {
+    let mut grow = Space::grower(core);
+    let committed = {
+        let mut sink = CommitSink {
+            alloc: &mut space.alloc,
+            buffer: &mut space.buffer,
+            grow: &mut grow,
+        };
+        tree.commit(&core.source(), &mut sink)
+    };
+    let (root, freed) = match committed {
+        Ok(r) => r,
+        Err(e) => {
+            space.alloc.rollback();
+            space.buffer.clear();
+            return Err(e);
+        }
+    };
+    space.commit(core, root, freed, true, Weak::new()).map(|_| ())
+}

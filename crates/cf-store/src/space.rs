@@ -1,0 +1,129 @@
+//! `Space`: one owner's pages and commit slots, and the one commit path that makes its new
+//! root visible and (optionally) durable. Column families and the catalog both use it.
+
+use std::sync::Weak;
+
+use flush::FlushPolicy;
+use pagecache::WriteBuffer;
+
+use crate::alloc::SpaceAllocator;
+use crate::btree::{PageId, TreeRoot};
+use crate::db::DbCore;
+use crate::epoch::Epoch;
+use crate::format::{Extent, Slot};
+use crate::{Error, Result};
+
+/// One space's writer-side state. Only the holder of the space's writer lock touches it.
+pub struct Space {
+    /// 0 for the catalog, the column family's id otherwise.
+    pub owner: u64,
+    /// Slot magic for this kind of space.
+    pub magic: [u8; 8],
+    /// The two commit-slot pages.
+    pub slot_pages: [PageId; 2],
+    /// Pages of this space.
+    pub alloc: SpaceAllocator,
+    /// Dirty pages of the commit being built.
+    pub buffer: WriteBuffer,
+    /// How the buffer reaches the file.
+    pub policy: Box<dyn FlushPolicy>,
+    /// Root of the newest commit.
+    pub root: TreeRoot,
+    /// Slot field `aux`: next column-family id (catalog) or the catalog txn that created the
+    /// column family.
+    pub aux: u64,
+    /// Txn of the newest commit (durable or not).
+    pub last_txn: u64,
+    /// Txn of the newest durable commit, and which slot holds it.
+    pub durable_txn: u64,
+    pub durable_slot: usize,
+    /// Counters for `stats()`.
+    pub commits: u64,
+    pub durable_commits: u64,
+    pub flushed_runs: u64,
+    pub flushed_page_bytes: u64,
+    pub flushed_gap_bytes: u64,
+}
+
+impl std::fmt::Debug for Space {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Space")
+            .field("owner", &self.owner)
+            .field("last_txn", &self.last_txn)
+            .field("durable_txn", &self.durable_txn)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Space {
+    /// A grow callback that takes extents from the file.
+    pub fn grower(core: &DbCore) -> impl FnMut(u64) -> Result<Extent> + '_ {
+        move |pages| Ok(core.take_extent(pages))
+    }
+
+    /// Commits `new_root` (whose pages are already in the buffer), freeing `freed` once
+    /// `guard` dies and the commit is durable. With `durable`, also writes the slot and waits
+    /// for a group sync. On error nothing of this commit is visible: its allocations are
+    /// returned and the buffer is emptied (a failed sync also poisons the database).
+    pub fn commit(
+        &mut self,
+        core: &DbCore,
+        new_root: TreeRoot,
+        freed: Vec<(PageId, u64)>,
+        durable: bool,
+        guard: Weak<Epoch>,
+    ) -> Result<u64> {
+        let result = self.write_out(core, new_root, durable);
+        let txn = match result {
+            Ok(txn) => txn,
+            Err(e) => {
+                self.alloc.rollback();
+                self.buffer.clear();
+                return Err(e);
+            }
+        };
+        self.last_txn = txn;
+        self.root = new_root;
+        self.commits += 1;
+        self.alloc.committed(txn, guard, freed);
+        self.alloc.reclaim(self.durable_txn);
+        Ok(txn)
+    }
+
+    fn write_out(&mut self, core: &DbCore, new_root: TreeRoot, durable: bool) -> Result<u64> {
+        core.check_writable()?;
+        let txn = self.last_txn + 1;
+        let page_size = core.page_size as u64;
+        let next_slot = 1 - self.durable_slot;
+        if durable {
+            let slot = Slot {
+                magic: self.magic,
+                owner: self.owner,
+                txn,
+                root: new_root,
+                aux: self.aux,
+                extents: self.alloc.extents().to_vec(),
+            };
+            let bytes = slot.encode(page_size as usize).ok_or(Error::SpaceFull {
+                owner: self.owner,
+                extents: self.alloc.extents().len(),
+            })?;
+            self.buffer.put(self.slot_pages[next_slot] * page_size, bytes)?;
+        }
+        if !self.buffer.is_empty() {
+            let alloc = &self.alloc;
+            let oracle = |start: u64, end: u64| alloc.is_free(start / page_size, end / page_size);
+            let report = self.buffer.flush(&*self.policy, &oracle)?;
+            self.flushed_runs += report.runs;
+            self.flushed_page_bytes += report.page_bytes;
+            self.flushed_gap_bytes += report.gap_bytes;
+        }
+        if durable {
+            core.sync()?;
+            self.durable_slot = next_slot;
+            self.durable_txn = txn;
+            self.durable_commits += 1;
+        }
+        Ok(txn)
+    }
+}

@@ -1,0 +1,411 @@
+//! Transactions: `WriteTxn` and its `Table`s, `ReadTxn` and its `ReadTable`s, and `Range`.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
+
+use parking_lot::lock_api::ArcMutexGuard;
+use parking_lot::RawMutex;
+
+use crate::btree::{self, PageId, TreeRoot, WriteTree};
+use crate::cf::{CfShared, Snapshot};
+use crate::source::{CacheSource, CommitSink};
+use crate::space::Space;
+use crate::{Error, Result};
+
+/// When a commit returns, how safe is it?
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Pages are written to the OS; no slot, no sync. The commit is visible to readers at
+    /// once, and survives a clean close, but a crash may lose it (never partially).
+    None,
+    /// Pages and the commit slot are written, then synced (shared with concurrent
+    /// committers): the commit survives a crash.
+    #[default]
+    Immediate,
+}
+
+fn check_table_name(name: &str, page_size: usize) -> Result<()> {
+    let max = btree::max_key_len(page_size);
+    if name.is_empty() || name.len() > max {
+        return Err(Error::InvalidTableName { len: name.len(), max });
+    }
+    Ok(())
+}
+
+fn table_root(dir_value: Option<Vec<u8>>, dir: &TreeRoot, name: &str) -> Result<Option<TreeRoot>> {
+    dir_value
+        .map(|v| {
+            TreeRoot::decode(&v).ok_or_else(|| Error::Corruption {
+                page: dir.root.map_or(0, |r| r.page),
+                what: format!("table {name:?} has a malformed root"),
+            })
+        })
+        .transpose()
+}
+
+fn byte_bounds<'a, K: AsRef<[u8]> + ?Sized + 'a, R: RangeBounds<K>>(range: &'a R) -> (Bound<&'a [u8]>, Bound<&'a [u8]>) {
+    fn bytes<K: AsRef<[u8]> + ?Sized>(b: Bound<&K>) -> Bound<&[u8]> {
+        match b {
+            Bound::Included(k) => Bound::Included(k.as_ref()),
+            Bound::Excluded(k) => Bound::Excluded(k.as_ref()),
+            Bound::Unbounded => Bound::Unbounded,
+        }
+    }
+    (bytes(range.start_bound()), bytes(range.end_bound()))
+}
+
+/// The entries of a table within a range, in key order (iterate from either end). Each item
+/// is a `(key, value)` pair or the error that ended the iteration.
+pub struct Range<'t> {
+    inner: btree::Range<'t>,
+}
+
+impl std::fmt::Debug for Range<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.inner.fmt(f)
+    }
+}
+
+impl Iterator for Range<'_> {
+    type Item = Result<(Vec<u8>, Vec<u8>)>;
+    fn next(&mut self) -> Option<Self::Item> {
+        self.inner.next()
+    }
+}
+
+impl DoubleEndedIterator for Range<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        self.inner.next_back()
+    }
+}
+
+/// A table's tree while the transaction holds it, or lent to an open `Table`.
+enum TableSlot {
+    Idle { tree: WriteTree, new: bool },
+    Lent,
+}
+
+struct TxnState {
+    /// The table directory: table name -> encoded `TreeRoot`.
+    dir: WriteTree,
+    tables: HashMap<String, TableSlot>,
+    /// Pages of deleted tables.
+    freed: Vec<(PageId, u64)>,
+}
+
+/// The one write transaction of a column family. Tables opened from it commit atomically
+/// together. Dropping it without [`WriteTxn::commit`] aborts it.
+pub struct WriteTxn {
+    cf: Arc<CfShared>,
+    space: ArcMutexGuard<RawMutex, Space>,
+    base: Arc<Snapshot>,
+    state: RefCell<TxnState>,
+    durability: Durability,
+    source: CacheSource,
+}
+
+impl std::fmt::Debug for WriteTxn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteTxn").field("cf", &self.cf.name).field("durability", &self.durability).finish()
+    }
+}
+
+impl WriteTxn {
+    pub(crate) fn new(cf: Arc<CfShared>, mut space: ArcMutexGuard<RawMutex, Space>) -> Result<WriteTxn> {
+        // A drop may have completed while this writer waited for the lock.
+        cf.check_alive()?;
+        let durable = space.durable_txn;
+        space.alloc.reclaim(durable);
+        let base = cf.committed.load_full();
+        let source = cf.core.source();
+        Ok(WriteTxn {
+            state: RefCell::new(TxnState {
+                dir: WriteTree::new(base.dir),
+                tables: HashMap::new(),
+                freed: Vec::new(),
+            }),
+            cf,
+            space,
+            base,
+            durability: Durability::default(),
+            source,
+        })
+    }
+
+    /// Sets this commit's durability (default [`Durability::Immediate`]).
+    pub fn set_durability(&mut self, durability: Durability) {
+        self.durability = durability;
+    }
+
+    /// Opens (creating if needed) the table `name`. A table may be open once at a time.
+    pub fn open_table(&self, name: &str) -> Result<Table<'_>> {
+        check_table_name(name, self.source.cache.page_size() as usize)?;
+        let mut st = self.state.borrow_mut();
+        if let Some(slot) = st.tables.get_mut(name) {
+            return match std::mem::replace(slot, TableSlot::Lent) {
+                TableSlot::Idle { tree, new } => Ok(Table {
+                    txn: self,
+                    name: name.to_owned(),
+                    tree: Some(tree),
+                    new,
+                }),
+                TableSlot::Lent => Err(Error::TableAlreadyOpen { name: name.to_owned() }),
+            };
+        }
+        let found = st.dir.get(&self.source, name.as_bytes())?;
+        let root = table_root(found, &self.base.dir, name)?;
+        st.tables.insert(name.to_owned(), TableSlot::Lent);
+        Ok(Table {
+            txn: self,
+            name: name.to_owned(),
+            new: root.is_none(),
+            tree: Some(WriteTree::new(root.unwrap_or_default())),
+        })
+    }
+
+    /// Deletes the table `name` and its contents; false if it did not exist.
+    pub fn delete_table(&self, name: &str) -> Result<bool> {
+        check_table_name(name, self.source.cache.page_size() as usize)?;
+        let mut st = self.state.borrow_mut();
+        let tree = match st.tables.remove(name) {
+            Some(TableSlot::Lent) => {
+                st.tables.insert(name.to_owned(), TableSlot::Lent);
+                return Err(Error::TableAlreadyOpen { name: name.to_owned() });
+            }
+            Some(TableSlot::Idle { tree, .. }) => Some(tree),
+            None => None,
+        };
+        let stored = st.dir.remove(&self.source, name.as_bytes())?;
+        let tree = match (tree, table_root(stored, &self.base.dir, name)?) {
+            (Some(tree), _) => tree,
+            (None, Some(root)) => WriteTree::new(root),
+            (None, None) => return Ok(false),
+        };
+        let freed = tree.free_all(&self.source)?;
+        st.freed.extend(freed);
+        Ok(true)
+    }
+
+    /// Names of the tables as this transaction sees them, sorted.
+    pub fn list_tables(&self) -> Result<Vec<String>> {
+        let st = self.state.borrow();
+        let mut names: Vec<String> = st.tables.keys().cloned().collect();
+        for entry in st.dir.range(&self.source, ..) {
+            names.push(String::from_utf8_lossy(&entry?.0).into_owned());
+        }
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
+    /// Commits every table's changes atomically. With [`Durability::Immediate`] it returns
+    /// once the commit is durable. On error nothing of it is visible, and the column family
+    /// stays usable at its previous state (after a failed sync the whole database refuses
+    /// writes until reopened).
+    pub fn commit(self) -> Result<()> {
+        let WriteTxn {
+            cf,
+            mut space,
+            base,
+            state,
+            durability,
+            source,
+        } = self;
+        cf.check_alive()?;
+        let core = cf.core.clone();
+        core.check_writable()?;
+        let mut st = state.into_inner();
+        let durable = durability == Durability::Immediate;
+        let changed = !st.freed.is_empty()
+            || st.dir.is_dirty()
+            || st.tables.values().any(|s| matches!(s, TableSlot::Idle { tree, new } if *new || tree.is_dirty()));
+        if !changed {
+            drop(space);
+            return if durable { cf.make_durable() } else { Ok(()) };
+        }
+        let space = &mut *space;
+        let mut grow = Space::grower(&core);
+        let built = (|| {
+            let mut sink = CommitSink {
+                alloc: &mut space.alloc,
+                buffer: &mut space.buffer,
+                grow: &mut grow,
+            };
+            let mut freed = std::mem::take(&mut st.freed);
+            let mut names: Vec<String> = st.tables.keys().cloned().collect();
+            names.sort();
+            for name in names {
+                if let Some(TableSlot::Idle { tree, new }) = st.tables.remove(&name) {
+                    if new || tree.is_dirty() {
+                        let (root, f) = tree.commit(&source, &mut sink)?;
+                        freed.extend(f);
+                        st.dir.insert(&source, name.as_bytes(), &root.encode())?;
+                    }
+                }
+            }
+            let (dir, f) = st.dir.commit(&source, &mut sink)?;
+            freed.extend(f);
+            Ok::<_, Error>((dir, freed))
+        })();
+        let (dir, freed) = match built {
+            Ok(x) => x,
+            Err(e) => {
+                space.alloc.rollback();
+                space.buffer.clear();
+                return Err(e);
+            }
+        };
+        space.commit(&core, dir, freed, durable, Arc::downgrade(&base.epoch))?;
+        cf.committed.store(Arc::new(Snapshot {
+            dir,
+            epoch: base.epoch.advance(),
+        }));
+        cf.refresh_stats(space);
+        Ok(())
+    }
+
+    /// Discards every change (the same as dropping the transaction).
+    pub fn abort(self) {}
+}
+
+/// A table open in a write transaction: reads see the transaction's own changes.
+pub struct Table<'t> {
+    txn: &'t WriteTxn,
+    name: String,
+    tree: Option<WriteTree>,
+    new: bool,
+}
+
+impl std::fmt::Debug for Table<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Table").field("name", &self.name).finish()
+    }
+}
+
+impl Drop for Table<'_> {
+    fn drop(&mut self) {
+        if let Some(tree) = self.tree.take() {
+            let slot = TableSlot::Idle { tree, new: self.new };
+            self.txn.state.borrow_mut().tables.insert(std::mem::take(&mut self.name), slot);
+        }
+    }
+}
+
+impl Table<'_> {
+    fn tree(&self) -> &WriteTree {
+        self.tree.as_ref().expect("a Table holds its tree until dropped")
+    }
+
+    /// Inserts or replaces; returns the previous value.
+    pub fn insert(&mut self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>> {
+        let source = &self.txn.source;
+        self.tree.as_mut().expect("a Table holds its tree until dropped").insert(source, key, value)
+    }
+
+    /// Removes; returns the value it had.
+    pub fn remove(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let source = &self.txn.source;
+        self.tree.as_mut().expect("a Table holds its tree until dropped").remove(source, key)
+    }
+
+    /// The value of `key`.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.tree().get(&self.txn.source, key)
+    }
+
+    /// Entries with keys in `range`. For the whole table use [`Table::iter`].
+    pub fn range<K: AsRef<[u8]> + ?Sized, R: RangeBounds<K>>(&self, range: R) -> Range<'_> {
+        Range {
+            inner: self.tree().range(&self.txn.source, byte_bounds(&range)),
+        }
+    }
+
+    /// Every entry.
+    pub fn iter(&self) -> Range<'_> {
+        self.range::<[u8], _>(..)
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> u64 {
+        self.tree().len()
+    }
+
+    /// True when the table has no entries.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A snapshot of a column family: sees exactly one commit, never blocks writers, and keeps
+/// the pages it reaches from being reused until dropped.
+pub struct ReadTxn {
+    cf: Arc<CfShared>,
+    snapshot: Arc<Snapshot>,
+    source: CacheSource,
+}
+
+impl std::fmt::Debug for ReadTxn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadTxn").field("cf", &self.cf.name).finish()
+    }
+}
+
+impl ReadTxn {
+    pub(crate) fn new(cf: Arc<CfShared>, snapshot: Arc<Snapshot>) -> ReadTxn {
+        let source = cf.core.source();
+        ReadTxn { cf, snapshot, source }
+    }
+
+    /// The table `name` as of this snapshot; [`Error::TableNotFound`] if it does not exist.
+    pub fn open_table(&self, name: &str) -> Result<ReadTable<'_>> {
+        check_table_name(name, self.source.cache.page_size() as usize)?;
+        let found = btree::get(&self.source, &self.snapshot.dir, name.as_bytes())?;
+        let root = table_root(found, &self.snapshot.dir, name)?.ok_or_else(|| Error::TableNotFound { name: name.to_owned() })?;
+        Ok(ReadTable { txn: self, root })
+    }
+
+    /// Names of the tables in this snapshot, sorted.
+    pub fn list_tables(&self) -> Result<Vec<String>> {
+        btree::range(&self.source, &self.snapshot.dir, ..)
+            .map(|e| e.map(|(k, _)| String::from_utf8_lossy(&k).into_owned()))
+            .collect()
+    }
+}
+
+/// A table in a snapshot.
+#[derive(Debug)]
+pub struct ReadTable<'t> {
+    txn: &'t ReadTxn,
+    root: TreeRoot,
+}
+
+impl ReadTable<'_> {
+    /// The value of `key`.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        btree::get(&self.txn.source, &self.root, key)
+    }
+
+    /// Entries with keys in `range`.
+    pub fn range<K: AsRef<[u8]> + ?Sized, R: RangeBounds<K>>(&self, range: R) -> Range<'_> {
+        Range {
+            inner: btree::range(&self.txn.source, &self.root, byte_bounds(&range)),
+        }
+    }
+
+    /// Every entry.
+    pub fn iter(&self) -> Range<'_> {
+        self.range::<[u8], _>(..)
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> u64 {
+        self.root.len
+    }
+
+    /// True when the table has no entries.
+    pub fn is_empty(&self) -> bool {
+        self.root.len == 0
+    }
+}
