@@ -48,7 +48,10 @@ impl PageRuns {
 
     /// True when some page of `[start, end)` is in a run.
     pub fn overlaps(&self, start: PageId, end: PageId) -> bool {
-        self.runs.range(..end).next_back().is_some_and(|(_, &e)| e > start)
+        self.runs
+            .range(..end)
+            .next_back()
+            .is_some_and(|(_, &e)| e > start)
     }
 
     /// Takes `n` contiguous pages from the lowest run long enough.
@@ -64,7 +67,12 @@ impl PageRuns {
 
     /// True when every page of `[start, end)` is in a run.
     pub fn contains(&self, start: PageId, end: PageId) -> bool {
-        start < end && self.runs.range(..=start).next_back().is_some_and(|(_, &e)| e >= end)
+        start < end
+            && self
+                .runs
+                .range(..=start)
+                .next_back()
+                .is_some_and(|(_, &e)| e >= end)
     }
 
     /// Pages in all runs.
@@ -158,7 +166,9 @@ impl SpaceAllocator {
                 let e = grow(want)?;
                 self.extents.push(e);
                 self.free.insert(e.start, e.end());
-                self.free.take_first_fit(n).expect("a new extent of at least n pages")
+                self.free
+                    .take_first_fit(n)
+                    .expect("a new extent of at least n pages")
             }
         };
         self.in_flight.push((start, n));
@@ -280,13 +290,20 @@ mod tests {
         assert_eq!(pages, vec![2, 3, 4, 5], "adjacent, in the first extent");
         // Full: the next extent doubles.
         assert_eq!(a.alloc(1, &mut grow).unwrap(), 6);
-        assert_eq!(a.extents(), &[Extent { start: 2, pages: 4 }, Extent { start: 6, pages: 8 }]);
+        assert_eq!(
+            a.extents(),
+            &[Extent { start: 2, pages: 4 }, Extent { start: 6, pages: 8 }]
+        );
         // A run longer than any free run takes a new extent of at least that size; the new
         // extent is adjacent to the last one, so the run starts in the old extent's free tail.
         assert_eq!(a.alloc(20, &mut grow).unwrap(), 7);
         assert_eq!(a.extents()[2], Extent { start: 14, pages: 20 });
         a.rollback();
-        assert_eq!(a.free_pages(), 4 + 8 + 20, "rolled back: all free again, extents kept");
+        assert_eq!(
+            a.free_pages(),
+            4 + 8 + 20,
+            "rolled back: all free again, extents kept"
+        );
         assert!(a.is_free(2, 34));
 
         let first = Arc::new(Epoch::default());
@@ -306,7 +323,10 @@ mod tests {
 
     #[test]
     fn extents_reuse_released_space_first() {
-        let mut x = ExtentAllocator::new(2, &[Extent { start: 2, pages: 16 }, Extent { start: 40, pages: 8 }]);
+        let mut x = ExtentAllocator::new(
+            2,
+            &[Extent { start: 2, pages: 16 }, Extent { start: 40, pages: 8 }],
+        );
         assert_eq!(x.free_pages(), 22, "the hole 18..40");
         assert_eq!(x.take(16), Extent { start: 18, pages: 16 });
         assert_eq!(x.take(16), Extent { start: 48, pages: 16 });

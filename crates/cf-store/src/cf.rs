@@ -112,7 +112,9 @@ impl CfShared {
 
     pub fn check_alive(&self) -> Result<()> {
         if self.dropped.load(Ordering::SeqCst) {
-            return Err(Error::CfDropped { name: self.name.clone() });
+            return Err(Error::CfDropped {
+                name: self.name.clone(),
+            });
         }
         Ok(())
     }
@@ -155,7 +157,9 @@ pub struct ColumnFamily {
 
 impl std::fmt::Debug for ColumnFamily {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ColumnFamily").field("name", &self.shared.name).finish()
+        f.debug_struct("ColumnFamily")
+            .field("name", &self.shared.name)
+            .finish()
     }
 }
 
@@ -183,9 +187,13 @@ impl ColumnFamily {
     pub fn try_begin_write(&self) -> Result<WriteTxn> {
         self.shared.check_alive()?;
         self.shared.core.check_writable()?;
-        let guard = self.shared.writer.try_lock_arc().ok_or_else(|| Error::WouldBlock {
-            name: self.shared.name.clone(),
-        })?;
+        let guard = self
+            .shared
+            .writer
+            .try_lock_arc()
+            .ok_or_else(|| Error::WouldBlock {
+                name: self.shared.name.clone(),
+            })?;
         WriteTxn::new(self.shared.clone(), guard)
     }
 

@@ -90,10 +90,16 @@ impl DbBuilder {
         self.flush.validate()?;
         let path = label.as_ref().to_path_buf();
         let len = backend.len()?;
-        let page_size = if len == 0 { self.page_size } else { find_page_size(&*backend, len, &path)? };
+        let page_size = if len == 0 {
+            self.page_size
+        } else {
+            find_page_size(&*backend, len, &path)?
+        };
         let cache = PageCache::new(
             backend.clone(),
-            CacheOptions::default().with_page_size(page_size).with_cache_bytes(self.cache_bytes),
+            CacheOptions::default()
+                .with_page_size(page_size)
+                .with_cache_bytes(self.cache_bytes),
         )?;
         if len > 0 && len < SUPERBLOCK_PAGES * page_size as u64 {
             return Err(Error::NotADatabase {
@@ -110,8 +116,14 @@ impl DbBuilder {
             files: Mutex::new(FileSpace::default()),
             poisoned: AtomicBool::new(false),
         });
-        let shared = if len == 0 { create(core, &self)? } else { recover(core, &self)? };
-        Ok(Db { shared: Arc::new(shared) })
+        let shared = if len == 0 {
+            create(core, &self)?
+        } else {
+            recover(core, &self)?
+        };
+        Ok(Db {
+            shared: Arc::new(shared),
+        })
     }
 }
 
@@ -121,7 +133,11 @@ fn find_page_size(backend: &dyn Backend, len: u64, path: &Path) -> Result<u32> {
     if len >= 16 {
         backend.read_at(&mut head, 0)?;
         if let Some(ps) = format::peek_page_size(&head) {
-            if pagecache::CacheOptions::default().with_page_size(ps).validate().is_ok() {
+            if pagecache::CacheOptions::default()
+                .with_page_size(ps)
+                .validate()
+                .is_ok()
+            {
                 return Ok(ps);
             }
         }
@@ -185,7 +201,10 @@ impl FileSpace {
 
 impl std::fmt::Debug for DbCore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DbCore").field("path", &self.path).field("page_size", &self.page_size).finish()
+        f.debug_struct("DbCore")
+            .field("path", &self.path)
+            .field("page_size", &self.page_size)
+            .finish()
     }
 }
 
@@ -213,7 +232,9 @@ impl DbCore {
 
     /// A group sync; a failure poisons the database.
     pub fn sync(&self) -> Result<()> {
-        self.group.sync(&*self.backend).inspect_err(|_| self.poisoned.store(true, Ordering::SeqCst))
+        self.group
+            .sync(&*self.backend)
+            .inspect_err(|_| self.poisoned.store(true, Ordering::SeqCst))
     }
 
     /// Fails once a sync has failed.
@@ -268,6 +289,8 @@ pub(crate) struct DbShared {
     cfs: DashMap<String, Arc<CfShared>>,
     default_flush: FlushConfig,
     initial_extent_pages: u64,
+    /// What recovery passed over to open the file (slots that failed verification).
+    recovery_notes: Vec<String>,
 }
 
 /// An open database: one file holding any number of column families.
@@ -301,7 +324,14 @@ pub struct DbStats {
     pub free_extent_pages: u64,
 }
 
-fn new_space(core: &DbCore, owner: u64, magic: [u8; 8], slot_pages: [PageId; 2], alloc: SpaceAllocator, flush: FlushConfig) -> Space {
+fn new_space(
+    core: &DbCore,
+    owner: u64,
+    magic: [u8; 8],
+    slot_pages: [PageId; 2],
+    alloc: SpaceAllocator,
+    flush: FlushConfig,
+) -> Space {
     Space {
         owner,
         magic,
@@ -331,6 +361,9 @@ fn create(core: Arc<DbCore>, b: &DbBuilder) -> Result<DbShared> {
     let alloc = SpaceAllocator::new(Vec::new(), &PageRuns::default(), b.initial_extent_pages);
     let mut space = new_space(&core, 0, SUPERBLOCK_MAGIC, [0, 1], alloc, b.flush);
     space.aux = 1;
+    // Both superblock slots exist from the start (slot 1 zeroed), so any file shorter than
+    // two pages is truncated.
+    core.backend.set_len(SUPERBLOCK_PAGES * core.page_size as u64)?;
     space.commit(&core, TreeRoot::default(), Vec::new(), true, Weak::new())?;
     Ok(DbShared {
         core,
@@ -338,6 +371,7 @@ fn create(core: Arc<DbCore>, b: &DbBuilder) -> Result<DbShared> {
         cfs: DashMap::new(),
         default_flush: b.flush,
         initial_extent_pages: b.initial_extent_pages,
+        recovery_notes: Vec::new(),
     })
 }
 
@@ -347,7 +381,14 @@ fn read_slots(core: &DbCore, pages: [PageId; 2], magic: [u8; 8]) -> (Vec<(usize,
     let ps = core.page_size as usize;
     let mut valid = Vec::new();
     let mut problems = Vec::new();
+    let file_pages = core.backend.len().unwrap_or(0) / ps as u64;
     for (i, page) in pages.into_iter().enumerate() {
+        if page >= file_pages {
+            problems.push(format!(
+                "slot at page {page}: BadMagic (never written: beyond the end of the file)"
+            ));
+            continue;
+        }
         let read = btree::PageSource::read(&core.source(), page);
         match read.map(|bytes| Slot::decode(&bytes, magic, ps)) {
             Ok(Ok(slot)) => valid.push((i, slot)),
@@ -379,11 +420,21 @@ fn reachable(core: &DbCore, root: &TreeRoot, extents: &[Extent], owner: u64) -> 
             btree::visit_pages(&source, &table, true, &mut |p, n| runs.push((p, n)))?;
         }
     }
+    // Adjacent extents form one run of pages, and an allocation may span them.
+    let mut owned = PageRuns::default();
+    for e in extents {
+        if owned.overlaps(e.start, e.end()) {
+            return Err(Error::Corruption {
+                page: e.start,
+                what: format!("space {owner} lists overlapping extents"),
+            });
+        }
+        owned.insert(e.start, e.end());
+    }
     let mut used = PageRuns::default();
     for (page, count) in runs {
         let end = page.checked_add(count).unwrap_or(u64::MAX);
-        let inside = extents.iter().any(|e| page >= e.start && end <= e.end());
-        if !inside || used.overlaps(page, end) {
+        if !owned.contains(page, end) || used.overlaps(page, end) {
             return Err(Error::Corruption {
                 page,
                 what: format!("space {owner} reaches pages {page}..{end} outside its extents or twice"),
@@ -401,18 +452,34 @@ fn recover(core: Arc<DbCore>, b: &DbBuilder) -> Result<DbShared> {
     if slots.is_empty() {
         return Err(superblock_error(&core.path, &problems));
     }
+    let newest = slots[0].1.txn;
+    let mut notes: Vec<String> = problems.into_iter().filter(|p| !p.contains("BadMagic")).collect();
     let mut last_err = None;
     for (index, slot) in slots {
-        match load_catalog(&core, b, index, &slot) {
-            Ok(shared) => return Ok(shared),
-            Err(e) => last_err = Some(e),
+        match load_catalog(&core, b, index, &slot, &mut notes) {
+            Ok(mut shared) => {
+                if slot.txn != newest {
+                    notes.push(format!(
+                        "superblock: fell back from txn {newest} to txn {}",
+                        slot.txn
+                    ));
+                }
+                shared.recovery_notes = notes;
+                return Ok(shared);
+            }
+            Err(e) => {
+                notes.push(format!("superblock txn {}: {e}", slot.txn));
+                last_err = Some(e);
+            }
         }
     }
     Err(last_err.expect("at least one slot was tried"))
 }
 
 fn superblock_error(path: &Path, problems: &[String]) -> Error {
-    let version = problems.iter().find_map(|p| p.split("Version(").nth(1)?.split(')').next()?.parse().ok());
+    let version = problems
+        .iter()
+        .find_map(|p| p.split("Version(").nth(1)?.split(')').next()?.parse().ok());
     if let Some(found) = version {
         return Error::UnsupportedVersion {
             path: path.to_owned(),
@@ -432,7 +499,13 @@ fn superblock_error(path: &Path, problems: &[String]) -> Error {
     }
 }
 
-fn load_catalog(core: &Arc<DbCore>, b: &DbBuilder, index: usize, slot: &Slot) -> Result<DbShared> {
+fn load_catalog(
+    core: &Arc<DbCore>,
+    b: &DbBuilder,
+    index: usize,
+    slot: &Slot,
+    notes: &mut Vec<String>,
+) -> Result<DbShared> {
     let used = reachable(core, &slot.root, &slot.extents, 0)?;
     let mut records = Vec::new();
     for entry in btree::range(&core.source(), &slot.root, ..) {
@@ -440,7 +513,9 @@ fn load_catalog(core: &Arc<DbCore>, b: &DbBuilder, index: usize, slot: &Slot) ->
         let record = CfRecord::decode(&value);
         let name = String::from_utf8(name).ok();
         match (name, record) {
-            (Some(n), Some(r)) if r.id < slot.aux && !n.is_empty() && n.len() <= MAX_CF_NAME_LEN => records.push((n, r)),
+            (Some(n), Some(r)) if r.id < slot.aux && !n.is_empty() && n.len() <= MAX_CF_NAME_LEN => {
+                records.push((n, r))
+            }
             _ => {
                 return Err(Error::Corruption {
                     page: slot.root.root.map_or(0, |r| r.page),
@@ -452,7 +527,7 @@ fn load_catalog(core: &Arc<DbCore>, b: &DbBuilder, index: usize, slot: &Slot) ->
     let mut all_extents: Vec<(u64, Extent)> = slot.extents.iter().map(|e| (0, *e)).collect();
     let cfs = DashMap::new();
     for (name, record) in records {
-        let cf = recover_cf(core, b, &name, record)?;
+        let cf = recover_cf(core, b, &name, record, notes)?;
         all_extents.extend(cf.writer.lock().alloc.extents().iter().map(|e| (record.id, *e)));
         cfs.insert(name, Arc::new(cf));
     }
@@ -463,13 +538,20 @@ fn load_catalog(core: &Arc<DbCore>, b: &DbBuilder, index: usize, slot: &Slot) ->
         if e.start < end {
             return Err(Error::Corruption {
                 page: e.start,
-                what: format!("extent {}..{} of space {owner} overlaps another space or the superblock", e.start, e.end()),
+                what: format!(
+                    "extent {}..{} of space {owner} overlaps another space or the superblock",
+                    e.start,
+                    e.end()
+                ),
             });
         }
         end = e.end();
     }
     *core.files.lock() = FileSpace {
-        extents: ExtentAllocator::new(SUPERBLOCK_PAGES, &all_extents.iter().map(|(_, e)| *e).collect::<Vec<_>>()),
+        extents: ExtentAllocator::new(
+            SUPERBLOCK_PAGES,
+            &all_extents.iter().map(|(_, e)| *e).collect::<Vec<_>>(),
+        ),
         waiting: Vec::new(),
     };
     let alloc = SpaceAllocator::new(slot.extents.clone(), &used, b.initial_extent_pages);
@@ -488,18 +570,28 @@ fn load_catalog(core: &Arc<DbCore>, b: &DbBuilder, index: usize, slot: &Slot) ->
         cfs,
         default_flush: b.flush,
         initial_extent_pages: b.initial_extent_pages,
+        recovery_notes: Vec::new(),
     })
 }
 
-fn recover_cf(core: &Arc<DbCore>, b: &DbBuilder, name: &str, record: CfRecord) -> Result<CfShared> {
+fn recover_cf(
+    core: &Arc<DbCore>,
+    b: &DbBuilder,
+    name: &str,
+    record: CfRecord,
+    notes: &mut Vec<String>,
+) -> Result<CfShared> {
     let pages = [record.slot_page, record.slot_page + 1];
     let (slots, mut problems) = read_slots(core, pages, CF_SLOT_MAGIC);
     for (index, slot) in slots {
         if slot.owner != record.id || slot.aux != record.created {
-            problems.push(format!("slot {index} belongs to another column family"));
+            // A stale slot of an earlier owner of this space: expected, not news.
             continue;
         }
-        let holds_slots = slot.extents.first().is_some_and(|e| e.start == record.slot_page && e.pages >= 2);
+        let holds_slots = slot
+            .extents
+            .first()
+            .is_some_and(|e| e.start == record.slot_page && e.pages >= 2);
         if !holds_slots {
             problems.push(format!("slot {index}: the first extent does not hold the slots"));
             continue;
@@ -514,6 +606,14 @@ fn recover_cf(core: &Arc<DbCore>, b: &DbBuilder, name: &str, record: CfRecord) -
                 space.last_txn = slot.txn;
                 space.durable_txn = slot.txn;
                 space.durable_slot = index;
+                // A never-written second slot is expected; a torn one or a newer one that
+                // failed verification is news.
+                notes.extend(
+                    problems
+                        .iter()
+                        .filter(|p| !p.contains("BadMagic"))
+                        .map(|p| format!("column family {name:?}: passed over {p}")),
+                );
                 return Ok(CfShared::new(name.to_owned(), core.clone(), space));
             }
             Err(e) => problems.push(format!("slot {index} (txn {}): {e}", slot.txn)),
@@ -521,7 +621,10 @@ fn recover_cf(core: &Arc<DbCore>, b: &DbBuilder, name: &str, record: CfRecord) -
     }
     Err(Error::Corruption {
         page: record.slot_page,
-        what: format!("column family {name:?}: no commit slot verifies: {}", problems.join("; ")),
+        what: format!(
+            "column family {name:?}: no commit slot verifies: {}",
+            problems.join("; ")
+        ),
     })
 }
 
@@ -553,11 +656,16 @@ impl Db {
         core.check_writable()?;
         let mut catalog = self.shared.catalog.lock();
         if self.shared.cfs.contains_key(name) {
-            return Err(Error::CfExists { name: name.to_owned() });
+            return Err(Error::CfExists {
+                name: name.to_owned(),
+            });
         }
         let flush = options.flush.unwrap_or(self.shared.default_flush);
         flush.validate()?;
-        let initial = options.initial_extent_pages.unwrap_or(self.shared.initial_extent_pages).max(4);
+        let initial = options
+            .initial_extent_pages
+            .unwrap_or(self.shared.initial_extent_pages)
+            .max(4);
         let extent = core.take_extent(initial);
         let record = CfRecord {
             id: catalog.next_cf_id,
@@ -590,7 +698,14 @@ impl Db {
         let mut used = PageRuns::default();
         used.insert(extent.start, extent.start + 2);
         let alloc = SpaceAllocator::new(vec![extent], &used, initial);
-        let mut space = new_space(core, record.id, CF_SLOT_MAGIC, [extent.start, extent.start + 1], alloc, flush);
+        let mut space = new_space(
+            core,
+            record.id,
+            CF_SLOT_MAGIC,
+            [extent.start, extent.start + 1],
+            alloc,
+            flush,
+        );
         space.aux = record.created;
         space.last_txn = 1;
         space.durable_txn = 1;
@@ -606,7 +721,9 @@ impl Db {
             .cfs
             .get(name)
             .map(|cf| ColumnFamily::from_shared(cf.clone()))
-            .ok_or_else(|| Error::CfNotFound { name: name.to_owned() })
+            .ok_or_else(|| Error::CfNotFound {
+                name: name.to_owned(),
+            })
     }
 
     /// The column family `name`, created with default options if missing.
@@ -638,7 +755,9 @@ impl Db {
         result?;
         cf.dropped.store(true, Ordering::SeqCst);
         self.shared.cfs.remove(name);
-        let old = cf.committed.swap(Arc::new(Snapshot::tombstone(&cf.committed.load().epoch)));
+        let old = cf
+            .committed
+            .swap(Arc::new(Snapshot::tombstone(&cf.committed.load().epoch)));
         core.release_extents(Arc::downgrade(&old.epoch), writer.alloc.extents().to_vec());
         drop(old);
         drop(writer);
@@ -651,6 +770,13 @@ impl Db {
         let mut names: Vec<String> = self.shared.cfs.iter().map(|e| e.key().clone()).collect();
         names.sort();
         names
+    }
+
+    /// What recovery passed over when this database was opened: commit slots that failed
+    /// verification (torn by a crash, or corrupt) and fell back to the previous commit. Empty
+    /// after a clean close.
+    pub fn recovery_notes(&self) -> &[String] {
+        &self.shared.recovery_notes
     }
 
     /// Database-wide figures.

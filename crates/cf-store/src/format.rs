@@ -141,7 +141,11 @@ impl Slot {
                 start: u64_at(at),
                 pages: u64_at(at + 8),
             };
-            if e.pages == 0 || e.start.checked_add(e.pages).is_none_or(|end| end > u64::MAX / page_size as u64) {
+            if e.pages == 0
+                || e.start
+                    .checked_add(e.pages)
+                    .is_none_or(|end| end > u64::MAX / page_size as u64)
+            {
                 return Err(SlotProblem::Field("extent"));
             }
             extents.push(e);
@@ -177,7 +181,10 @@ mod tests {
             owner: 7,
             txn: 42,
             root: TreeRoot {
-                root: Some(NodePtr { page: 99, crc: 0xdead_beef }),
+                root: Some(NodePtr {
+                    page: 99,
+                    crc: 0xdead_beef,
+                }),
                 len: 1234,
             },
             aux: 0,
@@ -190,12 +197,22 @@ mod tests {
         let s = sample();
         let page = s.encode(4096).unwrap();
         assert_eq!(Slot::decode(&page, CF_SLOT_MAGIC, 4096).unwrap(), s);
-        assert_eq!(Slot::decode(&page, SUPERBLOCK_MAGIC, 4096), Err(SlotProblem::BadMagic));
-        assert_eq!(Slot::decode(&page[..100], CF_SLOT_MAGIC, 4096), Err(SlotProblem::BadMagic));
+        assert_eq!(
+            Slot::decode(&page, SUPERBLOCK_MAGIC, 4096),
+            Err(SlotProblem::BadMagic)
+        );
+        assert_eq!(
+            Slot::decode(&page[..100], CF_SLOT_MAGIC, 4096),
+            Err(SlotProblem::BadMagic)
+        );
         for at in [9usize, 20, 40, 80, 4000, 4095] {
             let mut bad = page.to_vec();
             bad[at] ^= 1;
-            assert_eq!(Slot::decode(&bad, CF_SLOT_MAGIC, 4096), Err(SlotProblem::Checksum), "flip at {at}");
+            assert_eq!(
+                Slot::decode(&bad, CF_SLOT_MAGIC, 4096),
+                Err(SlotProblem::Checksum),
+                "flip at {at}"
+            );
         }
         let small = s.encode(512).unwrap();
         assert_eq!(Slot::decode(&small, CF_SLOT_MAGIC, 512).unwrap(), s);
@@ -213,7 +230,11 @@ mod tests {
         let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
         let valid = sample().encode(512).unwrap();
         for i in 0..20_000 {
-            let mut p = if i % 2 == 0 { valid.to_vec() } else { (0..512).map(|_| rng.gen()).collect() };
+            let mut p = if i % 2 == 0 {
+                valid.to_vec()
+            } else {
+                (0..512).map(|_| rng.gen()).collect()
+            };
             for _ in 0..rng.gen_range(0..4) {
                 let at = rng.gen_range(0..512);
                 p[at] = rng.gen();

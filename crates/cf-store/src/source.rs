@@ -22,10 +22,12 @@ impl PageSource for CacheSource {
     }
 
     fn read(&self, page: PageId) -> Result<PageRef> {
-        let offset = page.checked_mul(self.cache.page_size() as u64).ok_or_else(|| Error::Corruption {
-            page,
-            what: "page number beyond the address space".into(),
-        })?;
+        let offset = page
+            .checked_mul(self.cache.page_size() as u64)
+            .ok_or_else(|| Error::Corruption {
+                page,
+                what: "page number beyond the address space".into(),
+            })?;
         Ok(self.cache.read_page(offset)?)
     }
 }

@@ -45,7 +45,9 @@ fn table_root(dir_value: Option<Vec<u8>>, dir: &TreeRoot, name: &str) -> Result<
         .transpose()
 }
 
-fn byte_bounds<'a, K: AsRef<[u8]> + ?Sized + 'a, R: RangeBounds<K>>(range: &'a R) -> (Bound<&'a [u8]>, Bound<&'a [u8]>) {
+fn byte_bounds<'a, K: AsRef<[u8]> + ?Sized + 'a, R: RangeBounds<K>>(
+    range: &'a R,
+) -> (Bound<&'a [u8]>, Bound<&'a [u8]>) {
     fn bytes<K: AsRef<[u8]> + ?Sized>(b: Bound<&K>) -> Bound<&[u8]> {
         match b {
             Bound::Included(k) => Bound::Included(k.as_ref()),
@@ -108,7 +110,10 @@ pub struct WriteTxn {
 
 impl std::fmt::Debug for WriteTxn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WriteTxn").field("cf", &self.cf.name).field("durability", &self.durability).finish()
+        f.debug_struct("WriteTxn")
+            .field("cf", &self.cf.name)
+            .field("durability", &self.durability)
+            .finish()
     }
 }
 
@@ -151,7 +156,9 @@ impl WriteTxn {
                     tree: Some(tree),
                     new,
                 }),
-                TableSlot::Lent => Err(Error::TableAlreadyOpen { name: name.to_owned() }),
+                TableSlot::Lent => Err(Error::TableAlreadyOpen {
+                    name: name.to_owned(),
+                }),
             };
         }
         let found = st.dir.get(&self.source, name.as_bytes())?;
@@ -172,7 +179,9 @@ impl WriteTxn {
         let tree = match st.tables.remove(name) {
             Some(TableSlot::Lent) => {
                 st.tables.insert(name.to_owned(), TableSlot::Lent);
-                return Err(Error::TableAlreadyOpen { name: name.to_owned() });
+                return Err(Error::TableAlreadyOpen {
+                    name: name.to_owned(),
+                });
             }
             Some(TableSlot::Idle { tree, .. }) => Some(tree),
             None => None,
@@ -220,7 +229,10 @@ impl WriteTxn {
         let durable = durability == Durability::Immediate;
         let changed = !st.freed.is_empty()
             || st.dir.is_dirty()
-            || st.tables.values().any(|s| matches!(s, TableSlot::Idle { tree, new } if *new || tree.is_dirty()));
+            || st
+                .tables
+                .values()
+                .any(|s| matches!(s, TableSlot::Idle { tree, new } if *new || tree.is_dirty()));
         if !changed {
             drop(space);
             return if durable { cf.make_durable() } else { Ok(()) };
@@ -288,7 +300,11 @@ impl Drop for Table<'_> {
     fn drop(&mut self) {
         if let Some(tree) = self.tree.take() {
             let slot = TableSlot::Idle { tree, new: self.new };
-            self.txn.state.borrow_mut().tables.insert(std::mem::take(&mut self.name), slot);
+            self.txn
+                .state
+                .borrow_mut()
+                .tables
+                .insert(std::mem::take(&mut self.name), slot);
         }
     }
 }
@@ -301,13 +317,19 @@ impl Table<'_> {
     /// Inserts or replaces; returns the previous value.
     pub fn insert(&mut self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>> {
         let source = &self.txn.source;
-        self.tree.as_mut().expect("a Table holds its tree until dropped").insert(source, key, value)
+        self.tree
+            .as_mut()
+            .expect("a Table holds its tree until dropped")
+            .insert(source, key, value)
     }
 
     /// Removes; returns the value it had.
     pub fn remove(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let source = &self.txn.source;
-        self.tree.as_mut().expect("a Table holds its tree until dropped").remove(source, key)
+        self.tree
+            .as_mut()
+            .expect("a Table holds its tree until dropped")
+            .remove(source, key)
     }
 
     /// The value of `key`.
@@ -362,7 +384,9 @@ impl ReadTxn {
     pub fn open_table(&self, name: &str) -> Result<ReadTable<'_>> {
         check_table_name(name, self.source.cache.page_size() as usize)?;
         let found = btree::get(&self.source, &self.snapshot.dir, name.as_bytes())?;
-        let root = table_root(found, &self.snapshot.dir, name)?.ok_or_else(|| Error::TableNotFound { name: name.to_owned() })?;
+        let root = table_root(found, &self.snapshot.dir, name)?.ok_or_else(|| Error::TableNotFound {
+            name: name.to_owned(),
+        })?;
         Ok(ReadTable { txn: self, root })
     }
 

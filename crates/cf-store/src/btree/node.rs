@@ -1,0 +1,444 @@
+//! Tree nodes: the one decoded node type, its page encoder and decoder, splits and size limits.
+//!
+//! # Page format
+//!
+//! A node is one page. Integers are little-endian; every byte after the last entry is zero.
+//! The format is canonical: [`Node::decode`] accepts exactly what [`Node::encode`] produces,
+//! so `encode(decode(page)) == page` for every page that decodes.
+//!
+//! Header (4 bytes):
+//!
+//! | offset | size | field                                                        |
+//! |--------|------|--------------------------------------------------------------|
+//! | 0      | 1    | kind: 1 = leaf, 2 = branch (anything else is corruption)     |
+//! | 1      | 1    | reserved, 0                                                  |
+//! | 2      | 2    | `n`, u16: leaf entries, or branch separator keys; `n >= 1`   |
+//!
+//! A leaf is followed by `n` entries, keys strictly ascending (bytewise):
+//!
+//! | size | field                                                           |
+//! |------|-----------------------------------------------------------------|
+//! | 2    | key length `k`, u16, `k <= max_key_len(page_size)`              |
+//! | 1    | value kind: 0 = inline, 1 = overflow                            |
+//! | `k`  | key                                                             |
+//! | 2    | inline: value length `v`, u16                                   |
+//! | `v`  | inline: value bytes                                             |
+//! | 8    | overflow (instead of the two above): first page of the run, u64 |
+//! | 8    | overflow: value length, u64, `<= MAX_VALUE_LEN`                 |
+//! | 4    | overflow: crc32c of the value bytes                             |
+//!
+//! A value is inline exactly when its inline entry (`5 + k + v` bytes) is at most half the
+//! page after the header ([`max_inline_entry`]), so every leaf holds at least two entries.
+//! An overflow value occupies a run of `ceil(len / page_size)` contiguous pages holding the
+//! raw value bytes, zero padded, with no header.
+//!
+//! A branch is followed by child 0, then `n` (separator, child) pairs:
+//!
+//! | size | field                                          |
+//! |------|------------------------------------------------|
+//! | 8    | child 0: page, u64                             |
+//! | 4    | child 0: crc32c of that page                   |
+//! | 2    | separator `i` length `k`, u16                  |
+//! | `k`  | separator `i`, strictly ascending              |
+//! | 12   | child `i + 1`: page u64, crc32c u32            |
+//!
+//! Child `i` holds the keys `key` with `separator[i - 1] <= key < separator[i]`.
+
+use std::cmp::Ordering;
+
+use super::store::{NodePtr, PageId};
+use crate::{Error, Result};
+
+/// Bytes before the first entry of a node.
+pub(crate) const HEADER_LEN: usize = 4;
+const LEAF: u8 = 1;
+const BRANCH: u8 = 2;
+const INLINE: u8 = 0;
+const OVERFLOW: u8 = 1;
+/// An encoded child pointer: page u64, crc u32.
+const CHILD_LEN: usize = 12;
+/// Key length u16 and value kind u8.
+const ENTRY_HEAD_LEN: usize = 3;
+/// An encoded overflow reference: page u64, length u64, crc u32.
+const OVERFLOW_REF_LEN: usize = 20;
+
+/// The largest value, in bytes.
+pub(crate) const MAX_VALUE_LEN: usize = 1 << 30;
+
+/// The longest key (and separator) for a page size: a quarter page, so a branch always has
+/// room for 2 separators and 3 children, and a leaf for 2 entries with overflow values.
+pub(crate) fn max_key_len(page_size: usize) -> usize {
+    page_size / 4
+}
+
+/// The largest encoded leaf entry with an inline value: half the page after the header.
+pub(crate) fn max_inline_entry(page_size: usize) -> usize {
+    page_size.saturating_sub(HEADER_LEN) / 2
+}
+
+/// Pages in the overflow run of a value of `len` bytes.
+pub(crate) fn overflow_pages(len: u64, page_size: usize) -> u64 {
+    len.div_ceil(page_size as u64)
+}
+
+fn is_inline(key_len: usize, value_len: usize, page_size: usize) -> bool {
+    ENTRY_HEAD_LEN + key_len + 2 + value_len <= max_inline_entry(page_size)
+}
+
+/// Checks a key and value against the limits (`max_value` is [`MAX_VALUE_LEN`] outside tests).
+pub(crate) fn check_sizes(
+    key_len: usize,
+    value_len: usize,
+    page_size: usize,
+    max_value: usize,
+) -> Result<()> {
+    let max = max_key_len(page_size);
+    if key_len > max {
+        return Err(Error::KeyTooLarge { len: key_len, max });
+    }
+    if value_len > max_value {
+        return Err(Error::ValueTooLarge {
+            len: value_len,
+            max: max_value,
+        });
+    }
+    Ok(())
+}
+
+pub(crate) fn corrupt(page: PageId, what: impl Into<String>) -> Error {
+    Error::Corruption {
+        page,
+        what: what.into(),
+    }
+}
+
+/// A branch's reference to a child: a committed page, or a node in the write arena.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Child {
+    Clean(NodePtr),
+    Dirty(usize),
+}
+
+/// A leaf entry's value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Value {
+    Inline(Vec<u8>),
+    /// A committed overflow run.
+    Overflow {
+        page: PageId,
+        len: u64,
+        crc: u32,
+    },
+    /// An overflow value not yet written (only in a write arena; commit writes it).
+    Pending(Vec<u8>),
+}
+
+impl Value {
+    /// Inline or pending overflow, by the size rule.
+    pub(crate) fn new(key_len: usize, bytes: Vec<u8>, page_size: usize) -> Value {
+        if is_inline(key_len, bytes.len(), page_size) {
+            Value::Inline(bytes)
+        } else {
+            Value::Pending(bytes)
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub(crate) key: Vec<u8>,
+    pub(crate) value: Value,
+}
+
+impl Entry {
+    fn encoded_len(&self) -> usize {
+        ENTRY_HEAD_LEN
+            + self.key.len()
+            + match &self.value {
+                Value::Inline(v) => 2 + v.len(),
+                Value::Overflow { .. } | Value::Pending(_) => OVERFLOW_REF_LEN,
+            }
+    }
+}
+
+/// A decoded node, read from a page or being built in a write arena. Invariants: a leaf
+/// has >= 1 entry, keys strictly ascending; a branch has `keys.len() + 1 == children.len()`
+/// and >= 1 key; keys are at most `max_key_len`, inline entries at most `max_inline_entry`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Node {
+    Leaf(Vec<Entry>),
+    Branch {
+        keys: Vec<Vec<u8>>,
+        children: Vec<Child>,
+    },
+}
+
+/// The child of a branch that may hold `key`.
+pub(crate) fn child_index(keys: &[Vec<u8>], key: &[u8]) -> usize {
+    keys.partition_point(|sep| sep.as_slice() <= key)
+}
+
+/// Where `key` is (or would go) in a leaf.
+pub(crate) fn search(entries: &[Entry], key: &[u8]) -> std::result::Result<usize, usize> {
+    entries.binary_search_by(|e| e.key.as_slice().cmp(key))
+}
+
+impl Node {
+    /// Bytes this node encodes to (a pending value counts as its overflow reference).
+    pub(crate) fn encoded_len(&self) -> usize {
+        HEADER_LEN
+            + match self {
+                Node::Leaf(entries) => entries.iter().map(Entry::encoded_len).sum::<usize>(),
+                Node::Branch { keys, .. } => {
+                    CHILD_LEN + keys.iter().map(|k| 2 + k.len() + CHILD_LEN).sum::<usize>()
+                }
+            }
+    }
+
+    /// Encodes a node whose children are all clean and whose values are not pending (commit
+    /// resolves both first) into one page.
+    pub(crate) fn encode(&self, page_size: usize) -> Box<[u8]> {
+        let mut out = Vec::with_capacity(page_size);
+        let push_ptr = |out: &mut Vec<u8>, child: &Child| match child {
+            Child::Clean(ptr) => {
+                out.extend_from_slice(&ptr.page.to_le_bytes());
+                out.extend_from_slice(&ptr.crc.to_le_bytes());
+            }
+            Child::Dirty(_) => unreachable!("commit writes dirty children before their parent"),
+        };
+        let (kind, n) = match self {
+            Node::Leaf(entries) => (LEAF, entries.len()),
+            Node::Branch { keys, .. } => (BRANCH, keys.len()),
+        };
+        out.extend_from_slice(&[kind, 0]);
+        out.extend_from_slice(&(n as u16).to_le_bytes());
+        match self {
+            Node::Leaf(entries) => {
+                for e in entries {
+                    out.extend_from_slice(&(e.key.len() as u16).to_le_bytes());
+                    match &e.value {
+                        Value::Inline(v) => {
+                            out.push(INLINE);
+                            out.extend_from_slice(&e.key);
+                            out.extend_from_slice(&(v.len() as u16).to_le_bytes());
+                            out.extend_from_slice(v);
+                        }
+                        Value::Overflow { page, len, crc } => {
+                            out.push(OVERFLOW);
+                            out.extend_from_slice(&e.key);
+                            out.extend_from_slice(&page.to_le_bytes());
+                            out.extend_from_slice(&len.to_le_bytes());
+                            out.extend_from_slice(&crc.to_le_bytes());
+                        }
+                        Value::Pending(_) => unreachable!("commit writes pending values first"),
+                    }
+                }
+            }
+            Node::Branch { keys, children } => {
+                push_ptr(&mut out, &children[0]);
+                for (key, child) in keys.iter().zip(&children[1..]) {
+                    out.extend_from_slice(&(key.len() as u16).to_le_bytes());
+                    out.extend_from_slice(key);
+                    push_ptr(&mut out, child);
+                }
+            }
+        }
+        assert!(
+            out.len() <= page_size,
+            "node of {} bytes overflows its page",
+            out.len()
+        );
+        out.resize(page_size, 0);
+        out.into_boxed_slice()
+    }
+
+    /// Decodes one page (the page size is `bytes.len()`). Never panics: anything that is not
+    /// exactly what [`Node::encode`] writes is `Error::Corruption` naming `page`.
+    pub(crate) fn decode(page: PageId, bytes: &[u8]) -> Result<Node> {
+        let page_size = bytes.len();
+        let max_key = max_key_len(page_size);
+        let mut r = Reader { page, bytes, pos: 0 };
+        let [kind, reserved] = r.array("header")?;
+        let n = usize::from(r.u16("header")?);
+        if reserved != 0 {
+            return Err(corrupt(page, "nonzero reserved header byte"));
+        }
+        if n == 0 {
+            return Err(corrupt(page, "node with no entries"));
+        }
+        let read_key = |r: &mut Reader<'_>, len: usize, prev: Option<&Vec<u8>>| {
+            if len > max_key {
+                return Err(corrupt(page, format!("key of {len} bytes, over {max_key}")));
+            }
+            let key = r.take(len, "key")?;
+            if prev.is_some_and(|p| p.as_slice() >= key) {
+                return Err(corrupt(page, "keys out of order"));
+            }
+            Ok(key.to_vec())
+        };
+        let node = match kind {
+            LEAF => {
+                let mut entries: Vec<Entry> = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let key_len = usize::from(r.u16("entry")?);
+                    let [value_kind] = r.array("entry")?;
+                    let key = read_key(&mut r, key_len, entries.last().map(|e| &e.key))?;
+                    let value = match value_kind {
+                        INLINE => {
+                            let len = usize::from(r.u16("value length")?);
+                            if !is_inline(key_len, len, page_size) {
+                                return Err(corrupt(page, "inline entry over half a page"));
+                            }
+                            Value::Inline(r.take(len, "value")?.to_vec())
+                        }
+                        OVERFLOW => {
+                            let first = r.u64("overflow reference")?;
+                            let len = r.u64("overflow reference")?;
+                            let crc = r.u32("overflow reference")?;
+                            if len > MAX_VALUE_LEN as u64 {
+                                return Err(corrupt(page, format!("value of {len} bytes")));
+                            }
+                            if is_inline(key_len, len as usize, page_size) {
+                                return Err(corrupt(page, "overflow value small enough to inline"));
+                            }
+                            if first.checked_add(overflow_pages(len, page_size)).is_none() {
+                                return Err(corrupt(page, "overflow run past the last page"));
+                            }
+                            Value::Overflow {
+                                page: first,
+                                len,
+                                crc,
+                            }
+                        }
+                        other => return Err(corrupt(page, format!("value kind {other}"))),
+                    };
+                    entries.push(Entry { key, value });
+                }
+                Node::Leaf(entries)
+            }
+            BRANCH => {
+                let mut keys: Vec<Vec<u8>> = Vec::with_capacity(n);
+                let mut children = Vec::with_capacity(n + 1);
+                children.push(r.child()?);
+                for _ in 0..n {
+                    let key_len = usize::from(r.u16("separator")?);
+                    keys.push(read_key(&mut r, key_len, keys.last())?);
+                    children.push(r.child()?);
+                }
+                Node::Branch { keys, children }
+            }
+            other => return Err(corrupt(page, format!("node kind {other}"))),
+        };
+        if bytes[r.pos..].iter().any(|&b| b != 0) {
+            return Err(corrupt(page, "nonzero bytes after the last entry"));
+        }
+        Ok(node)
+    }
+
+    /// Splits an over-full node in two, leaving the left half in `self` and returning the
+    /// separator and the right half. `append` (an insert at the end of the rightmost leaf)
+    /// keeps the left half as full as possible, so sequential inserts fill pages; otherwise
+    /// the halves are balanced by bytes.
+    ///
+    /// A split always exists: a node overflows by one entry at most (at most half a usable
+    /// leaf; at most `14 + page_size / 4` bytes in a branch), and every entry is at most that
+    /// big, so the largest left part that fits leaves a right part that fits too.
+    pub(crate) fn split(&mut self, page_size: usize, append: bool) -> (Vec<u8>, Node) {
+        match self {
+            Node::Leaf(entries) => {
+                let sizes: Vec<usize> = entries.iter().map(Entry::encoded_len).collect();
+                let m = split_point(&sizes, HEADER_LEN, page_size, false, append);
+                let right = entries.split_off(m);
+                let sep = separator(&entries[m - 1].key, &right[0].key);
+                (sep, Node::Leaf(right))
+            }
+            Node::Branch { keys, children } => {
+                let sizes: Vec<usize> = keys.iter().map(|k| 2 + k.len() + CHILD_LEN).collect();
+                let m = split_point(&sizes, HEADER_LEN + CHILD_LEN, page_size, true, append);
+                let right_keys = keys.split_off(m + 1);
+                let right_children = children.split_off(m + 1);
+                let sep = keys
+                    .pop()
+                    .expect("split point leaves the promoted key on the left");
+                let right = Node::Branch {
+                    keys: right_keys,
+                    children: right_children,
+                };
+                (sep, right)
+            }
+        }
+    }
+}
+
+/// The index `m` where a node of entries with encoded `sizes` splits: entries `..m` go left
+/// and `m..` right (`promote`: entry `m` moves up instead). Both halves, each `base` bytes
+/// plus their entries, must fit a page and be non-empty.
+fn split_point(sizes: &[usize], base: usize, page_size: usize, promote: bool, append: bool) -> usize {
+    let total: usize = sizes.iter().sum();
+    let mut left = 0;
+    let fitting = (1..sizes.len() - usize::from(promote)).filter_map(|m| {
+        left += sizes[m - 1];
+        let right = total - left - if promote { sizes[m] } else { 0 };
+        (base + left <= page_size && base + right <= page_size).then_some((m, left.abs_diff(right)))
+    });
+    let best = if append {
+        fitting.last()
+    } else {
+        fitting.min_by_key(|&(_, imbalance)| imbalance)
+    };
+    best.expect("an over-full node has a split point (see Node::split)")
+        .0
+}
+
+/// The shortest separator `s` with `left < s <= right` (given `left < right`): the prefix
+/// of `right` one byte past what it shares with `left`.
+fn separator(left: &[u8], right: &[u8]) -> Vec<u8> {
+    let common = left.iter().zip(right).take_while(|(a, b)| a == b).count();
+    debug_assert_eq!(left.cmp(right), Ordering::Less);
+    right[..=common].to_vec()
+}
+
+/// Bounds-checked reading of a page being decoded.
+struct Reader<'a> {
+    page: PageId,
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8]> {
+        let rest = &self.bytes[self.pos..];
+        if n > rest.len() {
+            return Err(corrupt(
+                self.page,
+                format!("{what} runs past the end of the page"),
+            ));
+        }
+        self.pos += n;
+        Ok(&rest[..n])
+    }
+
+    fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N]> {
+        let mut out = [0; N];
+        out.copy_from_slice(self.take(N, what)?);
+        Ok(out)
+    }
+
+    fn u16(&mut self, what: &str) -> Result<u16> {
+        self.array(what).map(u16::from_le_bytes)
+    }
+
+    fn u32(&mut self, what: &str) -> Result<u32> {
+        self.array(what).map(u32::from_le_bytes)
+    }
+
+    fn u64(&mut self, what: &str) -> Result<u64> {
+        self.array(what).map(u64::from_le_bytes)
+    }
+
+    fn child(&mut self) -> Result<Child> {
+        let page = self.u64("child pointer")?;
+        let crc = self.u32("child pointer")?;
+        Ok(Child::Clean(NodePtr { page, crc }))
+    }
+}

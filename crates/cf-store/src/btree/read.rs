@@ -1,0 +1,413 @@
+//! Read side: verified page reads, lookups, double-ended ranges and page visits.
+//!
+//! Every function here works over a root `Child` and an arena of dirty nodes, so a
+//! `WriteTree` reads its own uncommitted changes with the same code; a committed tree is the
+//! case with an empty arena. Every page is verified against the crc32c in the pointer that
+//! led to it, and every overflow value against the crc32c in its reference.
+
+use std::borrow::Cow;
+use std::cmp::Ordering::{Greater, Less};
+use std::ops::{Bound, RangeBounds};
+
+use super::node::{child_index, corrupt, overflow_pages, search, Child, Entry, Node, Value};
+use super::store::{NodePtr, PageId, PageSource, TreeRoot};
+use crate::Result;
+
+/// Reads, verifies and decodes the node `ptr` points to.
+pub(crate) fn read_node(src: &dyn PageSource, ptr: NodePtr) -> Result<Node> {
+    let bytes = src.read(ptr.page)?;
+    if bytes.len() != src.page_size() {
+        return Err(corrupt(ptr.page, format!("page of {} bytes", bytes.len())));
+    }
+    if crc32c::crc32c(&bytes) != ptr.crc {
+        return Err(corrupt(ptr.page, "checksum mismatch"));
+    }
+    Node::decode(ptr.page, &bytes)
+}
+
+/// A node by reference: borrowed from the arena if dirty, read from its page if clean.
+fn load<'a>(src: &dyn PageSource, arena: &'a [Node], child: Child) -> Result<Cow<'a, Node>> {
+    match child {
+        Child::Clean(ptr) => read_node(src, ptr).map(Cow::Owned),
+        Child::Dirty(i) => Ok(Cow::Borrowed(&arena[i])),
+    }
+}
+
+/// Streams the overflow run at `page` to `out` in page-sized pieces (the last one cut to
+/// `len`), then checks the crc32c of the whole value.
+fn scan_overflow(
+    src: &dyn PageSource,
+    page: PageId,
+    len: u64,
+    crc: u32,
+    out: &mut dyn FnMut(&[u8]),
+) -> Result<()> {
+    let page_size = src.page_size();
+    let (mut left, mut actual) = (len, 0);
+    for p in page..page + overflow_pages(len, page_size) {
+        let bytes = src.read(p)?;
+        if bytes.len() != page_size {
+            return Err(corrupt(p, format!("page of {} bytes", bytes.len())));
+        }
+        let piece = &bytes[..left.min(page_size as u64) as usize];
+        actual = crc32c::crc32c_append(actual, piece);
+        out(piece);
+        left -= piece.len() as u64;
+    }
+    if actual != crc {
+        return Err(corrupt(page, "overflow value checksum mismatch"));
+    }
+    Ok(())
+}
+
+/// A value's bytes, reading (and verifying) its overflow run if it has one.
+pub(crate) fn read_value(src: &dyn PageSource, value: &Value) -> Result<Vec<u8>> {
+    match value {
+        Value::Inline(v) | Value::Pending(v) => Ok(v.clone()),
+        &Value::Overflow { page, len, crc } => {
+            let mut out = Vec::with_capacity(len as usize);
+            scan_overflow(src, page, len, crc, &mut |piece| out.extend_from_slice(piece))?;
+            Ok(out)
+        }
+    }
+}
+
+/// The value of `key` in a committed tree.
+pub(crate) fn get(src: &dyn PageSource, root: &TreeRoot, key: &[u8]) -> Result<Option<Vec<u8>>> {
+    lookup(src, &[], root.root.map(Child::Clean), key)
+}
+
+/// The value of `key` in the tree at `root` (whose dirty nodes are in `arena`).
+pub(crate) fn lookup(
+    src: &dyn PageSource,
+    arena: &[Node],
+    root: Option<Child>,
+    key: &[u8],
+) -> Result<Option<Vec<u8>>> {
+    let Some(mut child) = root else {
+        return Ok(None);
+    };
+    loop {
+        match &*load(src, arena, child)? {
+            Node::Branch { keys, children } => child = children[child_index(keys, key)],
+            Node::Leaf(entries) => {
+                return match search(entries, key) {
+                    Ok(i) => read_value(src, &entries[i].value).map(Some),
+                    Err(_) => Ok(None),
+                }
+            }
+        }
+    }
+}
+
+/// The entries of a committed tree within `bounds`, in key order, read lazily.
+pub(crate) fn range<'a>(
+    src: &'a dyn PageSource,
+    root: &TreeRoot,
+    bounds: impl RangeBounds<[u8]>,
+) -> Range<'a> {
+    Range::new(src, &[], root.root.map(Child::Clean), bounds)
+}
+
+/// Calls `f(page, count)` for every page run reachable from `root`: each node (count 1)
+/// and each overflow run. Node checksums are always verified (a node must be read to find
+/// its children), overflow values only if `verify_overflow`.
+pub(crate) fn visit_pages(
+    src: &dyn PageSource,
+    root: &TreeRoot,
+    verify_overflow: bool,
+    f: &mut dyn FnMut(PageId, u64),
+) -> Result<()> {
+    fn visit(
+        src: &dyn PageSource,
+        ptr: NodePtr,
+        verify_overflow: bool,
+        f: &mut dyn FnMut(PageId, u64),
+    ) -> Result<()> {
+        match read_node(src, ptr)? {
+            Node::Branch { children, .. } => {
+                f(ptr.page, 1);
+                for child in children {
+                    // Decoded nodes only hold clean children.
+                    if let Child::Clean(child) = child {
+                        visit(src, child, verify_overflow, f)?;
+                    }
+                }
+            }
+            Node::Leaf(entries) => {
+                f(ptr.page, 1);
+                for entry in entries {
+                    if let Value::Overflow { page, len, crc } = entry.value {
+                        if verify_overflow {
+                            scan_overflow(src, page, len, crc, &mut |_| {})?;
+                        }
+                        f(page, overflow_pages(len, src.page_size()));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+    match root.root {
+        Some(ptr) => visit(src, ptr, verify_overflow, f),
+        None => Ok(()),
+    }
+}
+
+/// One end of a [`Range`]: the path from the root to its current leaf entry, each level a
+/// node and the index of the child (or, in the leaf, the entry) it is at.
+#[derive(Default)]
+struct Cursor<'a> {
+    stack: Vec<(Cow<'a, Node>, usize)>,
+    /// Whether the entry it is at has been yielded (so the other end must stop before it).
+    yielded: bool,
+}
+
+impl Cursor<'_> {
+    fn path(&self) -> impl Iterator<Item = usize> + '_ {
+        self.stack.iter().map(|&(_, pos)| pos)
+    }
+}
+
+/// A double-ended iterator over a tree's entries within bounds. It reads lazily, one leaf at
+/// a time from each end (each end keeps its path from the root), and stops where the ends
+/// meet. After an error it yields nothing more.
+pub(crate) struct Range<'a> {
+    src: &'a dyn PageSource,
+    arena: &'a [Node],
+    root: Option<Child>,
+    start: Bound<Vec<u8>>,
+    end: Bound<Vec<u8>>,
+    front: Cursor<'a>,
+    back: Cursor<'a>,
+    done: bool,
+}
+
+impl std::fmt::Debug for Range<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Range")
+            .field("start", &self.start)
+            .field("end", &self.end)
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Range<'a> {
+    pub(crate) fn new(
+        src: &'a dyn PageSource,
+        arena: &'a [Node],
+        root: Option<Child>,
+        bounds: impl RangeBounds<[u8]>,
+    ) -> Range<'a> {
+        Range {
+            src,
+            arena,
+            root,
+            start: bounds.start_bound().map(<[u8]>::to_vec),
+            end: bounds.end_bound().map(<[u8]>::to_vec),
+            front: Cursor::default(),
+            back: Cursor::default(),
+            done: root.is_none(),
+        }
+    }
+
+    /// Moves one end to its next candidate entry (the first within its own bound when it
+    /// has not started); false when it ran off its end of the tree.
+    fn advance(&mut self, forward: bool) -> Result<bool> {
+        let (src, arena) = (self.src, self.arena);
+        let cursor = if forward { &mut self.front } else { &mut self.back };
+        if cursor.stack.is_empty() {
+            let bound = if forward { &self.start } else { &self.end };
+            let key = match bound {
+                Bound::Included(k) | Bound::Excluded(k) => Some(k.as_slice()),
+                Bound::Unbounded => None,
+            };
+            let mut child = self.root.expect("an empty range is done");
+            loop {
+                let node = load(src, arena, child)?;
+                let (pos, next) = match &*node {
+                    Node::Branch { keys, children } => {
+                        let pos = key.map_or(if forward { 0 } else { keys.len() }, |k| child_index(keys, k));
+                        (pos, Some(children[pos]))
+                    }
+                    // The back end starts one past its first candidate, then steps back.
+                    Node::Leaf(entries) => {
+                        let pos = match (bound, forward) {
+                            (Bound::Unbounded, true) => 0,
+                            (Bound::Unbounded, false) => entries.len(),
+                            (Bound::Included(k), true) | (Bound::Excluded(k), false) => {
+                                entries.partition_point(|e| e.key < *k)
+                            }
+                            (Bound::Excluded(k), true) | (Bound::Included(k), false) => {
+                                entries.partition_point(|e| e.key <= *k)
+                            }
+                        };
+                        (pos, None)
+                    }
+                };
+                cursor.stack.push((node, pos));
+                match next {
+                    Some(next) => child = next,
+                    None => break,
+                }
+            }
+            if forward {
+                return step_forward(src, arena, cursor, false);
+            }
+        } else if forward {
+            return step_forward(src, arena, cursor, true);
+        }
+        step_back(src, arena, cursor)
+    }
+
+    fn next_entry(&mut self, forward: bool) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        if !self.advance(forward)? {
+            return Ok(None);
+        }
+        let (cursor, other) = if forward {
+            (&mut self.front, &self.back)
+        } else {
+            (&mut self.back, &self.front)
+        };
+        if other.yielded && cursor.path().cmp(other.path()) != if forward { Less } else { Greater } {
+            return Ok(None);
+        }
+        let (node, pos) = cursor.stack.last_mut().expect("a positioned cursor has a leaf");
+        let pos = *pos;
+        let key = &leaf_entries(node)[pos].key;
+        let in_bounds = if forward {
+            match &self.end {
+                Bound::Included(end) => key <= end,
+                Bound::Excluded(end) => key < end,
+                Bound::Unbounded => true,
+            }
+        } else {
+            match &self.start {
+                Bound::Included(start) => key >= start,
+                Bound::Excluded(start) => key > start,
+                Bound::Unbounded => true,
+            }
+        };
+        if !in_bounds {
+            return Ok(None);
+        }
+        cursor.yielded = true;
+        // A leaf read for this cursor alone gives up its entries instead of copying them.
+        let entry = if let Cow::Owned(Node::Leaf(entries)) = node {
+            let entry = &mut entries[pos];
+            Entry {
+                key: std::mem::take(&mut entry.key),
+                value: std::mem::replace(&mut entry.value, Value::Inline(Vec::new())),
+            }
+        } else {
+            leaf_entries(node)[pos].clone()
+        };
+        let value = match entry.value {
+            Value::Inline(v) | Value::Pending(v) => v,
+            overflow => read_value(self.src, &overflow)?,
+        };
+        Ok(Some((entry.key, value)))
+    }
+
+    fn finish(&mut self, forward: bool) -> Option<Result<(Vec<u8>, Vec<u8>)>> {
+        if self.done {
+            return None;
+        }
+        let item = self.next_entry(forward).transpose();
+        self.done = !matches!(item, Some(Ok(_)));
+        item
+    }
+}
+
+/// Moves a front cursor to the next entry (`step`), or onto the first entry at or after
+/// its position, reading the next leaf when it runs off this one.
+fn step_forward<'a>(
+    src: &dyn PageSource,
+    arena: &'a [Node],
+    cursor: &mut Cursor<'a>,
+    step: bool,
+) -> Result<bool> {
+    let leaf = cursor.stack.last_mut().expect("cursor in a leaf");
+    leaf.1 += usize::from(step);
+    if leaf.1 < leaf_entries(&leaf.0).len() {
+        return Ok(true);
+    }
+    next_leaf(src, arena, cursor, true)
+}
+
+/// Moves a back cursor one entry back, reading the previous leaf when it runs off this one.
+fn step_back<'a>(src: &dyn PageSource, arena: &'a [Node], cursor: &mut Cursor<'a>) -> Result<bool> {
+    let leaf = cursor.stack.last_mut().expect("cursor in a leaf");
+    if leaf.1 > 0 {
+        leaf.1 -= 1;
+        return Ok(true);
+    }
+    next_leaf(src, arena, cursor, false)
+}
+
+fn leaf_entries(node: &Node) -> &[Entry] {
+    match node {
+        Node::Leaf(entries) => entries,
+        Node::Branch { .. } => unreachable!("cursors stop at leaves"),
+    }
+}
+
+/// Moves a cursor from its leaf to the first entry of the next leaf (`forward`) or the last
+/// of the previous one; false when there is none.
+fn next_leaf<'a>(
+    src: &dyn PageSource,
+    arena: &'a [Node],
+    cursor: &mut Cursor<'a>,
+    forward: bool,
+) -> Result<bool> {
+    cursor.stack.pop();
+    let mut child = loop {
+        let Some((node, pos)) = cursor.stack.last_mut() else {
+            return Ok(false);
+        };
+        let Node::Branch { children, .. } = &**node else {
+            unreachable!("leaves are only at the top of the stack");
+        };
+        if forward && *pos + 1 < children.len() {
+            *pos += 1;
+            break children[*pos];
+        }
+        if !forward && *pos > 0 {
+            *pos -= 1;
+            break children[*pos];
+        }
+        cursor.stack.pop();
+    };
+    loop {
+        let node = load(src, arena, child)?;
+        let (pos, next) = match &*node {
+            Node::Branch { children, .. } => {
+                let pos = if forward { 0 } else { children.len() - 1 };
+                (pos, Some(children[pos]))
+            }
+            Node::Leaf(entries) => (if forward { 0 } else { entries.len() - 1 }, None),
+        };
+        cursor.stack.push((node, pos));
+        match next {
+            Some(next) => child = next,
+            None => return Ok(true),
+        }
+    }
+}
+
+impl Iterator for Range<'_> {
+    type Item = Result<(Vec<u8>, Vec<u8>)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.finish(true)
+    }
+}
+
+impl DoubleEndedIterator for Range<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        self.finish(false)
+    }
+}
+
+impl std::iter::FusedIterator for Range<'_> {}

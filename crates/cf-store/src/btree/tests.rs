@@ -1,0 +1,733 @@
+//! Tests of the B+tree over an in-memory page store: a model test against `BTreeMap` with
+//! exact page accounting, decoding fuzz, corruption, limits, fill factor and bulk churn.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::ops::Bound;
+
+use bytes::Bytes;
+use proptest::prelude::*;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use super::node::MAX_VALUE_LEN;
+use super::node::{check_sizes, max_inline_entry, max_key_len, Child, Entry, Node, Value};
+use super::{get, range, visit_pages, NodePtr, PageId, PageSink, PageSource, TreeRoot, WriteTree};
+use crate::{Error, Result};
+
+/// Pages in a map, a bump allocator, and a record of the runs written.
+struct Mem {
+    page_size: usize,
+    pages: RefCell<HashMap<PageId, Bytes>>,
+    next: Cell<PageId>,
+    written: RefCell<Vec<(PageId, u64)>>,
+}
+
+impl Mem {
+    fn new(page_size: usize) -> Mem {
+        Mem {
+            page_size,
+            pages: RefCell::default(),
+            // Page 0 is never handed out, like a superblock.
+            next: Cell::new(1),
+            written: RefCell::default(),
+        }
+    }
+
+    /// Xors `mask` into one byte of a stored page.
+    fn flip(&self, page: PageId, at: usize, mask: u8) {
+        let mut pages = self.pages.borrow_mut();
+        let mut bytes = pages[&page].to_vec();
+        bytes[at] ^= mask;
+        pages.insert(page, Bytes::from(bytes));
+    }
+}
+
+impl PageSource for Mem {
+    fn page_size(&self) -> usize {
+        self.page_size
+    }
+
+    fn read(&self, page: PageId) -> Result<pagecache::PageRef> {
+        let pages = self.pages.borrow();
+        let bytes = pages.get(&page).ok_or_else(|| Error::Corruption {
+            page,
+            what: "no such page in the test store".into(),
+        })?;
+        Ok(pagecache::PageRef::from(bytes.clone()))
+    }
+}
+
+struct Sink<'a>(&'a Mem);
+
+impl PageSink for Sink<'_> {
+    fn alloc(&mut self, count: u64) -> Result<PageId> {
+        assert!(count >= 1);
+        let first = self.0.next.get();
+        self.0.next.set(first + count);
+        Ok(first)
+    }
+
+    fn write(&mut self, page: PageId, bytes: Box<[u8]>) -> Result<()> {
+        let ps = self.0.page_size;
+        assert!(!bytes.is_empty() && bytes.len() % ps == 0);
+        let count = (bytes.len() / ps) as u64;
+        assert!(page + count <= self.0.next.get(), "write of unallocated pages");
+        let mut pages = self.0.pages.borrow_mut();
+        for (i, chunk) in bytes.chunks(ps).enumerate() {
+            let old = pages.insert(page + i as u64, Bytes::copy_from_slice(chunk));
+            assert!(old.is_none(), "page {} written twice", page + i as u64);
+        }
+        self.0.written.borrow_mut().push((page, count));
+        Ok(())
+    }
+}
+
+fn expand(runs: &[(PageId, u64)]) -> BTreeSet<PageId> {
+    let mut pages = BTreeSet::new();
+    for &(page, count) in runs {
+        for p in page..page + count {
+            assert!(pages.insert(p), "page {p} listed twice");
+        }
+    }
+    pages
+}
+
+fn reachable_runs(mem: &Mem, root: &TreeRoot) -> Vec<(PageId, u64)> {
+    let mut runs = Vec::new();
+    visit_pages(mem, root, true, &mut |p, c| runs.push((p, c))).unwrap();
+    runs
+}
+
+fn reachable(mem: &Mem, root: &TreeRoot) -> BTreeSet<PageId> {
+    expand(&reachable_runs(mem, root))
+}
+
+/// Commits and checks the page accounting: what is reachable afterwards is exactly what was
+/// reachable before, minus what was freed, plus what was written. Freed pages are then
+/// dropped from the store, so any later read of one fails.
+fn commit(mem: &Mem, tree: WriteTree, base: TreeRoot) -> TreeRoot {
+    let dirty = tree.is_dirty();
+    let before = reachable(mem, &base);
+    mem.written.borrow_mut().clear();
+    let (root, freed) = tree.commit(mem, &mut Sink(mem)).unwrap();
+    let written = expand(&mem.written.borrow());
+    let freed = expand(&freed);
+    let after = reachable(mem, &root);
+    if !dirty {
+        assert_eq!(root, base);
+        assert!(written.is_empty() && freed.is_empty());
+    }
+    assert!(
+        freed.is_subset(&before),
+        "freed a page that was not in the base state"
+    );
+    assert!(freed.is_disjoint(&after), "freed a page that is still reachable");
+    let expected: BTreeSet<PageId> = before.difference(&freed).chain(&written).copied().collect();
+    assert_eq!(after, expected, "reachable != before - freed + written");
+    let mut pages = mem.pages.borrow_mut();
+    for page in freed {
+        pages.remove(&page);
+    }
+    root
+}
+
+fn value_bytes(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+fn in_bounds(key: &[u8], start: &Bound<Vec<u8>>, end: &Bound<Vec<u8>>) -> bool {
+    (match start {
+        Bound::Included(s) => key >= s.as_slice(),
+        Bound::Excluded(s) => key > s.as_slice(),
+        Bound::Unbounded => true,
+    }) && match end {
+        Bound::Included(e) => key <= e.as_slice(),
+        Bound::Excluded(e) => key < e.as_slice(),
+        Bound::Unbounded => true,
+    }
+}
+
+type Model = BTreeMap<Vec<u8>, Vec<u8>>;
+type Bounds = (Bound<Vec<u8>>, Bound<Vec<u8>>);
+
+/// Takes from the front (true) or back (false) of `iter` as `pattern` says, then drains it
+/// forward, comparing with the model's entries within `bounds`.
+fn check_range<I>(mut iter: I, model: &Model, bounds: &Bounds, pattern: &[bool])
+where
+    I: DoubleEndedIterator<Item = Result<(Vec<u8>, Vec<u8>)>>,
+{
+    let mut expected: VecDeque<(Vec<u8>, Vec<u8>)> = model
+        .iter()
+        .filter(|(k, _)| in_bounds(k, &bounds.0, &bounds.1))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    for &front in pattern {
+        let (got, want) = if front {
+            (iter.next(), expected.pop_front())
+        } else {
+            (iter.next_back(), expected.pop_back())
+        };
+        assert_eq!(
+            got.transpose().unwrap(),
+            want,
+            "bounds {bounds:?}, pattern {pattern:?}"
+        );
+    }
+    let rest: Vec<_> = iter.map(|r| r.unwrap()).collect();
+    assert_eq!(
+        rest,
+        Vec::from(expected),
+        "bounds {bounds:?}, pattern {pattern:?}"
+    );
+}
+
+/// Everything a committed root must satisfy against the model.
+fn check_committed(mem: &Mem, root: &TreeRoot, model: &Model) {
+    assert_eq!(root.len, model.len() as u64);
+    assert_eq!(root.root.is_none(), model.is_empty());
+    let fresh = WriteTree::new(*root);
+    assert_eq!(fresh.len(), model.len() as u64);
+    for (k, v) in model {
+        assert_eq!(get(mem, root, k).unwrap().as_ref(), Some(v));
+        assert_eq!(fresh.get(mem, k).unwrap().as_ref(), Some(v));
+        let mut absent = k.clone();
+        absent.push(0);
+        if !model.contains_key(&absent) {
+            assert_eq!(get(mem, root, &absent).unwrap(), None);
+        }
+    }
+    let all = (Bound::Unbounded, Bound::Unbounded);
+    check_range(range(mem, root, ..), model, &all, &[]);
+    check_range(fresh.range(mem, ..), model, &all, &[false; 3]);
+    let backwards: Vec<_> = range(mem, root, ..).rev().map(|r| r.unwrap()).collect();
+    assert!(backwards.iter().rev().eq(model
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect::<Vec<_>>()
+        .iter()));
+}
+
+fn key_strategy() -> impl Strategy<Value = Vec<u8>> {
+    let prefixes: Vec<&'static [u8]> = vec![b"", b"k", b"key/", b"key/shared/prefix/0123456789/"];
+    let byte = prop_oneof![Just(0u8), Just(b'a'), Just(b'b'), Just(0xff), any::<u8>()];
+    (prop::sample::select(prefixes), prop::collection::vec(byte, 0..12)).prop_map(|(p, s)| {
+        let mut key = p.to_vec();
+        key.extend(s);
+        key.truncate(40);
+        key
+    })
+}
+
+fn bound_strategy() -> impl Strategy<Value = Bound<Vec<u8>>> {
+    prop_oneof![
+        Just(Bound::Unbounded),
+        key_strategy().prop_map(Bound::Included),
+        key_strategy().prop_map(Bound::Excluded),
+    ]
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Insert(Vec<u8>, usize, u8),
+    /// Inserts `count` keys `prefix ++ i (u16 BE)` with small values: grows deep trees.
+    Bulk(u8, u16),
+    Remove(Vec<u8>),
+    /// Removes every key within the bounds: empties leaves, collapses branches.
+    RemoveRange(Bounds),
+    Get(Vec<u8>),
+    Range(Bounds, Vec<bool>),
+    Commit,
+    Abort,
+}
+
+fn op_strategy() -> impl Strategy<Value = Op> {
+    let len = prop_oneof![4 => 0..40usize, 2 => 0..1200usize, 1 => 0..6000usize];
+    let bounds = || (bound_strategy(), bound_strategy());
+    prop_oneof![
+        30 => (key_strategy(), len, any::<u8>()).prop_map(|(k, l, s)| Op::Insert(k, l, s)),
+        2 => (any::<u8>(), 0..400u16).prop_map(|(p, n)| Op::Bulk(p, n)),
+        10 => key_strategy().prop_map(Op::Remove),
+        2 => bounds().prop_map(Op::RemoveRange),
+        8 => key_strategy().prop_map(Op::Get),
+        6 => (bounds(), prop::collection::vec(any::<bool>(), 0..12)).prop_map(|(b, p)| Op::Range(b, p)),
+        4 => Just(Op::Commit),
+        1 => Just(Op::Abort),
+    ]
+}
+
+fn run_model(page_size: usize, ops: Vec<Op>) {
+    let mem = Mem::new(page_size);
+    let mut committed = TreeRoot::default();
+    let mut committed_model = Model::new();
+    let mut tree = WriteTree::new(committed);
+    let mut model = Model::new();
+    for op in ops.into_iter().chain([Op::Commit]) {
+        match op {
+            Op::Insert(k, len, seed) => {
+                let v = value_bytes(len, seed);
+                assert_eq!(tree.insert(&mem, &k, &v).unwrap(), model.insert(k, v));
+            }
+            Op::Bulk(prefix, count) => {
+                for i in 0..count {
+                    let k = [&[prefix][..], &i.to_be_bytes()].concat();
+                    let v = value_bytes(usize::from(i % 50), prefix);
+                    assert_eq!(tree.insert(&mem, &k, &v).unwrap(), model.insert(k, v));
+                }
+            }
+            Op::Remove(k) => assert_eq!(tree.remove(&mem, &k).unwrap(), model.remove(&k)),
+            Op::RemoveRange((start, end)) => {
+                let keys: Vec<Vec<u8>> = model
+                    .keys()
+                    .filter(|k| in_bounds(k, &start, &end))
+                    .cloned()
+                    .collect();
+                for k in keys {
+                    assert_eq!(tree.remove(&mem, &k).unwrap(), model.remove(&k));
+                }
+            }
+            Op::Get(k) => assert_eq!(tree.get(&mem, &k).unwrap(), model.get(&k).cloned()),
+            Op::Range(bounds, pattern) => {
+                let borrowed = (
+                    bounds.0.as_ref().map(Vec::as_slice),
+                    bounds.1.as_ref().map(Vec::as_slice),
+                );
+                check_range(tree.range(&mem, borrowed), &model, &bounds, &pattern);
+            }
+            Op::Commit => {
+                committed = commit(&mem, tree, committed);
+                committed_model = model.clone();
+                check_committed(&mem, &committed, &model);
+                tree = WriteTree::new(committed);
+            }
+            Op::Abort => {
+                tree = WriteTree::new(committed);
+                model = committed_model.clone();
+            }
+        }
+        assert_eq!(tree.len(), model.len() as u64);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn model_512(ops in prop::collection::vec(op_strategy(), 1..120)) {
+        run_model(512, ops);
+    }
+
+    #[test]
+    fn model_4096(ops in prop::collection::vec(op_strategy(), 1..120)) {
+        run_model(4096, ops);
+    }
+}
+
+/// A random valid node for a page of `page_size` bytes.
+fn node_strategy(page_size: usize) -> impl Strategy<Value = Node> {
+    let value = (
+        prop_oneof![3 => 0..60usize, 1 => 0..3000usize],
+        any::<u64>(),
+        any::<u32>(),
+    );
+    let leaf = prop::collection::btree_map(key_strategy(), value, 1..40).prop_map(move |map| {
+        let mut entries = Vec::new();
+        for (key, (len, page, crc)) in map {
+            let value = match Value::new(key.len(), value_bytes(len, 7), page_size) {
+                Value::Pending(_) => Value::Overflow {
+                    page: page >> 8,
+                    len: len as u64,
+                    crc,
+                },
+                inline => inline,
+            };
+            entries.push(Entry { key, value });
+            if Node::Leaf(entries.clone()).encoded_len() > page_size {
+                entries.pop();
+                break;
+            }
+        }
+        Node::Leaf(entries)
+    });
+    let ptr = (any::<u64>(), any::<u32>()).prop_map(|(page, crc)| Child::Clean(NodePtr { page, crc }));
+    let branch = (
+        prop::collection::btree_set(key_strategy(), 1..40),
+        prop::collection::vec(ptr, 41),
+    )
+        .prop_map(move |(keys, children)| {
+            let mut node = Node::Branch {
+                keys: Vec::new(),
+                children: vec![children[0]],
+            };
+            for (key, child) in keys.into_iter().zip(&children[1..]) {
+                let Node::Branch { keys, children } = &mut node else {
+                    unreachable!()
+                };
+                keys.push(key);
+                children.push(*child);
+                if node.encoded_len() > page_size {
+                    let Node::Branch { keys, children } = &mut node else {
+                        unreachable!()
+                    };
+                    keys.pop();
+                    children.pop();
+                    break;
+                }
+            }
+            node
+        });
+    prop_oneof![leaf, branch]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// Arbitrary bytes (with a plausible header, to get past it) never panic the decoder.
+    #[test]
+    fn decode_random_bytes(kind in 0u8..4, count in 0u16..50, mut bytes in prop::collection::vec(any::<u8>(), 512)) {
+        bytes[0] = kind;
+        bytes[1] = 0;
+        bytes[2..4].copy_from_slice(&count.to_le_bytes());
+        if let Ok(node) = Node::decode(3, &bytes) {
+            prop_assert_eq!(&node.encode(512)[..], &bytes[..]);
+        }
+    }
+
+    /// Valid pages round-trip; mutated ones decode to an error or to a node that encodes
+    /// back to exactly the mutated bytes (the format is canonical), never a panic.
+    #[test]
+    fn decode_mutated_pages(
+        (page_size, node) in prop_oneof![Just(512usize), Just(4096usize)].prop_flat_map(|ps| (Just(ps), node_strategy(ps))),
+        mutations in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..5),
+    ) {
+        let mut bytes = node.encode(page_size).into_vec();
+        prop_assert_eq!(Node::decode(9, &bytes).unwrap(), node);
+        for (at, byte) in mutations {
+            let at = at.index(bytes.len());
+            bytes[at] = byte;
+        }
+        match Node::decode(9, &bytes) {
+            Ok(node) => prop_assert_eq!(&node.encode(page_size)[..], &bytes[..]),
+            Err(Error::Corruption { page: 9, .. }) => {}
+            Err(e) => prop_assert!(false, "unexpected error {e}"),
+        }
+        // Nor do pages cut short (a short page may decode: the limits scale with its size).
+        for cut in [0, 1, 3, 4, 5, bytes.len() / 3] {
+            let _ = Node::decode(9, &bytes[..cut]);
+        }
+    }
+}
+
+/// A committed tree of `n` keys, every seventh value overflowing.
+fn build(mem: &Mem, n: u32) -> (TreeRoot, Model) {
+    let mut tree = WriteTree::new(TreeRoot::default());
+    let mut model = Model::new();
+    for i in 0..n {
+        let k = format!("key{:06}", i * 7919 % n).into_bytes();
+        let len = if i % 7 == 0 {
+            3 * mem.page_size
+        } else {
+            (i % 40) as usize
+        };
+        let v = value_bytes(len, i as u8);
+        tree.insert(mem, &k, &v).unwrap();
+        model.insert(k, v);
+    }
+    (commit(mem, tree, TreeRoot::default()), model)
+}
+
+fn is_corruption_of(result: &Result<impl std::fmt::Debug>, page: PageId) -> bool {
+    matches!(result, Err(Error::Corruption { page: p, .. }) if *p == page)
+}
+
+#[test]
+fn corrupted_pages_are_errors() {
+    for page_size in [512, 4096] {
+        let mem = Mem::new(page_size);
+        let (root, model) = build(&mem, 300);
+        let runs = reachable_runs(&mem, &root);
+        let mut rng = SmallRng::seed_from_u64(1);
+        for &(first, count) in &runs {
+            let page = first + rng.gen_range(0..count);
+            let at = [0, rng.gen_range(0..page_size), page_size - 1][rng.gen_range(0..3)];
+            let mask = 1 << rng.gen_range(0..8);
+            mem.flip(page, at, mask);
+            // visit_pages names the node, or the first page of the overflow run.
+            assert!(is_corruption_of(
+                &visit_pages(&mem, &root, true, &mut |_, _| {}),
+                first
+            ));
+            assert!(range(&mem, &root, ..).any(|r| is_corruption_of(&r, first)));
+            assert!(range(&mem, &root, ..).rev().any(|r| is_corruption_of(&r, first)));
+            let gets: Vec<_> = model.keys().map(|k| get(&mem, &root, k)).collect();
+            assert!(gets.iter().any(|r| is_corruption_of(r, first)));
+            assert!(gets.iter().all(|r| r.is_ok() || is_corruption_of(r, first)));
+            // Writes over a corrupt tree fail cleanly too.
+            let mut tree = WriteTree::new(root);
+            for k in model.keys() {
+                let r = tree.insert(&mem, k, b"x");
+                assert!(r.is_ok() || is_corruption_of(&r, first));
+                let r = tree.remove(&mem, k);
+                assert!(r.is_ok() || is_corruption_of(&r, first));
+            }
+            mem.flip(page, at, mask);
+            assert!(visit_pages(&mem, &root, true, &mut |_, _| {}).is_ok());
+        }
+    }
+}
+
+#[test]
+fn checksum_mismatch_is_reported() {
+    let mem = Mem::new(512);
+    let (root, _) = build(&mem, 50);
+    let ptr = root.root.unwrap();
+    mem.flip(ptr.page, 100, 0x10);
+    match get(&mem, &root, b"key000001") {
+        Err(Error::Corruption { page, what }) => {
+            assert_eq!(page, ptr.page);
+            assert_eq!(what, "checksum mismatch");
+        }
+        other => panic!("expected corruption, got {other:?}"),
+    }
+}
+
+#[test]
+fn key_and_value_limits() {
+    for page_size in [512, 4096] {
+        let mem = Mem::new(page_size);
+        let max = max_key_len(page_size);
+        let mut tree = WriteTree::new(TreeRoot::default());
+        match tree.insert(&mem, &vec![1; max + 1], b"v") {
+            Err(Error::KeyTooLarge { len, max: m }) => assert_eq!((len, m), (max + 1, max)),
+            other => panic!("expected KeyTooLarge, got {other:?}"),
+        }
+        // Max-size keys work with inline and overflow values, several to a page.
+        let big = value_bytes(3 * page_size, 1);
+        for i in 0..20u8 {
+            let mut key = vec![i; max];
+            key[max - 1] = 0;
+            let value = if i % 2 == 0 { &big[..] } else { &b"small"[..] };
+            tree.insert(&mem, &key, value).unwrap();
+        }
+        let root = commit(&mem, tree, TreeRoot::default());
+        assert_eq!(root.len, 20);
+        let mut key = vec![4; max];
+        key[max - 1] = 0;
+        assert_eq!(get(&mem, &root, &key).unwrap(), Some(big.clone()));
+    }
+    assert_eq!(max_key_len(4096), 1024);
+    assert!(check_sizes(8, MAX_VALUE_LEN, 4096, MAX_VALUE_LEN).is_ok());
+    assert!(matches!(
+        check_sizes(8, MAX_VALUE_LEN + 1, 4096, MAX_VALUE_LEN),
+        Err(Error::ValueTooLarge { len, max }) if len == MAX_VALUE_LEN + 1 && max == MAX_VALUE_LEN
+    ));
+    assert!(matches!(
+        check_sizes(8, 101, 4096, 100),
+        Err(Error::ValueTooLarge { len: 101, max: 100 })
+    ));
+}
+
+/// The limits leave room, at every page size the page cache allows, for 2 separators and 3
+/// children in a branch and 2 entries in a leaf, with lengths that fit the u16 fields.
+#[test]
+fn limits_leave_room() {
+    let mut page_size = pagecache::MIN_PAGE_SIZE as usize;
+    while page_size <= pagecache::MAX_PAGE_SIZE as usize {
+        let max = max_key_len(page_size);
+        let ptr = Child::Clean(NodePtr { page: 1, crc: 2 });
+        let branch = Node::Branch {
+            keys: vec![vec![1; max], vec![2; max]],
+            children: vec![ptr; 3],
+        };
+        assert!(branch.encoded_len() <= page_size, "branch at {page_size}");
+        let overflow = |b| Entry {
+            key: vec![b; max],
+            value: Value::Overflow {
+                page: 1,
+                len: 1 << 20,
+                crc: 0,
+            },
+        };
+        assert!(Node::Leaf(vec![overflow(1), overflow(2)]).encoded_len() <= page_size);
+        assert!(2 * max_inline_entry(page_size) + 4 <= page_size);
+        assert!(max_inline_entry(page_size) < 1 << 16 && max < 1 << 16);
+        page_size *= 2;
+    }
+    // A 1 KiB value with an 8-byte key is inline at 4 KiB pages, three to a leaf.
+    let mem = Mem::new(4096);
+    let mut tree = WriteTree::new(TreeRoot::default());
+    for i in 0..3u64 {
+        tree.insert(&mem, &i.to_be_bytes(), &[7; 1024]).unwrap();
+    }
+    let root = commit(&mem, tree, TreeRoot::default());
+    assert_eq!(reachable(&mem, &root).len(), 1);
+    let mut tree = WriteTree::new(root);
+    tree.insert(&mem, &3u64.to_be_bytes(), &[7; 1024]).unwrap();
+    let root = commit(&mem, tree, root);
+    assert_eq!(reachable(&mem, &root).len(), 3, "two leaves and a root");
+}
+
+fn count_leaves(mem: &Mem, root: &TreeRoot) -> usize {
+    let mut pages = Vec::new();
+    visit_pages(mem, root, false, &mut |p, c| pages.push((p, c))).unwrap();
+    pages
+        .iter()
+        .filter(|&&(p, c)| c == 1 && matches!(Node::decode(p, &mem.read(p).unwrap()), Ok(Node::Leaf(_))))
+        .count()
+}
+
+#[test]
+fn sequential_inserts_fill_leaves() {
+    for txns in [1, 10] {
+        let mem = Mem::new(4096);
+        let mut root = TreeRoot::default();
+        let per_txn = 10_000 / txns;
+        for t in 0..txns {
+            let mut tree = WriteTree::new(root);
+            for i in 0..per_txn {
+                let key = ((t * per_txn + i) as u64).to_be_bytes();
+                tree.insert(&mem, &key, &value_bytes(1024, i as u8)).unwrap();
+            }
+            root = commit(&mem, tree, root);
+        }
+        let minimal = 10_000usize.div_ceil(3);
+        let leaves = count_leaves(&mem, &root);
+        assert!(
+            leaves * 10 <= minimal * 11,
+            "{leaves} leaves for {minimal} minimal"
+        );
+        // One commit allocates in key order: pages in visit (pre-)order are ascending.
+        if txns == 1 {
+            let mut pages = Vec::new();
+            visit_pages(&mem, &root, false, &mut |p, _| pages.push(p)).unwrap();
+            assert!(pages.windows(2).all(|w| w[0] < w[1]));
+        }
+    }
+}
+
+#[test]
+fn unchanged_tree_commits_to_its_base() {
+    let mem = Mem::new(512);
+    let (root, model) = build(&mem, 100);
+    let mut tree = WriteTree::new(root);
+    assert!(tree.remove(&mem, b"absent").unwrap().is_none());
+    assert_eq!(
+        tree.get(&mem, b"key000003").unwrap(),
+        model.get(&b"key000003"[..]).cloned()
+    );
+    assert_eq!(tree.range(&mem, ..).count(), 100);
+    assert!(!tree.is_dirty());
+    assert_eq!(commit(&mem, tree, root), root);
+    let empty = WriteTree::new(TreeRoot::default());
+    assert_eq!(commit(&mem, empty, TreeRoot::default()), TreeRoot::default());
+}
+
+#[test]
+fn free_all_frees_every_page() {
+    let mem = Mem::new(512);
+    let (root, _) = build(&mem, 500);
+    let mut tree = WriteTree::new(root);
+    tree.insert(&mem, b"uncommitted", &[1; 2000]).unwrap();
+    let freed = tree.free_all(&mem).unwrap();
+    assert_eq!(expand(&freed), reachable(&mem, &root));
+    assert_eq!(expand(&freed).len(), mem.pages.borrow().len());
+}
+
+#[test]
+fn churn_100k_then_empty() {
+    let mem = Mem::new(512);
+    let mut rng = SmallRng::seed_from_u64(7);
+    let mut keys: Vec<Vec<u8>> = (0..100_000u32)
+        .map(|_| {
+            let len = rng.gen_range(1..24);
+            (0..len).map(|_| rng.gen_range(b'a'..b'k')).collect()
+        })
+        .collect();
+    let mut root = TreeRoot::default();
+    let mut model = Model::new();
+    for chunk in keys.chunks(10_000) {
+        let mut tree = WriteTree::new(root);
+        for k in chunk {
+            let len = if rng.gen_ratio(1, 50) {
+                rng.gen_range(300..3000)
+            } else {
+                rng.gen_range(0..60)
+            };
+            let v = value_bytes(len, k[0]);
+            assert_eq!(tree.insert(&mem, k, &v).unwrap(), model.insert(k.clone(), v));
+        }
+        root = commit(&mem, tree, root);
+    }
+    assert_eq!(root.len, model.len() as u64);
+    check_committed(&mem, &root, &model);
+    keys.sort();
+    keys.dedup();
+    // Remove in a random order.
+    for i in (1..keys.len()).rev() {
+        keys.swap(i, rng.gen_range(0..=i));
+    }
+    for chunk in keys.chunks(10_000) {
+        let mut tree = WriteTree::new(root);
+        for k in chunk {
+            assert_eq!(tree.remove(&mem, k).unwrap(), model.remove(k));
+        }
+        root = commit(&mem, tree, root);
+    }
+    assert_eq!(root, TreeRoot::default());
+    assert!(mem.pages.borrow().is_empty(), "every page written was freed");
+}
+
+/// `cargo test -p cf-store --release -- --ignored --nocapture insert_cost`
+#[test]
+#[ignore = "a timing measurement, run in release mode"]
+fn insert_cost() {
+    use std::time::Instant;
+    let value = vec![0x5a; 1024];
+    let mem = Mem::new(4096);
+    let start = Instant::now();
+    let mut tree = WriteTree::new(TreeRoot::default());
+    for i in 0..100_000u64 {
+        tree.insert(&mem, &i.to_be_bytes(), &value).unwrap();
+    }
+    let inserted = start.elapsed();
+    let (root, _) = tree.commit(&mem, &mut Sink(&mem)).unwrap();
+    let total = start.elapsed();
+    let pages: u64 = mem.written.borrow().iter().map(|r| r.1).sum();
+    println!(
+        "one txn, 100k sequential 1 KiB inserts: {:?} inserting + {:?} commit = {:.0} ns/insert; {pages} pages written",
+        inserted,
+        total - inserted,
+        total.as_nanos() as f64 / 1e5
+    );
+    let start = Instant::now();
+    for i in 0..100_000u64 {
+        assert!(get(&mem, &root, &i.to_be_bytes()).unwrap().is_some());
+    }
+    println!("100k gets: {:.0} ns/get", start.elapsed().as_nanos() as f64 / 1e5);
+    let start = Instant::now();
+    assert_eq!(range(&mem, &root, ..).count(), 100_000);
+    println!(
+        "full range: {:.0} ns/entry",
+        start.elapsed().as_nanos() as f64 / 1e5
+    );
+
+    // The W1 shape: 100 transactions of 1,000 inserts, each committed.
+    let mem = Mem::new(4096);
+    let mut root = TreeRoot::default();
+    let start = Instant::now();
+    for t in 0..100u64 {
+        let mut tree = WriteTree::new(root);
+        for i in 0..1000 {
+            tree.insert(&mem, &(t * 1000 + i).to_be_bytes(), &value).unwrap();
+        }
+        root = tree.commit(&mem, &mut Sink(&mem)).unwrap().0;
+    }
+    let pages: u64 = mem.written.borrow().iter().map(|r| r.1).sum();
+    println!(
+        "100 txns x 1000 sequential 1 KiB inserts: {:?} = {:.0} ns/insert; {pages} pages written",
+        start.elapsed(),
+        start.elapsed().as_nanos() as f64 / 1e5
+    );
+}

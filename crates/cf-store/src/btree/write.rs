@@ -1,0 +1,360 @@
+//! Write side: `WriteTree`, one table being changed by a write transaction, and its commit.
+//!
+//! Changed nodes live decoded in an arena and get pages only at commit. Touching a clean
+//! node copies it into the arena (copy-on-write) and records its page as freed; so does
+//! replacing or removing a committed overflow value. Removes unlink empty leaves and
+//! collapse branches left with one child, but never merge under-full nodes: merging costs
+//! reads and writes of siblings on every remove, while deletes that leave a range sparse
+//! are rare in this store's workloads, and the space comes back as the range is refilled
+//! or emptied (an emptied leaf is freed at once).
+
+use std::ops::RangeBounds;
+
+use super::node::{check_sizes, child_index, overflow_pages, search, Child, Entry, Node};
+use super::node::{Value, MAX_VALUE_LEN};
+use super::read::{lookup, read_node, read_value, visit_pages, Range};
+use super::store::{NodePtr, PageId, PageSink, PageSource, TreeRoot};
+use crate::Result;
+
+/// A node on the path of an operation, before the operation decides to change it.
+enum Loaded {
+    Dirty(usize),
+    Clean(NodePtr, Node),
+}
+
+/// One level of a path: the node and the index of the child taken (0 in the leaf).
+struct Step {
+    node: Loaded,
+    pos: usize,
+}
+
+/// One table as a write transaction changes it. Reads see its own changes.
+#[derive(Debug)]
+pub(crate) struct WriteTree {
+    base: TreeRoot,
+    root: Option<Child>,
+    /// Dirty nodes; `Child::Dirty(i)` is `arena[i]`. Unlinked nodes stay until commit.
+    arena: Vec<Node>,
+    len: u64,
+    /// Runs of the base state this tree no longer references.
+    freed: Vec<(PageId, u64)>,
+}
+
+impl WriteTree {
+    /// Starts changing the committed tree `base`.
+    pub(crate) fn new(base: TreeRoot) -> WriteTree {
+        WriteTree {
+            base,
+            root: base.root.map(Child::Clean),
+            arena: Vec::new(),
+            len: base.len,
+            freed: Vec::new(),
+        }
+    }
+
+    /// Number of entries.
+    pub(crate) fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Whether the tree differs from its base (so a commit would write pages).
+    pub(crate) fn is_dirty(&self) -> bool {
+        self.root != self.base.root.map(Child::Clean)
+    }
+
+    /// The value of `key`.
+    pub(crate) fn get(&self, src: &dyn PageSource, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        lookup(src, &self.arena, self.root, key)
+    }
+
+    /// The entries within `bounds`, including this transaction's changes.
+    pub(crate) fn range<'a>(&'a self, src: &'a dyn PageSource, bounds: impl RangeBounds<[u8]>) -> Range<'a> {
+        Range::new(src, &self.arena, self.root, bounds)
+    }
+
+    /// Sets `key` to `value`; returns the old value.
+    pub(crate) fn insert(
+        &mut self,
+        src: &dyn PageSource,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<Option<Vec<u8>>> {
+        let page_size = src.page_size();
+        check_sizes(key.len(), value.len(), page_size, MAX_VALUE_LEN)?;
+        let entry = Entry {
+            key: key.to_vec(),
+            value: Value::new(key.len(), value.to_vec(), page_size),
+        };
+        if self.root.is_none() {
+            self.root = Some(Child::Dirty(self.push(Node::Leaf(vec![entry]))));
+            self.len += 1;
+            return Ok(None);
+        }
+        let (steps, rightmost) = self.descend(src, key)?;
+        let found = search(self.leaf_of(&steps), key);
+        let old = match found {
+            Ok(i) => Some(read_value(src, &self.leaf_of(&steps)[i].value)?),
+            Err(_) => None,
+        };
+        let path = self.adopt(steps);
+        let entries = self.leaf_mut(path[path.len() - 1].0);
+        let append = match found {
+            Ok(i) => {
+                let replaced = std::mem::replace(&mut entries[i].value, entry.value);
+                self.release(replaced, page_size);
+                false
+            }
+            Err(i) => {
+                entries.insert(i, entry);
+                let at_end = i + 1 == entries.len();
+                self.len += 1;
+                rightmost && at_end
+            }
+        };
+        self.split_up(&path, page_size, append);
+        Ok(old)
+    }
+
+    /// Removes `key`; returns its value. Changes nothing if the key is absent.
+    pub(crate) fn remove(&mut self, src: &dyn PageSource, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if self.root.is_none() {
+            return Ok(None);
+        }
+        let (steps, _) = self.descend(src, key)?;
+        let Ok(i) = search(self.leaf_of(&steps), key) else {
+            return Ok(None);
+        };
+        let old = read_value(src, &self.leaf_of(&steps)[i].value)?;
+        let path = self.adopt(steps);
+        let (leaf, _) = path[path.len() - 1];
+        let removed = self.leaf_mut(leaf).remove(i);
+        self.release(removed.value, src.page_size());
+        self.len -= 1;
+        if !self.leaf_mut(leaf).is_empty() {
+            return Ok(Some(old));
+        }
+        // Unlink the empty leaf; a branch left with one child gives way to that child.
+        let Some(parent) = path.len().checked_sub(2) else {
+            self.root = None;
+            return Ok(Some(old));
+        };
+        let (branch, pos) = path[parent];
+        let (keys, children) = self.branch_mut(branch);
+        children.remove(pos);
+        keys.remove(pos.saturating_sub(1));
+        if let [only] = children[..] {
+            match parent.checked_sub(1) {
+                None => self.root = Some(only),
+                Some(grandparent) => {
+                    let (branch, pos) = path[grandparent];
+                    self.branch_mut(branch).1[pos] = only;
+                }
+            }
+        }
+        Ok(Some(old))
+    }
+
+    /// Writes the changed nodes and values to pages from `sink`, allocated in key order
+    /// (each node, then its overflow values, then its children, left to right), each node
+    /// encoded after its children so it can hold their checksums. Returns the new root and
+    /// the page runs of the base state the new state no longer references, sorted and merged.
+    pub(crate) fn commit(
+        mut self,
+        src: &dyn PageSource,
+        sink: &mut dyn PageSink,
+    ) -> Result<(TreeRoot, Vec<(PageId, u64)>)> {
+        if !self.is_dirty() {
+            return Ok((self.base, Vec::new()));
+        }
+        let root = match self.root {
+            None => None,
+            Some(Child::Clean(ptr)) => Some(ptr),
+            Some(Child::Dirty(i)) => Some(self.write_node(i, src.page_size(), sink)?),
+        };
+        let root = TreeRoot { root, len: self.len };
+        Ok((root, merge_runs(self.freed)))
+    }
+
+    /// Every page run of the base tree (for dropping the whole table), sorted and merged.
+    pub(crate) fn free_all(self, src: &dyn PageSource) -> Result<Vec<(PageId, u64)>> {
+        let mut runs = Vec::new();
+        visit_pages(src, &self.base, false, &mut |page, count| {
+            runs.push((page, count))
+        })?;
+        Ok(merge_runs(runs))
+    }
+
+    fn push(&mut self, node: Node) -> usize {
+        self.arena.push(node);
+        self.arena.len() - 1
+    }
+
+    fn leaf_mut(&mut self, i: usize) -> &mut Vec<Entry> {
+        match &mut self.arena[i] {
+            Node::Leaf(entries) => entries,
+            Node::Branch { .. } => unreachable!("paths end in leaves"),
+        }
+    }
+
+    fn branch_mut(&mut self, i: usize) -> (&mut Vec<Vec<u8>>, &mut Vec<Child>) {
+        match &mut self.arena[i] {
+            Node::Branch { keys, children } => (keys, children),
+            Node::Leaf(_) => unreachable!("only the last node of a path is a leaf"),
+        }
+    }
+
+    /// The entries of the leaf a path ends in.
+    fn leaf_of<'s>(&'s self, steps: &'s [Step]) -> &'s [Entry] {
+        let node = match &steps[steps.len() - 1].node {
+            Loaded::Dirty(i) => &self.arena[*i],
+            Loaded::Clean(_, node) => node,
+        };
+        match node {
+            Node::Leaf(entries) => entries,
+            Node::Branch { .. } => unreachable!("paths end in leaves"),
+        }
+    }
+
+    /// The path from the root to the leaf that holds (or would hold) `key`, changing
+    /// nothing; and whether it is the rightmost leaf. The tree must not be empty.
+    fn descend(&self, src: &dyn PageSource, key: &[u8]) -> Result<(Vec<Step>, bool)> {
+        let mut steps = Vec::new();
+        let mut rightmost = true;
+        let mut child = self.root.expect("descend into a non-empty tree");
+        loop {
+            let node = match child {
+                Child::Dirty(i) => Loaded::Dirty(i),
+                Child::Clean(ptr) => Loaded::Clean(ptr, read_node(src, ptr)?),
+            };
+            let next = match &node {
+                Loaded::Dirty(i) => &self.arena[*i],
+                Loaded::Clean(_, node) => node,
+            };
+            let (pos, next) = match next {
+                Node::Branch { keys, children } => {
+                    let pos = child_index(keys, key);
+                    rightmost &= pos == keys.len();
+                    (pos, Some(children[pos]))
+                }
+                Node::Leaf(_) => (0, None),
+            };
+            steps.push(Step { node, pos });
+            match next {
+                Some(next) => child = next,
+                None => return Ok((steps, rightmost)),
+            }
+        }
+    }
+
+    /// Makes every node of a path dirty (copying clean ones into the arena, freeing their
+    /// pages, relinking their parents); returns the path as (arena index, child index).
+    fn adopt(&mut self, steps: Vec<Step>) -> Vec<(usize, usize)> {
+        let mut path: Vec<(usize, usize)> = Vec::with_capacity(steps.len());
+        for step in steps {
+            let i = match step.node {
+                Loaded::Dirty(i) => i,
+                Loaded::Clean(ptr, node) => {
+                    self.freed.push((ptr.page, 1));
+                    let i = self.push(node);
+                    match path.last() {
+                        None => self.root = Some(Child::Dirty(i)),
+                        Some(&(parent, pos)) => self.branch_mut(parent).1[pos] = Child::Dirty(i),
+                    }
+                    i
+                }
+            };
+            path.push((i, step.pos));
+        }
+        path
+    }
+
+    /// Records the overflow run of a value no longer referenced, if it is committed.
+    fn release(&mut self, value: Value, page_size: usize) {
+        if let Value::Overflow { page, len, .. } = value {
+            self.freed.push((page, overflow_pages(len, page_size)));
+        }
+    }
+
+    /// Splits the nodes of a just-changed (dirty) path that overflow their page, bottom up,
+    /// growing a new root if the old one splits.
+    fn split_up(&mut self, path: &[(usize, usize)], page_size: usize, append: bool) {
+        for level in (0..path.len()).rev() {
+            let (node, _) = path[level];
+            if self.arena[node].encoded_len() <= page_size {
+                return;
+            }
+            let (separator, right) = self.arena[node].split(page_size, append);
+            let right = Child::Dirty(self.push(right));
+            match level.checked_sub(1) {
+                None => {
+                    let root = Node::Branch {
+                        keys: vec![separator],
+                        children: vec![Child::Dirty(node), right],
+                    };
+                    self.root = Some(Child::Dirty(self.push(root)));
+                }
+                Some(parent) => {
+                    let (parent, pos) = path[parent];
+                    let (keys, children) = self.branch_mut(parent);
+                    keys.insert(pos, separator);
+                    children.insert(pos + 1, right);
+                }
+            }
+        }
+    }
+
+    /// Allocates a page for dirty node `i`, writes its pending values and dirty children,
+    /// then encodes and writes it; returns its pointer.
+    fn write_node(&mut self, i: usize, page_size: usize, sink: &mut dyn PageSink) -> Result<NodePtr> {
+        let page = sink.alloc(1)?;
+        let mut node = std::mem::replace(&mut self.arena[i], Node::Leaf(Vec::new()));
+        match &mut node {
+            Node::Leaf(entries) => {
+                for entry in entries {
+                    if let Value::Pending(bytes) = &mut entry.value {
+                        let mut bytes = std::mem::take(bytes);
+                        let len = bytes.len() as u64;
+                        let crc = crc32c::crc32c(&bytes);
+                        let count = overflow_pages(len, page_size);
+                        let first = sink.alloc(count)?;
+                        bytes.resize(count as usize * page_size, 0);
+                        sink.write(first, bytes.into_boxed_slice())?;
+                        entry.value = Value::Overflow {
+                            page: first,
+                            len,
+                            crc,
+                        };
+                    }
+                }
+            }
+            Node::Branch { children, .. } => {
+                for child in children {
+                    if let Child::Dirty(c) = *child {
+                        *child = Child::Clean(self.write_node(c, page_size, sink)?);
+                    }
+                }
+            }
+        }
+        let bytes = node.encode(page_size);
+        let crc = crc32c::crc32c(&bytes);
+        sink.write(page, bytes)?;
+        Ok(NodePtr { page, crc })
+    }
+}
+
+/// Sorts runs and merges adjacent ones.
+fn merge_runs(mut runs: Vec<(PageId, u64)>) -> Vec<(PageId, u64)> {
+    runs.sort_unstable();
+    let mut merged: Vec<(PageId, u64)> = Vec::with_capacity(runs.len());
+    for (page, count) in runs {
+        match merged.last_mut() {
+            Some((last, last_count)) if *last + *last_count == page => *last_count += count,
+            _ => merged.push((page, count)),
+        }
+    }
+    merged
+}

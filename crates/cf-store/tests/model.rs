@@ -1,0 +1,257 @@
+//! Model test: random create/drop of column families, inserts, removes, ranges, commits
+//! (both durabilities), aborts and reopens across several column families, checked against
+//! a `BTreeMap` model after every step and after every reopen.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use cf_store::{CfOptions, Db, Durability, Error, FlushConfig};
+use flush::{Backend, MemBackend};
+use proptest::prelude::*;
+
+type Tables = BTreeMap<String, BTreeMap<Vec<u8>, Vec<u8>>>;
+type Model = BTreeMap<String, Tables>;
+
+#[derive(Debug, Clone)]
+enum TxnOp {
+    Insert {
+        table: u8,
+        key: Vec<u8>,
+        value_len: usize,
+        fill: u8,
+    },
+    Remove {
+        table: u8,
+        key: Vec<u8>,
+    },
+    Range {
+        table: u8,
+        lo: Vec<u8>,
+        hi: Vec<u8>,
+        rev: bool,
+    },
+    DeleteTable {
+        table: u8,
+    },
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Create(u8),
+    Drop(u8),
+    Txn {
+        cf: u8,
+        ops: Vec<TxnOp>,
+        commit: bool,
+        durable: bool,
+    },
+    Reopen,
+}
+
+fn key() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        (0u64..64).prop_map(|k| k.to_be_bytes().to_vec()),
+        prop::collection::vec(0u8..4, 0..6),
+    ]
+}
+
+fn txn_op() -> impl Strategy<Value = TxnOp> {
+    prop_oneof![
+        6 => (0u8..3, key(), prop_oneof![0usize..40, 0usize..3000], any::<u8>())
+            .prop_map(|(table, key, value_len, fill)| TxnOp::Insert { table, key, value_len, fill }),
+        2 => (0u8..3, key()).prop_map(|(table, key)| TxnOp::Remove { table, key }),
+        2 => (0u8..3, key(), key(), any::<bool>()).prop_map(|(table, lo, hi, rev)| TxnOp::Range { table, lo, hi, rev }),
+        1 => (0u8..3).prop_map(|table| TxnOp::DeleteTable { table }),
+    ]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        2 => (0u8..4).prop_map(Op::Create),
+        1 => (0u8..4).prop_map(Op::Drop),
+        8 => (0u8..4, prop::collection::vec(txn_op(), 0..25), prop::bool::weighted(0.8), any::<bool>())
+            .prop_map(|(cf, ops, commit, durable)| Op::Txn { cf, ops, commit, durable }),
+        1 => Just(Op::Reopen),
+    ]
+}
+
+fn value(len: usize, fill: u8) -> Vec<u8> {
+    (0..len).map(|i| fill.wrapping_add(i as u8)).collect()
+}
+
+fn open(backend: &Arc<MemBackend>, page_size: u32, flush: FlushConfig) -> Db {
+    Db::builder()
+        .page_size(page_size)
+        .initial_extent_pages(4)
+        .flush(flush)
+        .open_backend(backend.clone(), "model")
+        .unwrap()
+}
+
+/// Every column family, table and entry the database shows equals the model.
+fn check(db: &Db, model: &Model) {
+    assert_eq!(db.list_cfs(), model.keys().cloned().collect::<Vec<_>>());
+    for (cf_name, tables) in model {
+        let read = db.cf(cf_name).unwrap().begin_read().unwrap();
+        let names: Vec<String> = read.list_tables().unwrap();
+        assert_eq!(
+            names,
+            tables.keys().cloned().collect::<Vec<_>>(),
+            "tables of {cf_name}"
+        );
+        for (t, entries) in tables {
+            let table = read.open_table(t).unwrap();
+            assert_eq!(table.len(), entries.len() as u64);
+            let got: Vec<(Vec<u8>, Vec<u8>)> = table.iter().collect::<Result<_, _>>().unwrap();
+            let want: Vec<(Vec<u8>, Vec<u8>)> = entries.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            assert_eq!(got, want, "{cf_name}/{t}");
+            let back: Vec<(Vec<u8>, Vec<u8>)> = table.iter().rev().collect::<Result<_, _>>().unwrap();
+            assert_eq!(back.len(), want.len());
+        }
+    }
+}
+
+fn run(ops: Vec<Op>, page_size: u32, flush: FlushConfig) {
+    let backend = Arc::new(MemBackend::new());
+    let mut db = open(&backend, page_size, flush);
+    let mut model = Model::new();
+    for op in ops {
+        match op {
+            Op::Create(i) => {
+                let name = format!("cf{i}");
+                let r = db.create_cf(&name, CfOptions::default());
+                if model.contains_key(&name) {
+                    assert!(matches!(r, Err(Error::CfExists { .. })), "{r:?}");
+                } else {
+                    r.unwrap();
+                    model.insert(name, Tables::new());
+                }
+            }
+            Op::Drop(i) => {
+                let name = format!("cf{i}");
+                let r = db.drop_cf(&name);
+                if model.remove(&name).is_some() {
+                    r.unwrap();
+                } else {
+                    assert!(matches!(r, Err(Error::CfNotFound { .. })), "{r:?}");
+                }
+            }
+            Op::Txn {
+                cf,
+                ops,
+                commit,
+                durable,
+            } => {
+                let name = format!("cf{cf}");
+                let Some(committed) = model.get(&name) else {
+                    assert!(matches!(db.cf(&name), Err(Error::CfNotFound { .. })));
+                    continue;
+                };
+                let mut pending = committed.clone();
+                let handle = db.cf(&name).unwrap();
+                let mut txn = handle.begin_write().unwrap();
+                txn.set_durability(if durable {
+                    Durability::Immediate
+                } else {
+                    Durability::None
+                });
+                for op in ops {
+                    match op {
+                        TxnOp::Insert {
+                            table,
+                            key,
+                            value_len,
+                            fill,
+                        } => {
+                            let t = format!("t{table}");
+                            let v = value(value_len, fill);
+                            let old = txn.open_table(&t).unwrap().insert(&key, &v).unwrap();
+                            let entries = pending.entry(t).or_default();
+                            assert_eq!(old, entries.insert(key, v));
+                        }
+                        TxnOp::Remove { table, key } => {
+                            let t = format!("t{table}");
+                            let old = txn.open_table(&t).unwrap().remove(&key).unwrap();
+                            let entries = pending.entry(t).or_default();
+                            assert_eq!(old, entries.remove(&key));
+                        }
+                        TxnOp::Range { table, lo, hi, rev } => {
+                            let t = format!("t{table}");
+                            let (lo, hi) = if lo <= hi { (lo, hi) } else { (hi, lo) };
+                            let table = txn.open_table(&t).unwrap();
+                            let mut got: Vec<_> = if rev {
+                                table
+                                    .range(lo.as_slice()..hi.as_slice())
+                                    .rev()
+                                    .collect::<Result<_, _>>()
+                                    .unwrap()
+                            } else {
+                                table
+                                    .range(lo.as_slice()..hi.as_slice())
+                                    .collect::<Result<_, _>>()
+                                    .unwrap()
+                            };
+                            drop(table);
+                            pending.entry(t.clone()).or_default();
+                            let mut want: Vec<_> = pending[&t]
+                                .range(lo..hi)
+                                .map(|(k, v)| (k.clone(), v.clone()))
+                                .collect();
+                            if rev {
+                                want.reverse();
+                            }
+                            got.truncate(want.len() + 1);
+                            assert_eq!(got, want);
+                        }
+                        TxnOp::DeleteTable { table } => {
+                            let t = format!("t{table}");
+                            let existed = txn.delete_table(&t).unwrap();
+                            assert_eq!(existed, pending.remove(&t).is_some());
+                        }
+                    }
+                }
+                if commit {
+                    txn.commit().unwrap();
+                    *model.get_mut(&name).unwrap() = pending;
+                } else {
+                    txn.abort();
+                }
+            }
+            Op::Reopen => {
+                db.close().unwrap();
+                drop(db);
+                db = open(&backend, page_size, flush);
+                assert_eq!(
+                    db.recovery_notes(),
+                    &[] as &[String],
+                    "a clean close needs no fallback"
+                );
+            }
+        }
+        check(&db, &model);
+    }
+    db.close().unwrap();
+    drop(db);
+    let db = open(&backend, page_size, flush);
+    assert_eq!(
+        db.recovery_notes(),
+        &[] as &[String],
+        "a clean close needs no fallback"
+    );
+    check(&db, &model);
+    assert!(backend.len().unwrap() > 0);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, max_shrink_iters: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn matches_a_btreemap_model_small_pages(ops in prop::collection::vec(op(), 1..40)) {
+        run(ops, 512, FlushConfig::VectoredGap { max_gap: flush::ByteSize(2048) });
+    }
+
+    #[test]
+    fn matches_a_btreemap_model_default_pages(ops in prop::collection::vec(op(), 1..40), policy in 0usize..5) {
+        run(ops, 4096, FlushConfig::all_defaults()[policy]);
+    }
+}
