@@ -396,7 +396,7 @@ fn read_slots(core: &DbCore, pages: [PageId; 2], magic: [u8; 8]) -> (Vec<(usize,
             Err(e) => problems.push(format!("slot at page {page}: {e}")),
         }
     }
-    valid.sort_by(|a, b| b.1.txn.cmp(&a.1.txn));
+    valid.sort_by_key(|s| std::cmp::Reverse(s.1.txn));
     (valid, problems)
 }
 
@@ -433,7 +433,7 @@ fn reachable(core: &DbCore, root: &TreeRoot, extents: &[Extent], owner: u64) -> 
     }
     let mut used = PageRuns::default();
     for (page, count) in runs {
-        let end = page.checked_add(count).unwrap_or(u64::MAX);
+        let end = page.saturating_add(count);
         if !owned.contains(page, end) || used.overlaps(page, end) {
             return Err(Error::Corruption {
                 page,

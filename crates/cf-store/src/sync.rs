@@ -84,7 +84,7 @@ mod tests {
             t.join().unwrap();
         }
         let syncs = backend.stats().snapshot().sync_calls;
-        assert!(syncs >= 1 && syncs <= 1600, "{syncs}");
+        assert!((1..=1600).contains(&syncs), "{syncs}");
         let st = group.state.lock();
         assert_eq!(st.completed, st.requested, "every request was covered");
     }

@@ -356,7 +356,7 @@ impl Table<'_> {
 
     /// True when the table has no entries.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.tree().is_empty()
     }
 }
 

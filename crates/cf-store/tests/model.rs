@@ -120,11 +120,14 @@ fn run(ops: Vec<Op>, page_size: u32, flush: FlushConfig) {
             Op::Create(i) => {
                 let name = format!("cf{i}");
                 let r = db.create_cf(&name, CfOptions::default());
-                if model.contains_key(&name) {
-                    assert!(matches!(r, Err(Error::CfExists { .. })), "{r:?}");
-                } else {
-                    r.unwrap();
-                    model.insert(name, Tables::new());
+                match model.entry(name) {
+                    std::collections::btree_map::Entry::Occupied(_) => {
+                        assert!(matches!(r, Err(Error::CfExists { .. })), "{r:?}")
+                    }
+                    std::collections::btree_map::Entry::Vacant(slot) => {
+                        r.unwrap();
+                        slot.insert(Tables::new());
+                    }
                 }
             }
             Op::Drop(i) => {

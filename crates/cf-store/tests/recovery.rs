@@ -238,7 +238,7 @@ fn crash_images_reopen_to_a_committed_state() {
     let mut after = before.clone();
     backend.fail.store(true, Ordering::SeqCst);
     let handle = db.cf("x").unwrap();
-    let mut txn = handle.begin_write().unwrap();
+    let txn = handle.begin_write().unwrap();
     {
         let mut t = txn.open_table("t").unwrap();
         for k in 900..960u64 {
@@ -292,7 +292,7 @@ fn ten_thousand_column_families_one_sync_each() {
         );
     }
     let cf = db.cf("cf-04321").unwrap();
-    let mut txn = cf.begin_write().unwrap();
+    let txn = cf.begin_write().unwrap();
     txn.open_table("t").unwrap().insert(b"k", b"v").unwrap();
     txn.commit().unwrap();
     db.drop_cf("cf-00000").unwrap();

@@ -3,10 +3,6 @@
 //! [`node`] defines the page format; [`read`] reads committed trees (and a write
 //! transaction's own changes); [`write`] changes a tree and commits it to new pages.
 
-// The store uses these in the next step (transactions, recovery); until then some items are
-// only reached from tests.
-#![allow(dead_code, unused_imports)]
-
 mod node;
 mod read;
 mod store;
@@ -14,7 +10,9 @@ mod store;
 mod tests;
 mod write;
 
-pub(crate) use node::{check_sizes, max_key_len, MAX_VALUE_LEN};
+pub(crate) use node::max_key_len;
 pub(crate) use read::{get, range, visit_pages, Range};
-pub(crate) use store::{NodePtr, PageId, PageSink, PageSource, TreeRoot};
+#[cfg(test)]
+pub(crate) use store::NodePtr;
+pub(crate) use store::{PageId, PageSink, PageSource, TreeRoot};
 pub(crate) use write::WriteTree;

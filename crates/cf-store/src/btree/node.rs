@@ -45,6 +45,7 @@
 //! Child `i` holds the keys `key` with `separator[i - 1] <= key < separator[i]`.
 
 use std::cmp::Ordering;
+use std::ops::ControlFlow;
 
 use super::store::{NodePtr, PageId};
 use crate::{Error, Result};
@@ -252,87 +253,27 @@ impl Node {
         out.into_boxed_slice()
     }
 
-    /// Decodes one page (the page size is `bytes.len()`). Never panics: anything that is not
-    /// exactly what [`Node::encode`] writes is `Error::Corruption` naming `page`.
+    /// Decodes one page (the page size is `bytes.len()`) with [`parse`]. Never panics:
+    /// anything that is not exactly what [`Node::encode`] writes is `Error::Corruption`.
     pub(crate) fn decode(page: PageId, bytes: &[u8]) -> Result<Node> {
-        let page_size = bytes.len();
-        let max_key = max_key_len(page_size);
-        let mut r = Reader { page, bytes, pos: 0 };
-        let [kind, reserved] = r.array("header")?;
-        let n = usize::from(r.u16("header")?);
-        if reserved != 0 {
-            return Err(corrupt(page, "nonzero reserved header byte"));
-        }
-        if n == 0 {
-            return Err(corrupt(page, "node with no entries"));
-        }
-        let read_key = |r: &mut Reader<'_>, len: usize, prev: Option<&Vec<u8>>| {
-            if len > max_key {
-                return Err(corrupt(page, format!("key of {len} bytes, over {max_key}")));
+        let (mut entries, mut keys, mut children) = (Vec::new(), Vec::new(), Vec::new());
+        parse(page, bytes, |item| {
+            match item {
+                Item::Entry(key, value) => entries.push(Entry {
+                    key: key.to_vec(),
+                    value: value.into(),
+                }),
+                Item::Child(ptr) => children.push(Child::Clean(ptr)),
+                Item::Separator(key) => keys.push(key.to_vec()),
             }
-            let key = r.take(len, "key")?;
-            if prev.is_some_and(|p| p.as_slice() >= key) {
-                return Err(corrupt(page, "keys out of order"));
-            }
-            Ok(key.to_vec())
-        };
-        let node = match kind {
-            LEAF => {
-                let mut entries: Vec<Entry> = Vec::with_capacity(n);
-                for _ in 0..n {
-                    let key_len = usize::from(r.u16("entry")?);
-                    let [value_kind] = r.array("entry")?;
-                    let key = read_key(&mut r, key_len, entries.last().map(|e| &e.key))?;
-                    let value = match value_kind {
-                        INLINE => {
-                            let len = usize::from(r.u16("value length")?);
-                            if !is_inline(key_len, len, page_size) {
-                                return Err(corrupt(page, "inline entry over half a page"));
-                            }
-                            Value::Inline(r.take(len, "value")?.to_vec())
-                        }
-                        OVERFLOW => {
-                            let first = r.u64("overflow reference")?;
-                            let len = r.u64("overflow reference")?;
-                            let crc = r.u32("overflow reference")?;
-                            if len > MAX_VALUE_LEN as u64 {
-                                return Err(corrupt(page, format!("value of {len} bytes")));
-                            }
-                            if is_inline(key_len, len as usize, page_size) {
-                                return Err(corrupt(page, "overflow value small enough to inline"));
-                            }
-                            if first.checked_add(overflow_pages(len, page_size)).is_none() {
-                                return Err(corrupt(page, "overflow run past the last page"));
-                            }
-                            Value::Overflow {
-                                page: first,
-                                len,
-                                crc,
-                            }
-                        }
-                        other => return Err(corrupt(page, format!("value kind {other}"))),
-                    };
-                    entries.push(Entry { key, value });
-                }
-                Node::Leaf(entries)
-            }
-            BRANCH => {
-                let mut keys: Vec<Vec<u8>> = Vec::with_capacity(n);
-                let mut children = Vec::with_capacity(n + 1);
-                children.push(r.child()?);
-                for _ in 0..n {
-                    let key_len = usize::from(r.u16("separator")?);
-                    keys.push(read_key(&mut r, key_len, keys.last())?);
-                    children.push(r.child()?);
-                }
-                Node::Branch { keys, children }
-            }
-            other => return Err(corrupt(page, format!("node kind {other}"))),
-        };
-        if bytes[r.pos..].iter().any(|&b| b != 0) {
-            return Err(corrupt(page, "nonzero bytes after the last entry"));
-        }
-        Ok(node)
+            ControlFlow::Continue(())
+        })?;
+        // Every node has an entry, and every branch a child.
+        Ok(if children.is_empty() {
+            Node::Leaf(entries)
+        } else {
+            Node::Branch { keys, children }
+        })
     }
 
     /// Splits an over-full node in two, leaving the left half in `self` and returning the
@@ -368,6 +309,127 @@ impl Node {
             }
         }
     }
+}
+
+/// What [`parse`] reads from a page, in page order, borrowed from it.
+#[derive(Debug)]
+pub(crate) enum Item<'p> {
+    /// A leaf entry: key and value.
+    Entry(&'p [u8], ValueRef<'p>),
+    /// A branch child: child 0 first, then one after each separator.
+    Child(NodePtr),
+    /// A branch separator.
+    Separator(&'p [u8]),
+}
+
+/// A leaf value as stored in the page.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ValueRef<'p> {
+    Inline(&'p [u8]),
+    Overflow { page: PageId, len: u64, crc: u32 },
+}
+
+impl From<ValueRef<'_>> for Value {
+    fn from(value: ValueRef<'_>) -> Value {
+        match value {
+            ValueRef::Inline(v) => Value::Inline(v.to_vec()),
+            ValueRef::Overflow { page, len, crc } => Value::Overflow { page, len, crc },
+        }
+    }
+}
+
+/// The decoder: reads the node in `bytes` (one page of `bytes.len()` bytes) and hands each
+/// item to `f` in page order, stopping early if `f` breaks (then the rest of the page is
+/// not checked). Every length and offset is bounds-checked and every rule of the format
+/// enforced, so it never panics: a violation is `Error::Corruption` naming `page`. Used
+/// whole by [`Node::decode`], and with early stops by lookups that need not copy a node.
+pub(crate) fn parse<'p>(
+    page: PageId,
+    bytes: &'p [u8],
+    mut f: impl FnMut(Item<'p>) -> ControlFlow<()>,
+) -> Result<()> {
+    let page_size = bytes.len();
+    let max_key = max_key_len(page_size);
+    let mut r = Reader { page, bytes, pos: 0 };
+    let [kind, reserved] = r.array("header")?;
+    let n = r.u16("header")?;
+    if reserved != 0 {
+        return Err(corrupt(page, "nonzero reserved header byte"));
+    }
+    if n == 0 {
+        return Err(corrupt(page, "node with no entries"));
+    }
+    let mut prev: Option<&[u8]> = None;
+    let mut read_key = |r: &mut Reader<'p>, len: usize| {
+        if len > max_key {
+            return Err(corrupt(page, format!("key of {len} bytes, over {max_key}")));
+        }
+        let key = r.take(len, "key")?;
+        if prev.is_some_and(|prev| prev >= key) {
+            return Err(corrupt(page, "keys out of order"));
+        }
+        prev = Some(key);
+        Ok(key)
+    };
+    match kind {
+        LEAF => {
+            for _ in 0..n {
+                let key_len = usize::from(r.u16("entry")?);
+                let [value_kind] = r.array("entry")?;
+                let key = read_key(&mut r, key_len)?;
+                let value = match value_kind {
+                    INLINE => {
+                        let len = usize::from(r.u16("value length")?);
+                        if !is_inline(key_len, len, page_size) {
+                            return Err(corrupt(page, "inline entry over half a page"));
+                        }
+                        ValueRef::Inline(r.take(len, "value")?)
+                    }
+                    OVERFLOW => {
+                        let first = r.u64("overflow reference")?;
+                        let len = r.u64("overflow reference")?;
+                        let crc = r.u32("overflow reference")?;
+                        if len > MAX_VALUE_LEN as u64 {
+                            return Err(corrupt(page, format!("value of {len} bytes")));
+                        }
+                        if is_inline(key_len, len as usize, page_size) {
+                            return Err(corrupt(page, "overflow value small enough to inline"));
+                        }
+                        if first.checked_add(overflow_pages(len, page_size)).is_none() {
+                            return Err(corrupt(page, "overflow run past the last page"));
+                        }
+                        ValueRef::Overflow {
+                            page: first,
+                            len,
+                            crc,
+                        }
+                    }
+                    other => return Err(corrupt(page, format!("value kind {other}"))),
+                };
+                if f(Item::Entry(key, value)).is_break() {
+                    return Ok(());
+                }
+            }
+        }
+        BRANCH => {
+            if f(Item::Child(r.child()?)).is_break() {
+                return Ok(());
+            }
+            for _ in 0..n {
+                let key_len = usize::from(r.u16("separator")?);
+                if f(Item::Separator(read_key(&mut r, key_len)?)).is_break()
+                    || f(Item::Child(r.child()?)).is_break()
+                {
+                    return Ok(());
+                }
+            }
+        }
+        other => return Err(corrupt(page, format!("node kind {other}"))),
+    }
+    if bytes[r.pos..].iter().any(|&b| b != 0) {
+        return Err(corrupt(page, "nonzero bytes after the last entry"));
+    }
+    Ok(())
 }
 
 /// The index `m` where a node of entries with encoded `sizes` splits: entries `..m` go left
@@ -436,9 +498,9 @@ impl<'a> Reader<'a> {
         self.array(what).map(u64::from_le_bytes)
     }
 
-    fn child(&mut self) -> Result<Child> {
+    fn child(&mut self) -> Result<NodePtr> {
         let page = self.u64("child pointer")?;
         let crc = self.u32("child pointer")?;
-        Ok(Child::Clean(NodePtr { page, crc }))
+        Ok(NodePtr { page, crc })
     }
 }

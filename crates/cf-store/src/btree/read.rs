@@ -7,14 +7,17 @@
 
 use std::borrow::Cow;
 use std::cmp::Ordering::{Greater, Less};
+use std::ops::ControlFlow::{Break, Continue};
 use std::ops::{Bound, RangeBounds};
 
-use super::node::{child_index, corrupt, overflow_pages, search, Child, Entry, Node, Value};
+use pagecache::PageRef;
+
+use super::node::{child_index, corrupt, overflow_pages, parse, search, Child, Entry, Item, Node, Value};
 use super::store::{NodePtr, PageId, PageSource, TreeRoot};
 use crate::Result;
 
-/// Reads, verifies and decodes the node `ptr` points to.
-pub(crate) fn read_node(src: &dyn PageSource, ptr: NodePtr) -> Result<Node> {
+/// Reads the page `ptr` points to and verifies it against the pointer's checksum.
+fn read_page(src: &dyn PageSource, ptr: NodePtr) -> Result<PageRef> {
     let bytes = src.read(ptr.page)?;
     if bytes.len() != src.page_size() {
         return Err(corrupt(ptr.page, format!("page of {} bytes", bytes.len())));
@@ -22,7 +25,12 @@ pub(crate) fn read_node(src: &dyn PageSource, ptr: NodePtr) -> Result<Node> {
     if crc32c::crc32c(&bytes) != ptr.crc {
         return Err(corrupt(ptr.page, "checksum mismatch"));
     }
-    Node::decode(ptr.page, &bytes)
+    Ok(bytes)
+}
+
+/// Reads, verifies and decodes the node `ptr` points to.
+pub(crate) fn read_node(src: &dyn PageSource, ptr: NodePtr) -> Result<Node> {
+    Node::decode(ptr.page, &read_page(src, ptr)?)
 }
 
 /// A node by reference: borrowed from the arena if dirty, read from its page if clean.
@@ -72,6 +80,14 @@ pub(crate) fn read_value(src: &dyn PageSource, value: &Value) -> Result<Vec<u8>>
     }
 }
 
+/// [`read_value`] of a value that is no longer needed.
+fn into_bytes(src: &dyn PageSource, value: Value) -> Result<Vec<u8>> {
+    match value {
+        Value::Inline(v) | Value::Pending(v) => Ok(v),
+        overflow => read_value(src, &overflow),
+    }
+}
+
 /// The value of `key` in a committed tree.
 pub(crate) fn get(src: &dyn PageSource, root: &TreeRoot, key: &[u8]) -> Result<Option<Vec<u8>>> {
     lookup(src, &[], root.root.map(Child::Clean), key)
@@ -88,14 +104,33 @@ pub(crate) fn lookup(
         return Ok(None);
     };
     loop {
-        match &*load(src, arena, child)? {
-            Node::Branch { keys, children } => child = children[child_index(keys, key)],
-            Node::Leaf(entries) => {
-                return match search(entries, key) {
-                    Ok(i) => read_value(src, &entries[i].value).map(Some),
-                    Err(_) => Ok(None),
-                }
+        let (next, found) = match child {
+            Child::Dirty(i) => match &arena[i] {
+                Node::Branch { keys, children } => (Some(children[child_index(keys, key)]), None),
+                Node::Leaf(entries) => (None, search(entries, key).ok().map(|i| entries[i].value.clone())),
+            },
+            // A committed node is searched in its page, without copying it.
+            Child::Clean(ptr) => {
+                let (mut next, mut found) = (None, None);
+                parse(ptr.page, &read_page(src, ptr)?, |item| match item {
+                    Item::Child(ptr) => {
+                        next = Some(Child::Clean(ptr));
+                        Continue(())
+                    }
+                    Item::Separator(sep) if sep <= key => Continue(()),
+                    Item::Entry(k, _) if k < key => Continue(()),
+                    Item::Entry(k, value) => {
+                        found = (k == key).then(|| value.into());
+                        Break(())
+                    }
+                    Item::Separator(_) => Break(()),
+                })?;
+                (next, found)
             }
+        };
+        match next {
+            Some(next) => child = next,
+            None => return found.map(|value| into_bytes(src, value)).transpose(),
         }
     }
 }
@@ -303,11 +338,7 @@ impl<'a> Range<'a> {
         } else {
             leaf_entries(node)[pos].clone()
         };
-        let value = match entry.value {
-            Value::Inline(v) | Value::Pending(v) => v,
-            overflow => read_value(self.src, &overflow)?,
-        };
-        Ok(Some((entry.key, value)))
+        Ok(Some((entry.key, into_bytes(self.src, entry.value)?)))
     }
 
     fn finish(&mut self, forward: bool) -> Option<Result<(Vec<u8>, Vec<u8>)>> {

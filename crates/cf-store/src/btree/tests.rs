@@ -202,12 +202,9 @@ fn check_committed(mem: &Mem, root: &TreeRoot, model: &Model) {
     let all = (Bound::Unbounded, Bound::Unbounded);
     check_range(range(mem, root, ..), model, &all, &[]);
     check_range(fresh.range(mem, ..), model, &all, &[false; 3]);
-    let backwards: Vec<_> = range(mem, root, ..).rev().map(|r| r.unwrap()).collect();
-    assert!(backwards.iter().rev().eq(model
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect::<Vec<_>>()
-        .iter()));
+    let forward: Vec<_> = model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let backward: Vec<_> = range(mem, root, ..).rev().map(|r| r.unwrap()).collect();
+    assert!(backward.iter().eq(forward.iter().rev()));
 }
 
 fn key_strategy() -> impl Strategy<Value = Vec<u8>> {
