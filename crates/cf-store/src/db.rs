@@ -741,12 +741,19 @@ impl Db {
     /// Drops a column family: one catalog commit. Waits for its writer to finish; after it,
     /// every handle's calls fail with [`Error::CfDropped`]. Its extents become reusable once
     /// the last snapshot of it is released.
+    ///
+    /// Locks are always taken writer, then catalog, then file extents, so a thread holding
+    /// another column family's write transaction may create or drop column families. Calling
+    /// `drop_cf` on a column family whose write transaction the calling thread holds waits
+    /// forever: commit or drop that transaction first.
     pub fn drop_cf(&self, name: &str) -> Result<()> {
         let core = &self.shared.core;
         core.check_writable()?;
-        let mut catalog = self.shared.catalog.lock();
         let cf = self.cf(name)?.shared;
         let writer = cf.writer.lock();
+        let mut catalog = self.shared.catalog.lock();
+        // Another thread may have dropped it while this one waited.
+        cf.check_alive()?;
         let result = (|| {
             let mut tree = WriteTree::new(catalog.space.root);
             tree.remove(&core.source(), name.as_bytes())?;
