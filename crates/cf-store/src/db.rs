@@ -17,7 +17,7 @@ use crate::alloc::{ExtentAllocator, PageRuns, SpaceAllocator};
 use crate::btree::{self, PageId, TreeRoot, WriteTree};
 use crate::cf::{CfShared, ColumnFamily, Snapshot};
 use crate::epoch::Epoch;
-use crate::format::{self, Extent, Slot, CF_SLOT_MAGIC, SUPERBLOCK_MAGIC};
+use crate::format::{self, Extent, Slot, SlotProblem, CF_SLOT_MAGIC, SUPERBLOCK_MAGIC};
 use crate::source::{CacheSource, CommitSink};
 use crate::space::Space;
 use crate::sync::GroupSync;
@@ -390,9 +390,16 @@ fn read_slots(core: &DbCore, pages: [PageId; 2], magic: [u8; 8]) -> (Vec<(usize,
             continue;
         }
         let read = btree::PageSource::read(&core.source(), page);
-        match read.map(|bytes| Slot::decode(&bytes, magic, ps)) {
-            Ok(Ok(slot)) => valid.push((i, slot)),
-            Ok(Err(p)) => problems.push(format!("slot at page {page}: {p:?}")),
+        match read {
+            Ok(bytes) => match Slot::decode(&bytes, magic, ps) {
+                Ok(slot) => valid.push((i, slot)),
+                // Slots that were never written are all zeros (a new file's second superblock
+                // slot, a new column family's second slot): expected, not news.
+                Err(SlotProblem::BadMagic) if bytes.iter().all(|&b| b == 0) => {
+                    problems.push(format!("slot at page {page}: BadMagic (never written: zeros)"))
+                }
+                Err(p) => problems.push(format!("slot at page {page}: corrupt: {p:?}")),
+            },
             Err(e) => problems.push(format!("slot at page {page}: {e}")),
         }
     }
@@ -453,7 +460,10 @@ fn recover(core: Arc<DbCore>, b: &DbBuilder) -> Result<DbShared> {
         return Err(superblock_error(&core.path, &problems));
     }
     let newest = slots[0].1.txn;
-    let mut notes: Vec<String> = problems.into_iter().filter(|p| !p.contains("BadMagic")).collect();
+    let mut notes: Vec<String> = problems
+        .into_iter()
+        .filter(|p| !p.contains("never written"))
+        .collect();
     let mut last_err = None;
     for (index, slot) in slots {
         match load_catalog(&core, b, index, &slot, &mut notes) {
@@ -611,7 +621,7 @@ fn recover_cf(
                 notes.extend(
                     problems
                         .iter()
-                        .filter(|p| !p.contains("BadMagic"))
+                        .filter(|p| !p.contains("never written"))
                         .map(|p| format!("column family {name:?}: passed over {p}")),
                 );
                 return Ok(CfShared::new(name.to_owned(), core.clone(), space));
@@ -684,6 +694,12 @@ impl Db {
         let result = (|| {
             let slot_bytes = cf_slot.encode(ps as usize).expect("one extent fits");
             catalog.space.buffer.put(extent.start * ps, slot_bytes)?;
+            // The second slot starts as zeros ("never written"), whatever this space held
+            // before, so recovery can tell a corrupt slot from an unused one.
+            catalog
+                .space
+                .buffer
+                .put((extent.start + 1) * ps, vec![0u8; ps as usize].into_boxed_slice())?;
             let mut tree = WriteTree::new(catalog.space.root);
             tree.insert(&core.source(), name.as_bytes(), &record.encode())?;
             catalog.space.aux = record.id + 1;

@@ -9,9 +9,9 @@ pub enum Error {
     /// An I/O or flush-planning failure (with the call and offset).
     #[error(transparent)]
     Flush(#[from] flush::FlushError),
-    /// A page-cache failure.
+    /// A page-cache failure (its I/O failures arrive as [`Error::Flush`]).
     #[error(transparent)]
-    PageCache(#[from] pagecache::PageCacheError),
+    PageCache(pagecache::PageCacheError),
     /// Stored bytes that fail verification: a checksum mismatch, an impossible field.
     #[error("corrupt page {page}: {what}")]
     Corruption {
@@ -118,6 +118,26 @@ pub enum Error {
     /// refuses every write until it is reopened (the sync is never retried).
     #[error("an fsync failed earlier; the database refuses writes until it is reopened")]
     SyncFailed,
+}
+
+impl From<pagecache::PageCacheError> for Error {
+    /// I/O failures surface as [`Error::Flush`] whichever layer met them, so a caller checks
+    /// one place for, say, a full disk.
+    fn from(e: pagecache::PageCacheError) -> Self {
+        match e {
+            pagecache::PageCacheError::Flush(f) => Error::Flush(f),
+            other => Error::PageCache(other),
+        }
+    }
+}
+
+impl Error {
+    /// True when the file system is out of space (or over a quota or size limit): the
+    /// commit failed, the column family keeps its previous state, and a later commit may
+    /// succeed once space returns.
+    pub fn is_out_of_space(&self) -> bool {
+        matches!(self, Error::Flush(e) if e.is_out_of_space())
+    }
 }
 
 /// Shorthand for this crate's results.
