@@ -4,6 +4,11 @@
 //! commit slots, so threads writing different column families commit in parallel; any
 //! number of snapshot readers run beside them without waiting.
 //!
+//! Limits: a key is at most [`max_key_len`]`(page_size)` bytes (`page_size / 4`: 1,024 at
+//! the default 4 KiB pages), a value at most [`MAX_VALUE_LEN`] (1 GiB), a column-family name
+//! 1 to [`MAX_CF_NAME_LEN`] (255) bytes. Going over one is a typed error, and the transaction
+//! stays usable.
+//!
 //! ```
 //! use cf_store::{CfOptions, Db, Durability};
 //!
@@ -41,3 +46,11 @@ pub use error::{Error, Result};
 pub use flush::FlushConfig;
 pub use keys::{i64_key, key_i64, key_u64, u64_key};
 pub use txn::{Durability, Range, ReadTable, ReadTxn, Table, WriteTxn};
+
+/// Longest key, in bytes, at `page_size`: a quarter of a page.
+pub fn max_key_len(page_size: u32) -> usize {
+    btree::max_key_len(page_size as usize)
+}
+
+/// Longest value, in bytes (1 GiB).
+pub const MAX_VALUE_LEN: usize = btree::MAX_VALUE_LEN;
