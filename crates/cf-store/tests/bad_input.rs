@@ -2,15 +2,13 @@
 //! typed error (never a panic), and loses nothing that was committed.
 
 use std::collections::BTreeMap;
-use std::io::{self, IoSlice};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread;
 
 use cf_store::{u64_key, CfOptions, ColumnFamily, Db, Durability, Error};
-use flush::{Backend, FlushError, IoOp, IoStats, MemBackend};
-use pagecache::PageCacheError;
+use flush::testing::FaultBackend;
+use flush::{Backend, MemBackend};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -84,101 +82,17 @@ fn sample_db(path: &Path) -> (Model, Model) {
     (m1, m2)
 }
 
-fn is_out_of_space_strict(e: &Error) -> bool {
-    matches!(e, Error::Flush(f) if f.is_out_of_space())
+/// A `MemBackend` that fails chosen writes and syncs (`flush::testing::FaultBackend`).
+type FaultyMem = FaultBackend<MemBackend>;
+
+/// A new database over the bytes the faulty backend holds now (as after a crash or restart).
+fn reopen(backend: &FaultyMem) -> Db {
+    let copy: Arc<dyn Backend> = Arc::new(MemBackend::from_bytes(backend.inner().contents()));
+    Db::builder().open_backend(copy, "reopened").unwrap()
 }
 
-/// Out of space, whichever layer's wrapper the flush error arrives in.
-fn is_out_of_space(e: &Error) -> bool {
-    match e {
-        Error::Flush(f) => f.is_out_of_space(),
-        Error::PageCache(PageCacheError::Flush(f)) => f.is_out_of_space(),
-        _ => false,
-    }
-}
-
-/// A `MemBackend` whose writes fail with `ENOSPC` while `full`, or after `write_budget`
-/// more writes when it is not negative, and whose `sync_data` fails with `EIO` while
-/// `fail_sync`. Counts the calls that reach it.
-#[derive(Debug, Default)]
-struct FaultBackend {
-    inner: MemBackend,
-    full: AtomicBool,
-    write_budget: AtomicI64,
-    fail_sync: AtomicBool,
-    writes: AtomicU64,
-    syncs: AtomicU64,
-}
-
-impl FaultBackend {
-    fn new() -> Self {
-        Self {
-            write_budget: AtomicI64::new(-1),
-            ..Self::default()
-        }
-    }
-
-    fn io_error(op: IoOp, offset: u64, len: u64, errno: i32) -> FlushError {
-        FlushError::Io {
-            op,
-            offset,
-            len,
-            source: io::Error::from_raw_os_error(errno),
-        }
-    }
-
-    fn check_space(&self, op: IoOp, offset: u64, len: u64) -> flush::Result<()> {
-        self.writes.fetch_add(1, Ordering::SeqCst);
-        let budget = self.write_budget.load(Ordering::SeqCst);
-        let spent = budget >= 0 && self.write_budget.fetch_sub(1, Ordering::SeqCst) <= 0;
-        if self.full.load(Ordering::SeqCst) || spent {
-            return Err(Self::io_error(op, offset, len, libc::ENOSPC));
-        }
-        Ok(())
-    }
-
-    fn reopen(&self) -> Db {
-        let copy: Arc<dyn Backend> = Arc::new(MemBackend::from_bytes(self.inner.contents()));
-        Db::builder().open_backend(copy, "reopened").unwrap()
-    }
-}
-
-impl Backend for FaultBackend {
-    fn len(&self) -> flush::Result<u64> {
-        self.inner.len()
-    }
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> flush::Result<()> {
-        self.inner.read_at(buf, offset)
-    }
-    fn write_at(&self, buf: &[u8], offset: u64) -> flush::Result<()> {
-        self.check_space(IoOp::Write, offset, buf.len() as u64)?;
-        self.inner.write_at(buf, offset)
-    }
-    fn write_vectored_at(&self, bufs: &[IoSlice<'_>], offset: u64) -> flush::Result<()> {
-        let len = bufs.iter().map(|b| b.len() as u64).sum();
-        self.check_space(IoOp::WriteVectored, offset, len)?;
-        self.inner.write_vectored_at(bufs, offset)
-    }
-    fn set_len(&self, len: u64) -> flush::Result<()> {
-        if len > self.inner.len()? {
-            self.check_space(IoOp::SetLen, len, 0)?;
-        }
-        self.inner.set_len(len)
-    }
-    fn sync_data(&self) -> flush::Result<()> {
-        self.syncs.fetch_add(1, Ordering::SeqCst);
-        if self.fail_sync.load(Ordering::SeqCst) {
-            return Err(Self::io_error(IoOp::Sync, 0, 0, libc::EIO));
-        }
-        self.inner.sync_data()
-    }
-    fn stats(&self) -> &IoStats {
-        self.inner.stats()
-    }
-}
-
-fn fault_db() -> (Arc<FaultBackend>, Db) {
-    let backend = Arc::new(FaultBackend::new());
+fn fault_db() -> (Arc<FaultyMem>, Db) {
+    let backend = Arc::new(FaultBackend::new(MemBackend::new()));
     let dyn_backend: Arc<dyn Backend> = backend.clone();
     let db = Db::builder().open_backend(dyn_backend, "faulty").unwrap();
     (backend, db)
@@ -732,13 +646,13 @@ fn opening_a_table_twice_in_one_txn_is_table_already_open() {
 fn a_full_disk_is_error_flush_out_of_space() {
     let (backend, db) = fault_db();
     let cf = db.create_cf("c", CfOptions::default()).unwrap();
-    backend.full.store(true, Ordering::SeqCst);
+    backend.fail_writes(libc::ENOSPC);
     let txn = cf.begin_write().unwrap();
     txn.open_table("t").unwrap().insert(b"k", b"v").unwrap();
     let err = txn.commit().unwrap_err();
-    assert!(is_out_of_space_strict(&err), "{err:?}");
+    assert!(err.is_out_of_space(), "{err:?}");
     let err = db.create_cf("d", CfOptions::default()).unwrap_err();
-    assert!(is_out_of_space_strict(&err), "{err:?}");
+    assert!(err.is_out_of_space(), "{err:?}");
 }
 
 #[test]
@@ -760,9 +674,9 @@ fn a_full_disk_fails_the_commit_and_keeps_the_previous_state() {
     ] {
         cf.set_flush(policy.parse().unwrap()).unwrap();
         if budget < 0 {
-            backend.full.store(true, Ordering::SeqCst);
+            backend.fail_writes(libc::ENOSPC);
         } else {
-            backend.write_budget.store(budget, Ordering::SeqCst);
+            backend.fail_writes_after(budget as u64, libc::ENOSPC);
         }
         let mut txn = cf.begin_write().unwrap();
         txn.set_durability(durability);
@@ -776,12 +690,12 @@ fn a_full_disk_fails_the_commit_and_keeps_the_previous_state() {
         txn.open_table("new").unwrap().insert(b"k", b"v").unwrap();
         let err = txn.commit().unwrap_err();
         assert!(
-            is_out_of_space(&err),
+            err.is_out_of_space(),
             "budget {budget}, {durability:?}, {policy}: {err:?}"
         );
         assert_eq!(contents(&cf), s1, "the failed commit is not visible");
         // Nor does it reach the file: a crash now recovers the previous state.
-        let image = backend.reopen();
+        let image = reopen(&backend);
         assert_eq!(
             contents(&image.cf("c").unwrap()),
             s1,
@@ -793,22 +707,21 @@ fn a_full_disk_fails_the_commit_and_keeps_the_previous_state() {
         let txn = cf.begin_write().unwrap();
         assert_eq!(txn.open_table("t").unwrap().len(), 200);
         txn.abort();
-        backend.full.store(false, Ordering::SeqCst);
-        backend.write_budget.store(-1, Ordering::SeqCst);
+        backend.heal_writes();
     }
 
     // A catalog commit (create_cf) on a full disk, from the first write or part way.
     for budget in [-1, 1, 2] {
         if budget < 0 {
-            backend.full.store(true, Ordering::SeqCst);
+            backend.fail_writes(libc::ENOSPC);
         } else {
-            backend.write_budget.store(budget, Ordering::SeqCst);
+            backend.fail_writes_after(budget as u64, libc::ENOSPC);
         }
         let err = db.create_cf("other", CfOptions::default()).unwrap_err();
-        assert!(is_out_of_space(&err), "budget {budget}: {err:?}");
+        assert!(err.is_out_of_space(), "budget {budget}: {err:?}");
         assert_eq!(db.list_cfs(), ["c"]);
         assert!(matches!(db.cf("other"), Err(Error::CfNotFound { .. })));
-        let image = backend.reopen();
+        let image = reopen(&backend);
         assert_eq!(
             image.list_cfs(),
             ["c"],
@@ -817,8 +730,7 @@ fn a_full_disk_fails_the_commit_and_keeps_the_previous_state() {
         );
         assert_eq!(contents(&image.cf("c").unwrap()), s1);
         drop(image);
-        backend.full.store(false, Ordering::SeqCst);
-        backend.write_budget.store(-1, Ordering::SeqCst);
+        backend.heal_writes();
     }
 
     let s2 = put(&cf, &s1, 1000, 300, Durability::Immediate);
@@ -826,7 +738,7 @@ fn a_full_disk_fails_the_commit_and_keeps_the_previous_state() {
     let o1 = put(&other, &Model::new(), 0, 10, Durability::Immediate);
     assert_eq!(contents(&cf), s2);
 
-    let reopened = backend.reopen();
+    let reopened = reopen(&backend);
     assert!(
         reopened.recovery_notes().is_empty(),
         "{:?}",
@@ -839,14 +751,14 @@ fn a_full_disk_fails_the_commit_and_keeps_the_previous_state() {
 
 #[test]
 fn creating_a_database_on_a_full_disk_fails_typed() {
-    let backend = Arc::new(FaultBackend::new());
-    backend.full.store(true, Ordering::SeqCst);
+    let backend = Arc::new(FaultBackend::new(MemBackend::new()));
+    backend.fail_writes(libc::ENOSPC);
     let dyn_backend: Arc<dyn Backend> = backend.clone();
     let err = Db::builder()
         .open_backend(dyn_backend.clone(), "full")
         .unwrap_err();
-    assert!(is_out_of_space(&err), "{err:?}");
-    backend.full.store(false, Ordering::SeqCst);
+    assert!(err.is_out_of_space(), "{err:?}");
+    backend.heal_writes();
     // Whatever the failed create left, opening again either creates or rejects it typed.
     match Db::builder().open_backend(dyn_backend, "full") {
         Ok(db) => {
@@ -872,8 +784,8 @@ fn a_failed_fsync_refuses_every_later_write_but_reads_work() {
     let b_txn = b.begin_write().unwrap();
     b_txn.open_table("t").unwrap().insert(b"late", b"x").unwrap();
 
-    backend.fail_sync.store(true, Ordering::SeqCst);
-    let syncs_before = backend.syncs.load(Ordering::SeqCst);
+    backend.fail_syncs(libc::EIO);
+    let syncs_before = backend.sync_calls();
     let mut txn = a.begin_write().unwrap();
     txn.set_durability(Durability::Immediate);
     let mut a2 = a1.clone();
@@ -891,11 +803,11 @@ fn a_failed_fsync_refuses_every_later_write_but_reads_work() {
         Error::Flush(e) => assert_eq!(e.raw_os_error(), Some(libc::EIO), "{err:?}"),
         other => panic!("the failing commit reports the fsync's error, got {other:?}"),
     }
-    assert_eq!(backend.syncs.load(Ordering::SeqCst), syncs_before + 1);
+    assert_eq!(backend.sync_calls(), syncs_before + 1);
     // The disk would work again, but a failed fsync is never retried: the database refuses
     // every write until reopened.
-    backend.fail_sync.store(false, Ordering::SeqCst);
-    let writes_after_failure = backend.writes.load(Ordering::SeqCst);
+    backend.heal_syncs();
+    let writes_after_failure = backend.write_calls();
 
     let refused: Vec<(&str, Result<(), Error>)> = vec![
         ("a.begin_write", a.begin_write().map(drop)),
@@ -920,19 +832,15 @@ fn a_failed_fsync_refuses_every_later_write_but_reads_work() {
     assert_eq!(contents(&b), b2);
 
     drop((a, b, db));
+    assert_eq!(backend.sync_calls(), syncs_before + 1, "the fsync was retried");
     assert_eq!(
-        backend.syncs.load(Ordering::SeqCst),
-        syncs_before + 1,
-        "the fsync was retried"
-    );
-    assert_eq!(
-        backend.writes.load(Ordering::SeqCst),
+        backend.write_calls(),
         writes_after_failure,
         "a poisoned database wrote to the file"
     );
 
     // A new database over the same bytes recovers a committed state of each column family.
-    let reopened = backend.reopen();
+    let reopened = reopen(&backend);
     let got_a = contents(&reopened.cf("a").unwrap());
     assert!(
         got_a == a1 || got_a == a2,

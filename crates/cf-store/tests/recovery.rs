@@ -3,12 +3,11 @@
 //! holds 10,000 column families, one sync each.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use cf_store::{u64_key, CfOptions, Db, Durability, Error};
-use flush::testing::CrashBackend;
-use flush::{Backend, FlushError, IoOp, IoStats, MemBackend};
+use flush::testing::{CrashBackend, FaultBackend};
+use flush::{Backend, MemBackend};
 
 type State = BTreeMap<Vec<u8>, Vec<u8>>;
 
@@ -130,58 +129,13 @@ fn growth_extents_survive_clean_close_crash_and_reopen() {
     assert!(reopened.cf("a").unwrap().stats().extents > extents);
 }
 
-/// Fails `sync_data` while `fail` is set (a power cut during the sync), else passes through.
-#[derive(Debug)]
-struct CutAtSync {
-    inner: Arc<CrashBackend>,
-    fail: AtomicBool,
-}
-
-impl Backend for CutAtSync {
-    fn len(&self) -> flush::Result<u64> {
-        self.inner.len()
-    }
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> flush::Result<()> {
-        self.inner.read_at(buf, offset)
-    }
-    fn write_at(&self, buf: &[u8], offset: u64) -> flush::Result<()> {
-        self.inner.write_at(buf, offset)
-    }
-    fn write_vectored_at(&self, bufs: &[std::io::IoSlice<'_>], offset: u64) -> flush::Result<()> {
-        self.inner.write_vectored_at(bufs, offset)
-    }
-    fn set_len(&self, len: u64) -> flush::Result<()> {
-        self.inner.set_len(len)
-    }
-    fn sync_data(&self) -> flush::Result<()> {
-        if self.fail.load(Ordering::SeqCst) {
-            return Err(FlushError::Io {
-                op: IoOp::Sync,
-                offset: 0,
-                len: 0,
-                source: std::io::Error::from_raw_os_error(libc_eio()),
-            });
-        }
-        self.inner.sync_data()
-    }
-    fn stats(&self) -> &IoStats {
-        self.inner.stats()
-    }
-}
-
-fn libc_eio() -> i32 {
-    5
-}
-
 /// After every commit, and during an Immediate commit's sync, crash images of 3 column
 /// families reopen to states between the last returned Immediate commit and the newest.
 #[test]
 fn crash_images_reopen_to_a_committed_state() {
-    let crash = Arc::new(CrashBackend::new());
-    let backend = Arc::new(CutAtSync {
-        inner: crash.clone(),
-        fail: AtomicBool::new(false),
-    });
+    // A power cut during a sync: the sync fails, and the crash image is taken after it.
+    let backend = Arc::new(FaultBackend::new(CrashBackend::new()));
+    let crash = backend.inner();
     let db = Db::builder()
         .page_size(1024)
         .initial_extent_pages(4)
@@ -236,7 +190,7 @@ fn crash_images_reopen_to_a_committed_state() {
     let (states, _) = &history["x"];
     let before = states.last().unwrap().clone();
     let mut after = before.clone();
-    backend.fail.store(true, Ordering::SeqCst);
+    backend.fail_syncs(5); // EIO
     let handle = db.cf("x").unwrap();
     let txn = handle.begin_write().unwrap();
     {

@@ -1,9 +1,11 @@
-//! Test doubles that wrap any `Backend`: `RecordingBackend` logs every write it passes on.
+//! Test doubles around a `Backend`: `RecordingBackend` logs writes, `FaultBackend` fails
+//! chosen calls, `CrashBackend` produces the images a power cut could leave.
 
-use std::io::IoSlice;
+use std::io::{self, IoSlice};
+use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use crate::{Backend, IoStats, Result};
+use crate::{Backend, FlushError, IoOp, IoStats, MemBackend, Result};
 
 /// One write that reached the inner backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +85,131 @@ impl<B: Backend> Backend for RecordingBackend<B> {
     }
 }
 
+/// Passes every call to `inner`, failing the ones it is told to with an OS error: writes
+/// (`write_at`, `write_vectored_at`, growing `set_len`) from now on or after a number of
+/// further writes (`ENOSPC` for a full disk, `EIO`, ...), and syncs. Counts the write and
+/// sync calls that reach it, failed or not.
+#[derive(Debug)]
+pub struct FaultBackend<B> {
+    inner: B,
+    /// 0: writes succeed.
+    write_errno: AtomicI32,
+    /// Writes still allowed before `write_errno` applies; negative: none (fail at once).
+    writes_before_fault: AtomicI64,
+    /// 0: syncs succeed.
+    sync_errno: AtomicI32,
+    write_calls: AtomicU64,
+    sync_calls: AtomicU64,
+}
+
+impl<B: Backend> FaultBackend<B> {
+    /// Wraps `inner`; nothing fails until told to.
+    pub fn new(inner: B) -> Self {
+        Self {
+            inner,
+            write_errno: AtomicI32::new(0),
+            writes_before_fault: AtomicI64::new(-1),
+            sync_errno: AtomicI32::new(0),
+            write_calls: AtomicU64::new(0),
+            sync_calls: AtomicU64::new(0),
+        }
+    }
+
+    /// The wrapped backend.
+    pub fn inner(&self) -> &B {
+        &self.inner
+    }
+
+    /// Every later write fails with `errno`.
+    pub fn fail_writes(&self, errno: i32) {
+        self.fail_writes_after(0, errno);
+    }
+
+    /// The next `writes` writes succeed, every later one fails with `errno`.
+    pub fn fail_writes_after(&self, writes: u64, errno: i32) {
+        self.writes_before_fault
+            .store(writes as i64 - 1, Ordering::SeqCst);
+        self.write_errno.store(errno, Ordering::SeqCst);
+    }
+
+    /// Writes succeed again.
+    pub fn heal_writes(&self) {
+        self.write_errno.store(0, Ordering::SeqCst);
+    }
+
+    /// Every later sync fails with `errno`.
+    pub fn fail_syncs(&self, errno: i32) {
+        self.sync_errno.store(errno, Ordering::SeqCst);
+    }
+
+    /// Syncs succeed again.
+    pub fn heal_syncs(&self) {
+        self.sync_errno.store(0, Ordering::SeqCst);
+    }
+
+    /// Write calls that reached this backend (failed ones included).
+    pub fn write_calls(&self) -> u64 {
+        self.write_calls.load(Ordering::SeqCst)
+    }
+
+    /// Sync calls that reached this backend (failed ones included).
+    pub fn sync_calls(&self) -> u64 {
+        self.sync_calls.load(Ordering::SeqCst)
+    }
+
+    fn fault(op: IoOp, offset: u64, len: u64, errno: i32) -> FlushError {
+        FlushError::Io {
+            op,
+            offset,
+            len,
+            source: io::Error::from_raw_os_error(errno),
+        }
+    }
+
+    fn check_write(&self, op: IoOp, offset: u64, len: u64) -> Result<()> {
+        self.write_calls.fetch_add(1, Ordering::SeqCst);
+        let errno = self.write_errno.load(Ordering::SeqCst);
+        if errno != 0 && self.writes_before_fault.fetch_sub(1, Ordering::SeqCst) < 0 {
+            return Err(Self::fault(op, offset, len, errno));
+        }
+        Ok(())
+    }
+}
+
+impl<B: Backend> Backend for FaultBackend<B> {
+    fn len(&self) -> Result<u64> {
+        self.inner.len()
+    }
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        self.inner.read_at(buf, offset)
+    }
+    fn write_at(&self, buf: &[u8], offset: u64) -> Result<()> {
+        self.check_write(IoOp::Write, offset, buf.len() as u64)?;
+        self.inner.write_at(buf, offset)
+    }
+    fn write_vectored_at(&self, bufs: &[IoSlice<'_>], offset: u64) -> Result<()> {
+        self.check_write(IoOp::WriteVectored, offset, crate::backend::total_len(bufs))?;
+        self.inner.write_vectored_at(bufs, offset)
+    }
+    fn set_len(&self, len: u64) -> Result<()> {
+        if len > self.inner.len()? {
+            self.check_write(IoOp::SetLen, len, 0)?;
+        }
+        self.inner.set_len(len)
+    }
+    fn sync_data(&self) -> Result<()> {
+        self.sync_calls.fetch_add(1, Ordering::SeqCst);
+        let errno = self.sync_errno.load(Ordering::SeqCst);
+        if errno != 0 {
+            return Err(Self::fault(IoOp::Sync, 0, 0, errno));
+        }
+        self.inner.sync_data()
+    }
+    fn stats(&self) -> &IoStats {
+        self.inner.stats()
+    }
+}
+
 /// Sector size at which [`CrashBackend`] tears unsynced writes.
 pub const SECTOR: u64 = 4096;
 
@@ -92,16 +219,15 @@ pub const SECTOR: u64 = 4096;
 /// Reads see every write (as the page cache would). Deterministic from a seed.
 #[derive(Debug, Default)]
 pub struct CrashBackend {
+    /// What reads see; it also keeps the I/O counters.
+    current: MemBackend,
     state: Mutex<CrashState>,
-    stats: IoStats,
 }
 
 #[derive(Debug, Default)]
 struct CrashState {
     /// What the disk holds for sure.
     durable: Vec<u8>,
-    /// What reads see.
-    current: Vec<u8>,
     /// Writes since the last sync, in order.
     unsynced: Vec<(u64, Vec<u8>)>,
 }
@@ -115,12 +241,11 @@ impl CrashBackend {
     /// A file whose durable and current contents are `bytes`.
     pub fn from_bytes(bytes: Vec<u8>) -> Self {
         Self {
+            current: MemBackend::from_bytes(bytes.clone()),
             state: Mutex::new(CrashState {
-                durable: bytes.clone(),
-                current: bytes,
-                ..CrashState::default()
+                durable: bytes,
+                unsynced: Vec::new(),
             }),
-            stats: IoStats::new(),
         }
     }
 
@@ -135,7 +260,7 @@ impl CrashBackend {
 
     /// The current contents (what reads see).
     pub fn contents(&self) -> Vec<u8> {
-        self.lock().current.clone()
+        self.current.contents()
     }
 
     /// An image a power cut now could leave, chosen by `seed`: the durable bytes, then each
@@ -143,10 +268,10 @@ impl CrashBackend {
     /// sectors. Seed 0 keeps nothing unsynced; `u64::MAX` keeps everything.
     pub fn crash_image(&self, seed: u64) -> Vec<u8> {
         let st = self.lock();
-        let mut image = st.durable.clone();
         if seed == u64::MAX {
-            return st.current.clone();
+            return self.current.contents();
         }
+        let mut image = st.durable.clone();
         if seed == 0 {
             return image;
         }
@@ -164,8 +289,7 @@ impl CrashBackend {
             let end = offset + bytes.len() as u64;
             let mut at = *offset;
             while at < end {
-                let sector_end = ((at / SECTOR) + 1) * SECTOR;
-                let piece_end = sector_end.min(end);
+                let piece_end = ((at / SECTOR + 1) * SECTOR).min(end);
                 if keep == 1 || rng.next() % 2 == 0 {
                     if image.len() < piece_end as usize {
                         image.resize(piece_end as usize, 0);
@@ -177,17 +301,6 @@ impl CrashBackend {
             }
         }
         image
-    }
-
-    fn record(&self, offset: u64, bytes: Vec<u8>) -> Result<()> {
-        let end = crate::backend::checked_end(offset, bytes.len() as u64)?;
-        let mut st = self.lock();
-        if st.current.len() < end as usize {
-            st.current.resize(end as usize, 0);
-        }
-        st.current[offset as usize..end as usize].copy_from_slice(&bytes);
-        st.unsynced.push((offset, bytes));
-        Ok(())
     }
 }
 
@@ -206,63 +319,73 @@ impl SplitMix {
 
 impl Backend for CrashBackend {
     fn len(&self) -> Result<u64> {
-        Ok(self.lock().current.len() as u64)
+        self.current.len()
     }
 
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
-        let st = self.lock();
-        let len = buf.len() as u64;
-        let end = crate::backend::checked_end(offset, len)?;
-        if end > st.current.len() as u64 {
-            return Err(crate::FlushError::UnexpectedEof {
-                offset,
-                len,
-                file_len: st.current.len() as u64,
-            });
-        }
-        buf.copy_from_slice(&st.current[offset as usize..end as usize]);
-        self.stats.record_read(len);
-        Ok(())
+        self.current.read_at(buf, offset)
     }
 
     fn write_at(&self, buf: &[u8], offset: u64) -> Result<()> {
-        self.record(offset, buf.to_vec())?;
-        self.stats.record_write(buf.len() as u64);
+        let mut st = self.lock();
+        self.current.write_at(buf, offset)?;
+        st.unsynced.push((offset, buf.to_vec()));
         Ok(())
     }
 
     fn write_vectored_at(&self, bufs: &[IoSlice<'_>], offset: u64) -> Result<()> {
-        let bytes: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
-        let len = bytes.len() as u64;
-        self.record(offset, bytes)?;
-        self.stats.record_vectored_write(len);
+        let mut st = self.lock();
+        self.current.write_vectored_at(bufs, offset)?;
+        st.unsynced
+            .push((offset, bufs.iter().flat_map(|b| b.iter().copied()).collect()));
         Ok(())
     }
 
     fn set_len(&self, len: u64) -> Result<()> {
+        // Length changes count as durable at once (the store only grows files by writing).
         let mut st = self.lock();
-        // Length changes are treated as durable at once (the store only grows files by writing).
-        st.current.resize(len as usize, 0);
+        self.current.set_len(len)?;
         st.durable.resize(len as usize, 0);
         Ok(())
     }
 
     fn sync_data(&self) -> Result<()> {
         let mut st = self.lock();
-        st.durable = st.current.clone();
+        st.durable = self.current.contents();
         st.unsynced.clear();
-        self.stats.record_sync();
-        Ok(())
+        self.current.sync_data()
     }
 
     fn stats(&self) -> &IoStats {
-        &self.stats
+        self.current.stats()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fault_backend_fails_what_it_is_told_and_counts() {
+        let b = FaultBackend::new(MemBackend::new());
+        b.write_at(b"ok", 0).unwrap();
+        b.fail_writes_after(2, libc::ENOSPC);
+        b.write_at(b"a", 0).unwrap();
+        b.write_vectored_at(&[IoSlice::new(b"b")], 1).unwrap();
+        let err = b.write_at(b"c", 2).unwrap_err();
+        assert!(err.is_out_of_space(), "{err}");
+        assert!(b.set_len(100).is_err(), "growing is a write");
+        b.heal_writes();
+        b.write_at(b"c", 2).unwrap();
+        b.fail_syncs(libc::EIO);
+        assert_eq!(b.sync_data().unwrap_err().raw_os_error(), Some(libc::EIO));
+        b.heal_syncs();
+        b.sync_data().unwrap();
+        assert_eq!((b.write_calls(), b.sync_calls()), (6, 2));
+        assert_eq!(b.inner().contents(), b"abc");
+        b.fail_writes(libc::EIO);
+        assert!(b.write_at(b"x", 0).is_err());
+    }
 
     #[test]
     fn crash_images_keep_synced_bytes_and_subsets_of_the_rest() {

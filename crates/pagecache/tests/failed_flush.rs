@@ -1,81 +1,15 @@
 //! A failed flush keeps the buffer, leaves no stale cached pages, and can be retried.
 
-use std::io::IoSlice;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use flush::{Backend, FlushConfig, FlushError, IoOp, IoStats, MemBackend, NoFreeSpace, PerPage};
+use flush::testing::FaultBackend;
+use flush::{FlushConfig, MemBackend, NoFreeSpace, PerPage};
 use pagecache::{CacheOptions, PageCache, PageCacheError};
-
-/// A `MemBackend` whose writes start failing (ENOSPC) after a budget of successful write calls.
-#[derive(Debug, Default)]
-struct FailingBackend {
-    inner: MemBackend,
-    writes_left: AtomicU64,
-}
-
-impl FailingBackend {
-    fn new() -> Self {
-        Self {
-            inner: MemBackend::new(),
-            writes_left: AtomicU64::new(u64::MAX),
-        }
-    }
-
-    /// Let `n` more write calls succeed, then fail every one.
-    fn fail_after(&self, n: u64) {
-        self.writes_left.store(n, Ordering::SeqCst);
-    }
-
-    fn check(&self, op: IoOp, offset: u64, len: u64) -> flush::Result<()> {
-        let ok = self
-            .writes_left
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok();
-        if ok {
-            Ok(())
-        } else {
-            Err(FlushError::Io {
-                op,
-                offset,
-                len,
-                source: std::io::Error::from_raw_os_error(28),
-            })
-        }
-    }
-}
-
-impl Backend for FailingBackend {
-    fn len(&self) -> flush::Result<u64> {
-        self.inner.len()
-    }
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> flush::Result<()> {
-        self.inner.read_at(buf, offset)
-    }
-    fn write_at(&self, buf: &[u8], offset: u64) -> flush::Result<()> {
-        self.check(IoOp::Write, offset, buf.len() as u64)?;
-        self.inner.write_at(buf, offset)
-    }
-    fn write_vectored_at(&self, bufs: &[IoSlice<'_>], offset: u64) -> flush::Result<()> {
-        let len = bufs.iter().map(|b| b.len() as u64).sum();
-        self.check(IoOp::WriteVectored, offset, len)?;
-        self.inner.write_vectored_at(bufs, offset)
-    }
-    fn set_len(&self, len: u64) -> flush::Result<()> {
-        self.inner.set_len(len)
-    }
-    fn sync_data(&self) -> flush::Result<()> {
-        self.inner.sync_data()
-    }
-    fn stats(&self) -> &IoStats {
-        self.inner.stats()
-    }
-}
 
 #[test]
 fn a_failed_flush_keeps_the_buffer_and_drops_cached_pages() {
     for config in FlushConfig::all_defaults() {
-        let backend = Arc::new(FailingBackend::new());
+        let backend = Arc::new(FaultBackend::new(MemBackend::new()));
         let cache = PageCache::new(backend.clone(), CacheOptions::default()).unwrap();
 
         // Commit version 1 of pages 0..4 and 6, and cache them.
@@ -93,7 +27,7 @@ fn a_failed_flush_keeps_the_buffer_and_drops_cached_pages() {
         buffer.put_copy(0, &[2; 4096]).unwrap();
         buffer.put(4096, vec![2; 8192].into_boxed_slice()).unwrap();
         buffer.put_copy(6 * 4096, &[2; 4096]).unwrap();
-        backend.fail_after(1);
+        backend.fail_writes_after(1, 28); // ENOSPC
         let err = buffer.flush(&*config.build(), &NoFreeSpace).unwrap_err();
         assert!(
             matches!(&err, PageCacheError::Flush(e) if e.is_out_of_space()),
@@ -110,7 +44,7 @@ fn a_failed_flush_keeps_the_buffer_and_drops_cached_pages() {
         assert_eq!(buffer.dirty_bytes(), 20480);
         // No page of the buffer is cached; reads show what the file holds now (a mix).
         assert_eq!(cache.stats().resident_pages, 0, "{config}");
-        let file = backend.inner.contents();
+        let file = backend.inner().contents();
         assert!(
             file.contains(&1) && file.contains(&2),
             "{config}: one write of several landed"
@@ -121,7 +55,7 @@ fn a_failed_flush_keeps_the_buffer_and_drops_cached_pages() {
         }
 
         // A retry succeeds and the new pages replace whatever was cached.
-        backend.fail_after(u64::MAX);
+        backend.heal_writes();
         buffer.flush(&*config.build(), &NoFreeSpace).unwrap();
         assert!(buffer.is_empty());
         for p in pages {
@@ -134,7 +68,7 @@ fn a_failed_flush_keeps_the_buffer_and_drops_cached_pages() {
         let mut want = vec![2u8; 7 * 4096];
         want[4 * 4096..6 * 4096].fill(0); // pages 4 and 5 were never written
         assert!(
-            backend.inner.contents() == want,
+            backend.inner().contents() == want,
             "{config}: file contents after the retry"
         );
     }
@@ -142,16 +76,16 @@ fn a_failed_flush_keeps_the_buffer_and_drops_cached_pages() {
 
 #[test]
 fn a_failed_flush_can_be_abandoned() {
-    let backend = Arc::new(FailingBackend::new());
+    let backend = Arc::new(FaultBackend::new(MemBackend::new()));
     let cache = PageCache::new(backend.clone(), CacheOptions::default()).unwrap();
     let mut buffer = cache.write_buffer();
     buffer.put_copy(0, &[5; 4096]).unwrap();
-    backend.fail_after(0);
+    backend.fail_writes(28); // ENOSPC
     assert!(buffer.flush(&PerPage, &NoFreeSpace).is_err());
     assert_eq!(buffer.len(), 1);
     buffer.clear();
     assert!(buffer.is_empty());
-    backend.fail_after(u64::MAX);
+    backend.heal_writes();
     assert_eq!(buffer.flush(&PerPage, &NoFreeSpace).unwrap().runs, 0);
     assert!(matches!(
         cache.read_page(0),
