@@ -217,11 +217,26 @@ pub const SECTOR: u64 = 4096;
 /// can produce the images a power cut could leave: every synced byte, plus any subset of the
 /// unsynced writes, each possibly torn at [`SECTOR`] granularity, applied in any order.
 /// Reads see every write (as the page cache would). Deterministic from a seed.
-#[derive(Debug, Default)]
+///
+/// [`CrashBackend::crash_after`] picks a crash point: the k-th mutating call (write, vectored
+/// write, sync, length change) and every later one fail with `EIO` and change nothing, as if
+/// the machine had stopped there; [`CrashBackend::crash_image`] then gives what the disk may
+/// hold.
+#[derive(Debug)]
 pub struct CrashBackend {
     /// What reads see; it also keeps the I/O counters.
     current: MemBackend,
     state: Mutex<CrashState>,
+    /// Mutating calls so far.
+    calls: AtomicU64,
+    /// Calls allowed before the crash (`u64::MAX`: never).
+    crash_at: AtomicU64,
+}
+
+impl Default for CrashBackend {
+    fn default() -> Self {
+        Self::from_bytes(Vec::new())
+    }
 }
 
 #[derive(Debug, Default)]
@@ -246,7 +261,40 @@ impl CrashBackend {
                 durable: bytes,
                 unsynced: Vec::new(),
             }),
+            calls: AtomicU64::new(0),
+            crash_at: AtomicU64::new(u64::MAX),
         }
+    }
+
+    /// Crashes at the `k`-th mutating call from now (0: the next one): it and every later
+    /// one fail with `EIO` and change nothing.
+    pub fn crash_after(&self, k: u64) {
+        let now = self.calls.load(Ordering::SeqCst);
+        self.crash_at.store(now.saturating_add(k), Ordering::SeqCst);
+    }
+
+    /// True once the crash point has been reached.
+    pub fn crashed(&self) -> bool {
+        self.calls.load(Ordering::SeqCst) > self.crash_at.load(Ordering::SeqCst)
+    }
+
+    /// Mutating calls made so far (those refused after the crash included).
+    pub fn mutating_calls(&self) -> u64 {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    /// Counts a mutating call; `Err` once past the crash point.
+    fn admit(&self, op: IoOp, offset: u64, len: u64) -> Result<()> {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst);
+        if n >= self.crash_at.load(Ordering::SeqCst) {
+            return Err(FlushError::Io {
+                op,
+                offset,
+                len,
+                source: io::Error::other("simulated crash: the machine stopped here"),
+            });
+        }
+        Ok(())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, CrashState> {
@@ -328,6 +376,7 @@ impl Backend for CrashBackend {
 
     fn write_at(&self, buf: &[u8], offset: u64) -> Result<()> {
         let mut st = self.lock();
+        self.admit(IoOp::Write, offset, buf.len() as u64)?;
         self.current.write_at(buf, offset)?;
         st.unsynced.push((offset, buf.to_vec()));
         Ok(())
@@ -335,6 +384,7 @@ impl Backend for CrashBackend {
 
     fn write_vectored_at(&self, bufs: &[IoSlice<'_>], offset: u64) -> Result<()> {
         let mut st = self.lock();
+        self.admit(IoOp::WriteVectored, offset, crate::backend::total_len(bufs))?;
         self.current.write_vectored_at(bufs, offset)?;
         st.unsynced
             .push((offset, bufs.iter().flat_map(|b| b.iter().copied()).collect()));
@@ -344,6 +394,7 @@ impl Backend for CrashBackend {
     fn set_len(&self, len: u64) -> Result<()> {
         // Length changes count as durable at once (the store only grows files by writing).
         let mut st = self.lock();
+        self.admit(IoOp::SetLen, len, 0)?;
         self.current.set_len(len)?;
         st.durable.resize(len as usize, 0);
         Ok(())
@@ -351,6 +402,7 @@ impl Backend for CrashBackend {
 
     fn sync_data(&self) -> Result<()> {
         let mut st = self.lock();
+        self.admit(IoOp::Sync, 0, 0)?;
         st.durable = self.current.contents();
         st.unsynced.clear();
         self.current.sync_data()
@@ -412,5 +464,21 @@ mod tests {
             }
         }
         assert!(torn > 0, "some images tear the 8 KiB write");
+    }
+
+    #[test]
+    fn a_crash_point_stops_every_later_mutation() {
+        let b = CrashBackend::new();
+        b.write_at(&[1; 10], 0).unwrap();
+        b.crash_after(2);
+        b.write_at(&[2; 10], 0).unwrap();
+        b.sync_data().unwrap();
+        assert!(!b.crashed());
+        assert!(b.write_at(&[3; 10], 0).is_err());
+        assert!(b.sync_data().is_err());
+        assert!(b.crashed());
+        assert_eq!(b.contents(), vec![2; 10], "refused calls change nothing");
+        assert_eq!(b.crash_image(0), vec![2; 10]);
+        assert_eq!(b.mutating_calls(), 5);
     }
 }
