@@ -2,6 +2,7 @@
 //! crash simulator (`flush::testing::CrashBackend`), crashed at every I/O call, and each
 //! crash image checked against what had been committed.
 
+pub mod corrupt;
 pub mod crash;
 pub mod script;
 

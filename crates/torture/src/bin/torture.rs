@@ -22,6 +22,18 @@ struct Cli {
 enum Command {
     /// Crash workloads at every I/O call and verify each crash image.
     Crash(CrashArgs),
+    /// Open and read many mutations of a valid file: each must work or fail typed.
+    Corrupt(CorruptArgs),
+}
+
+#[derive(Parser, Debug)]
+struct CorruptArgs {
+    /// Mutation seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Mutations to try.
+    #[arg(long, default_value_t = 10_000)]
+    count: u64,
 }
 
 #[derive(Parser, Debug)]
@@ -127,6 +139,29 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Crash(a) => crash(a),
+        Command::Corrupt(a) => {
+            let start = Instant::now();
+            // Panics are caught and reported by the sweep; keep their default message quiet.
+            std::panic::set_hook(Box::new(|_| {}));
+            match torture::corrupt::mutation_sweep(a.seed, a.count) {
+                Ok((opened, refused)) => {
+                    println!(
+                        "{} mutations (seed {}): {opened} opened and read consistently, {refused} refused with a typed error, 0 panics ({:.1} s)",
+                        a.count,
+                        a.seed,
+                        start.elapsed().as_secs_f64()
+                    );
+                    Ok(true)
+                }
+                Err(e) => {
+                    println!(
+                        "FAILED: {e}\nreplay: cargo run --release -p torture -- corrupt --seed {} --count {}",
+                        a.seed, a.count
+                    );
+                    Ok(false)
+                }
+            }
+        }
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
