@@ -95,6 +95,8 @@ impl Space {
         let txn = self.last_txn + 1;
         let page_size = core.page_size as u64;
         let next_slot = 1 - self.durable_slot;
+        // The pages first: if any write fails, no slot naming them exists anywhere.
+        self.flush_buffer(page_size)?;
         if durable {
             let slot = Slot {
                 magic: self.magic,
@@ -108,22 +110,28 @@ impl Space {
                 owner: self.owner,
                 extents: self.alloc.extents().len(),
             })?;
+            // The slot lies apart from the pages (it is never a free gap), so writing it in a
+            // flush of its own costs no extra call.
             self.buffer.put(self.slot_pages[next_slot] * page_size, bytes)?;
-        }
-        if !self.buffer.is_empty() {
-            let alloc = &self.alloc;
-            let oracle = |start: u64, end: u64| alloc.is_free(start / page_size, end / page_size);
-            let report = self.buffer.flush(&*self.policy, &oracle)?;
-            self.flushed_runs += report.runs;
-            self.flushed_page_bytes += report.page_bytes;
-            self.flushed_gap_bytes += report.gap_bytes;
-        }
-        if durable {
+            self.flush_buffer(page_size)?;
             core.sync()?;
             self.durable_slot = next_slot;
             self.durable_txn = txn;
             self.durable_commits += 1;
         }
         Ok(txn)
+    }
+
+    fn flush_buffer(&mut self, page_size: u64) -> Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let alloc = &self.alloc;
+        let oracle = |start: u64, end: u64| alloc.is_free(start / page_size, end / page_size);
+        let report = self.buffer.flush(&*self.policy, &oracle)?;
+        self.flushed_runs += report.runs;
+        self.flushed_page_bytes += report.page_bytes;
+        self.flushed_gap_bytes += report.gap_bytes;
+        Ok(())
     }
 }

@@ -2,7 +2,7 @@
 //! chosen calls, `CrashBackend` produces the images a power cut could leave.
 
 use std::io::{self, IoSlice};
-use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use crate::{Backend, FlushError, IoOp, IoStats, MemBackend, Result};
@@ -98,6 +98,8 @@ pub struct FaultBackend<B> {
     writes_before_fault: AtomicI64,
     /// 0: syncs succeed.
     sync_errno: AtomicI32,
+    /// A faulted write first writes the first half of its bytes (a short write).
+    partial: AtomicBool,
     write_calls: AtomicU64,
     sync_calls: AtomicU64,
 }
@@ -110,9 +112,16 @@ impl<B: Backend> FaultBackend<B> {
             write_errno: AtomicI32::new(0),
             writes_before_fault: AtomicI64::new(-1),
             sync_errno: AtomicI32::new(0),
+            partial: AtomicBool::new(false),
             write_calls: AtomicU64::new(0),
             sync_calls: AtomicU64::new(0),
         }
+    }
+
+    /// From now on a faulted write first writes the first half of its bytes, then fails
+    /// (`true`), or writes nothing (`false`, the default).
+    pub fn partial_writes(&self, partial: bool) {
+        self.partial.store(partial, Ordering::SeqCst);
     }
 
     /// The wrapped backend.
@@ -184,11 +193,22 @@ impl<B: Backend> Backend for FaultBackend<B> {
         self.inner.read_at(buf, offset)
     }
     fn write_at(&self, buf: &[u8], offset: u64) -> Result<()> {
-        self.check_write(IoOp::Write, offset, buf.len() as u64)?;
+        if let Err(e) = self.check_write(IoOp::Write, offset, buf.len() as u64) {
+            if self.partial.load(Ordering::SeqCst) {
+                self.inner.write_at(&buf[..buf.len() / 2], offset)?;
+            }
+            return Err(e);
+        }
         self.inner.write_at(buf, offset)
     }
     fn write_vectored_at(&self, bufs: &[IoSlice<'_>], offset: u64) -> Result<()> {
-        self.check_write(IoOp::WriteVectored, offset, crate::backend::total_len(bufs))?;
+        if let Err(e) = self.check_write(IoOp::WriteVectored, offset, crate::backend::total_len(bufs)) {
+            if self.partial.load(Ordering::SeqCst) {
+                let all: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
+                self.inner.write_at(&all[..all.len() / 2], offset)?;
+            }
+            return Err(e);
+        }
         self.inner.write_vectored_at(bufs, offset)
     }
     fn set_len(&self, len: u64) -> Result<()> {
@@ -437,6 +457,9 @@ mod tests {
         assert_eq!(b.inner().contents(), b"abc");
         b.fail_writes(libc::EIO);
         assert!(b.write_at(b"x", 0).is_err());
+        b.partial_writes(true);
+        assert!(b.write_at(b"xyzw", 0).is_err());
+        assert_eq!(b.inner().contents(), b"xyc", "half of the faulted write landed");
     }
 
     #[test]
