@@ -5,6 +5,7 @@
 pub mod corrupt;
 pub mod crash;
 pub mod script;
+pub mod soak;
 
 pub use crash::{explore, replay_command, run_to_crash, verify_image, Failure, History};
 pub use script::{Kind, Script, Step};
