@@ -1,0 +1,109 @@
+//! cf-store: T column families in one file (`cf-store`) or one file per thread
+//! (`cf-store-files`), each thread writing table `bench` of its own column family "cfN".
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use cf_store::{u64_key, CfOptions, ColumnFamily, Db};
+
+use super::{Engine, IoCounters, Writer, TABLE};
+use crate::cell::{CellConfig, Durability, EngineKind};
+
+/// The databases of a cf-store cell and the column families not yet handed to writers.
+#[derive(Debug)]
+pub struct CfStore {
+    dbs: Vec<Db>,
+    cfs: Vec<ColumnFamily>,
+}
+
+impl CfStore {
+    pub fn open(config: &CellConfig, dir: &Path) -> Result<Self> {
+        let policy = config.policy.unwrap_or_default();
+        let open = |file: &str| -> Result<Db> {
+            let path = dir.join(file);
+            Db::builder()
+                .flush(policy)
+                .open(&path)
+                .with_context(|| format!("opening {}", path.display()))
+        };
+        let mut dbs = Vec::new();
+        let mut cfs = Vec::with_capacity(config.threads);
+        for t in 0..config.threads {
+            let db = match config.engine {
+                EngineKind::CfStoreFiles => {
+                    dbs.push(open(&format!("t{t}.cf"))?);
+                    &dbs[t]
+                }
+                _ => {
+                    if dbs.is_empty() {
+                        dbs.push(open("bench.cf")?);
+                    }
+                    &dbs[0]
+                }
+            };
+            let name = format!("cf{t}");
+            cfs.push(
+                db.create_cf(&name, CfOptions::default())
+                    .with_context(|| format!("creating column family {name}"))?,
+            );
+        }
+        Ok(Self { dbs, cfs })
+    }
+}
+
+impl Engine for CfStore {
+    fn writers(&mut self) -> Result<Vec<Box<dyn Writer>>> {
+        Ok(self
+            .cfs
+            .drain(..)
+            .map(|cf| Box::new(CfWriter { cf }) as Box<dyn Writer>)
+            .collect())
+    }
+
+    fn io(&self) -> Result<IoCounters> {
+        let mut sum = flush::IoStatsSnapshot::default();
+        for db in &self.dbs {
+            let io = db.stats()?.io;
+            sum.write_calls += io.write_calls;
+            sum.vectored_calls += io.vectored_calls;
+            sum.sync_calls += io.sync_calls;
+            sum.bytes_written += io.bytes_written;
+        }
+        Ok(IoCounters::from_iostats(sum))
+    }
+
+    fn finish(self: Box<Self>) -> Result<()> {
+        for db in &self.dbs {
+            db.close()?;
+        }
+        Ok(())
+    }
+}
+
+/// One thread's column family.
+#[derive(Debug)]
+struct CfWriter {
+    cf: ColumnFamily,
+}
+
+impl Writer for CfWriter {
+    fn commit(&mut self, keys: &[u64], value: &[u8], durability: Durability) -> Result<()> {
+        let mut txn = self.cf.begin_write()?;
+        txn.set_durability(match durability {
+            Durability::None => cf_store::Durability::None,
+            Durability::Immediate => cf_store::Durability::Immediate,
+        });
+        {
+            let mut table = txn.open_table(TABLE)?;
+            for &k in keys {
+                table.insert(&u64_key(k), value)?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    fn settle(&mut self) -> Result<()> {
+        Ok(self.cf.sync()?)
+    }
+}

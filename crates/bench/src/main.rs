@@ -1,0 +1,385 @@
+//! `bench`: runs ONE measurement cell (one engine, one workload, one thread count) and prints
+//! ONE JSON object on one line on stdout; progress goes to stderr. Every option defaults to
+//! the seed workload W1 (`../shared/DESIGN.md`): 1 thread, 100 transactions x 1,000 inserts
+//! of 1 KiB values under sequential u64 keys, `Durability::None`, on cf-store.
+//!
+//! `cargo xtask sweep` runs this binary as a subprocess per cell and collects the lines; the
+//! fields are described on [`Report`] (schema 1).
+
+mod cell;
+mod engines;
+mod keys;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use flush::FlushConfig;
+use serde::Serialize;
+
+use crate::cell::{CellConfig, Durability, EngineKind};
+use crate::keys::KeyMode;
+
+/// The version of the JSON object's shape; bumped whenever a field changes meaning or goes.
+const SCHEMA: u32 = 1;
+
+/// Run one benchmark cell and print its measurement as one JSON line.
+#[derive(Debug, Parser)]
+#[command(name = "bench", version)]
+struct Cli {
+    /// The engine: cf-store (T column families in one file), cf-store-files (one file per
+    /// thread), raw (plain pwrite of the same bytes: the ceiling), or a peer (redb, manifold,
+    /// fjall; needs a build with `--features peers`).
+    #[arg(long, value_enum, default_value_t = EngineKind::CfStore)]
+    engine: EngineKind,
+    /// Flush policy of the cf-store engines, as a short form (`per-page`, `sorted-merge[:RUN]`,
+    /// `gap-merge[:GAP[:RUN]]`, `vectored`, `vectored-gap[:GAP]`) [default: vectored].
+    #[arg(long, value_name = "POLICY")]
+    policy: Option<FlushConfig>,
+    /// Writer threads, each with its own column family, file or keyspace.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    threads: u64,
+    /// Transactions per thread.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    txns: u64,
+    /// Inserts per transaction.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    ops_per_txn: u64,
+    /// Bytes of each value (at most 1 GiB).
+    #[arg(long, value_name = "BYTES", default_value_t = 1024,
+          value_parser = clap::value_parser!(u64).range(0..=cf_store::MAX_VALUE_LEN as u64))]
+    value_size: u64,
+    /// Keys: sequential (u64 big-endian txn*ops_per_txn + i), random (a seeded random u64 per
+    /// insert), overwrite (an untimed preload of the sequential keys, then timed transactions
+    /// rewriting keys drawn uniformly from them).
+    #[arg(long, value_enum, default_value_t = KeyMode::Sequential)]
+    keys: KeyMode,
+    /// Commit durability: none (written to the OS, no sync) or immediate (synced per commit).
+    #[arg(long, value_enum, default_value_t = Durability::None)]
+    durability: Durability,
+    /// Directory under which the cell makes (and afterwards removes) its own temporary
+    /// directory for the files [default: the system temp dir].
+    #[arg(long, value_name = "PATH")]
+    dir: Option<PathBuf>,
+    /// Seed of the random keys and of the value bytes.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+impl Cli {
+    /// Checks what clap cannot and makes the cell's configuration.
+    fn into_config(self) -> Result<CellConfig> {
+        engines::check_available(self.engine)?;
+        let threads = self.threads;
+        let per_thread = self
+            .txns
+            .checked_mul(self.ops_per_txn)
+            .context("--txns x --ops-per-txn overflows a u64 key space")?;
+        let total = per_thread
+            .checked_mul(threads)
+            .context("--threads x --txns x --ops-per-txn overflows a u64")?;
+        let entry = self.value_size + 8;
+        total
+            .checked_mul(entry)
+            .context("the bytes inserted (ops x (8 + --value-size)) overflow a u64")?;
+        let commit_bytes = self
+            .ops_per_txn
+            .checked_mul(entry)
+            .context("--ops-per-txn x (8 + --value-size) overflows a u64")?;
+        if usize::try_from(commit_bytes).is_err() || usize::try_from(self.ops_per_txn).is_err() {
+            bail!("--ops-per-txn x (8 + --value-size) = {commit_bytes} bytes does not fit this machine");
+        }
+        let policy = if self.engine.is_cf_store() {
+            Some(self.policy.unwrap_or_default())
+        } else {
+            if let Some(p) = self.policy {
+                eprintln!(
+                    "bench: note: --policy {p} is ignored by engine {} (it applies to cf-store engines)",
+                    self.engine.name()
+                );
+            }
+            None
+        };
+        Ok(CellConfig {
+            engine: self.engine,
+            policy,
+            threads: threads as usize,
+            txns: self.txns,
+            ops_per_txn: self.ops_per_txn,
+            value_size: self.value_size as usize,
+            keys: self.keys,
+            durability: self.durability,
+            seed: self.seed,
+            dir: self.dir,
+        })
+    }
+}
+
+/// The one JSON line of a cell (schema 1). Counts of system calls and bytes are deltas over
+/// the timed phase only (the overwrite preload and the setup are not in them).
+#[derive(Debug, Serialize)]
+struct Report {
+    /// [`SCHEMA`].
+    schema: u32,
+    engine: &'static str,
+    /// The flush policy's short form for the cf-store engines, `null` for the others.
+    policy: Option<String>,
+    threads: usize,
+    /// Transactions per thread.
+    txns: u64,
+    ops_per_txn: u64,
+    value_size: usize,
+    keys: &'static str,
+    durability: &'static str,
+    seed: u64,
+    /// Inserts timed: threads x txns x ops_per_txn.
+    ops: u64,
+    /// Wall time from the start barrier to the last thread's last commit.
+    secs: f64,
+    ops_per_sec: f64,
+    /// Commits timed: threads x txns.
+    commits: u64,
+    /// `pwrite`-type calls. For peers (`syscall_source` "proc-self-io") every write-type
+    /// system call of the process (`syscw`), vectored ones included.
+    write_calls: u64,
+    /// `pwritev` calls; 0 for peers, whose vectored calls are counted in `write_calls`.
+    vectored_calls: u64,
+    /// `fdatasync` calls. `null` for peers: /proc/self/io does not count syncs.
+    sync_calls: Option<u64>,
+    /// (write_calls + vectored_calls) / commits.
+    write_calls_per_commit: f64,
+    /// (write_calls + vectored_calls + sync_calls) / commits; `null` where sync_calls is.
+    syscalls_per_commit: Option<f64>,
+    /// sync_calls / commits; `null` where sync_calls is.
+    syncs_per_commit: Option<f64>,
+    /// Bytes handed to write calls (for peers `wchar`: every write-type call's bytes).
+    bytes_written: u64,
+    /// ops x (8 + value_size): the key and value bytes the transactions inserted.
+    bytes_inserted: u64,
+    /// bytes_written / bytes_inserted.
+    write_amplification: f64,
+    /// Median commit latency (begin of the transaction to the return of its commit), over
+    /// every commit of every thread, in microseconds.
+    p50_commit_us: f64,
+    /// 99th percentile (nearest rank) of the same.
+    p99_commit_us: f64,
+    /// Peak resident set of the process (`getrusage(RUSAGE_SELF).ru_maxrss`), in KiB.
+    peak_rss_kb: u64,
+    /// "iostats" (the backend's `flush::IoStats`: cf-store engines and raw) or
+    /// "proc-self-io" (peers).
+    syscall_source: &'static str,
+}
+
+fn report(config: &CellConfig, m: &cell::Measurement) -> Report {
+    let commits = config.threads as u64 * config.txns;
+    let ops = commits * config.ops_per_txn;
+    let bytes_inserted = ops * (8 + config.value_size as u64);
+    let per_commit = |n: u64| n as f64 / commits as f64;
+    let io = &m.io;
+    let writes = io.write_calls + io.vectored_calls;
+    Report {
+        schema: SCHEMA,
+        engine: config.engine.name(),
+        policy: config.policy.map(|p| p.to_string()),
+        threads: config.threads,
+        txns: config.txns,
+        ops_per_txn: config.ops_per_txn,
+        value_size: config.value_size,
+        keys: config.keys.name(),
+        durability: config.durability.name(),
+        seed: config.seed,
+        ops,
+        secs: m.secs,
+        ops_per_sec: ops as f64 / m.secs,
+        commits,
+        write_calls: io.write_calls,
+        vectored_calls: io.vectored_calls,
+        sync_calls: io.sync_calls,
+        write_calls_per_commit: per_commit(writes),
+        syscalls_per_commit: io.sync_calls.map(|s| per_commit(writes + s)),
+        syncs_per_commit: io.sync_calls.map(per_commit),
+        bytes_written: io.bytes_written,
+        bytes_inserted,
+        write_amplification: io.bytes_written as f64 / bytes_inserted as f64,
+        p50_commit_us: m.p50_us,
+        p99_commit_us: m.p99_us,
+        peak_rss_kb: peak_rss_kb(),
+        syscall_source: io.source.name(),
+    }
+}
+
+/// The process's peak resident set in KiB (Linux reports `ru_maxrss` in KiB); 0 if unknown.
+fn peak_rss_kb() -> u64 {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: `usage` is a valid, writable `rusage`-sized buffer for the duration of the
+    // call, and `RUSAGE_SELF` is a valid `who`.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) };
+    if rc != 0 {
+        return 0;
+    }
+    // SAFETY: getrusage returned 0, so it filled the struct (and it was zeroed before).
+    let usage = unsafe { usage.assume_init() };
+    u64::try_from(usage.ru_maxrss).unwrap_or(0)
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let config = cli.into_config()?;
+    let m = cell::run(&config)?;
+    let line = serde_json::to_string(&report(&config, &m)).context("encoding the report")?;
+    println!("{line}");
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> std::result::Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("bench").chain(args.iter().copied()))
+    }
+
+    fn config(args: &[&str]) -> Result<CellConfig> {
+        parse(args)?.into_config()
+    }
+
+    #[test]
+    fn defaults_are_the_seed_workload() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.engine, EngineKind::CfStore);
+        assert_eq!(c.policy, Some(FlushConfig::default()));
+        assert_eq!(c.threads, 1);
+        assert_eq!(c.txns, 100);
+        assert_eq!(c.ops_per_txn, 1000);
+        assert_eq!(c.value_size, 1024);
+        assert_eq!(c.keys, KeyMode::Sequential);
+        assert_eq!(c.durability, Durability::None);
+        assert_eq!(c.seed, 42);
+        assert_eq!(c.dir, None);
+    }
+
+    #[test]
+    fn every_option_parses() {
+        let c = config(&[
+            "--engine",
+            "cf-store-files",
+            "--policy",
+            "gap-merge:32KiB",
+            "--threads",
+            "4",
+            "--txns",
+            "7",
+            "--ops-per-txn",
+            "3",
+            "--value-size",
+            "0",
+            "--keys",
+            "overwrite",
+            "--durability",
+            "immediate",
+            "--dir",
+            "/tmp/x",
+            "--seed",
+            "9",
+        ])
+        .unwrap();
+        assert_eq!(c.engine, EngineKind::CfStoreFiles);
+        assert_eq!(c.policy.unwrap().to_string(), "gap-merge:32KiB");
+        assert_eq!((c.threads, c.txns, c.ops_per_txn, c.value_size), (4, 7, 3, 0));
+        assert_eq!(c.keys, KeyMode::Overwrite);
+        assert_eq!(c.durability, Durability::Immediate);
+        assert_eq!(c.dir, Some(PathBuf::from("/tmp/x")));
+        assert_eq!(c.seed, 9);
+        let engines: &[&str] = if cfg!(feature = "peers") {
+            &["cf-store", "raw", "redb", "manifold", "fjall"]
+        } else {
+            &["cf-store", "raw"]
+        };
+        for &engine in engines {
+            assert_eq!(config(&["--engine", engine]).unwrap().engine.name(), engine);
+        }
+        for keys in ["sequential", "random"] {
+            assert_eq!(config(&["--keys", keys]).unwrap().keys.name(), keys);
+        }
+    }
+
+    #[test]
+    fn policy_is_null_for_other_engines() {
+        assert_eq!(config(&["--engine", "raw"]).unwrap().policy, None);
+        assert_eq!(
+            config(&["--engine", "raw", "--policy", "per-page"])
+                .unwrap()
+                .policy,
+            None
+        );
+        let c = config(&["--policy", "per-page"]).unwrap();
+        assert_eq!(c.policy, Some(FlushConfig::PerPage));
+    }
+
+    #[test]
+    fn bad_values_are_rejected_naming_the_flag() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["--engine", "rocksdb"], "--engine"),
+            (&["--policy", "fastest"], "--policy"),
+            (&["--policy", "gap-merge:1.5KiB"], "--policy"),
+            (&["--threads", "0"], "--threads"),
+            (&["--threads=-1"], "--threads"),
+            (&["--txns", "0"], "--txns"),
+            (&["--txns", "many"], "--txns"),
+            (&["--ops-per-txn", "0"], "--ops-per-txn"),
+            (&["--value-size", "2000000000"], "--value-size"),
+            (&["--keys", "zipf"], "--keys"),
+            (&["--durability", "eventual"], "--durability"),
+            (&["--seed", "x"], "--seed"),
+            (&["--frobnicate"], "--frobnicate"),
+        ];
+        for (args, flag) in cases {
+            let err = parse(args).expect_err(&format!("{args:?} must be refused"));
+            let text = err.to_string();
+            assert!(text.contains(flag), "{args:?}: {text}");
+        }
+        // Accepted values are listed for the enumerations.
+        let text = parse(&["--keys", "zipf"]).unwrap_err().to_string();
+        assert!(
+            text.contains("sequential") && text.contains("overwrite"),
+            "{text}"
+        );
+        let text = parse(&["--durability", "x"]).unwrap_err().to_string();
+        assert!(text.contains("none") && text.contains("immediate"), "{text}");
+    }
+
+    #[cfg(not(feature = "peers"))]
+    #[test]
+    fn peers_without_the_feature_name_it() {
+        for engine in ["redb", "manifold", "fjall"] {
+            let err = config(&["--engine", engine]).unwrap_err().to_string();
+            assert!(err.contains("--features peers") && err.contains(engine), "{err}");
+        }
+    }
+
+    #[test]
+    fn overflowing_sizes_are_errors() {
+        let err = config(&["--txns", "18446744073709551615", "--ops-per-txn", "2"]).unwrap_err();
+        assert!(err.to_string().contains("--txns"), "{err}");
+        let err = config(&[
+            "--threads",
+            "4096",
+            "--txns",
+            "4611686018427387904",
+            "--ops-per-txn",
+            "1",
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("--threads"), "{err}");
+    }
+}

@@ -1,0 +1,238 @@
+//! The `bench` binary end to end: tiny cells of every engine this build has, run as
+//! subprocesses, their one JSON line parsed and checked field by field; bad input exits
+//! non-zero without a panic.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::{Map, Value};
+
+/// Every field of schema 1, in order.
+const FIELDS: [&str; 27] = [
+    "schema",
+    "engine",
+    "policy",
+    "threads",
+    "txns",
+    "ops_per_txn",
+    "value_size",
+    "keys",
+    "durability",
+    "seed",
+    "ops",
+    "secs",
+    "ops_per_sec",
+    "commits",
+    "write_calls",
+    "vectored_calls",
+    "sync_calls",
+    "write_calls_per_commit",
+    "syscalls_per_commit",
+    "syncs_per_commit",
+    "bytes_written",
+    "bytes_inserted",
+    "write_amplification",
+    "p50_commit_us",
+    "p99_commit_us",
+    "peak_rss_kb",
+    "syscall_source",
+];
+
+fn bench(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bench"))
+        .args(args)
+        .arg("--dir")
+        .arg(dir)
+        .output()
+        .expect("run the bench binary")
+}
+
+/// Runs a tiny cell (2 threads x 2 txns x 10 ops) and returns its JSON object.
+fn cell(engine: &str, extra: &[&str]) -> Map<String, Value> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = vec![
+        "--engine",
+        engine,
+        "--txns",
+        "2",
+        "--ops-per-txn",
+        "10",
+        "--threads",
+        "2",
+    ];
+    args.extend_from_slice(extra);
+    let out = bench(&args, dir.path());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{args:?}: {}\n{stderr}", out.status);
+    assert_eq!(stdout.lines().count(), 1, "one line on stdout: {stdout}");
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+        "the cell removes its files"
+    );
+    let v: Value = serde_json::from_str(stdout.trim()).unwrap();
+    v.as_object().unwrap().clone()
+}
+
+fn num(o: &Map<String, Value>, k: &str) -> f64 {
+    o[k].as_f64().unwrap_or_else(|| panic!("{k} is a number: {o:?}"))
+}
+
+fn int(o: &Map<String, Value>, k: &str) -> u64 {
+    o[k].as_u64()
+        .unwrap_or_else(|| panic!("{k} is a whole number: {o:?}"))
+}
+
+/// The checks every engine's line passes.
+fn check(o: &Map<String, Value>, engine: &str, durability: &str, value_size: u64) {
+    let mut sorted_fields = FIELDS.to_vec();
+    sorted_fields.sort_unstable();
+    let mut sorted_keys: Vec<&str> = o.keys().map(String::as_str).collect();
+    sorted_keys.sort_unstable();
+    assert_eq!(sorted_keys, sorted_fields, "exactly the schema's fields");
+
+    assert_eq!(int(o, "schema"), 1);
+    assert_eq!(o["engine"], engine);
+    assert_eq!(o["durability"], durability);
+    assert_eq!(o["keys"].as_str().map(str::is_empty), Some(false));
+    let (threads, txns, ops_per_txn) = (int(o, "threads"), int(o, "txns"), int(o, "ops_per_txn"));
+    assert_eq!(
+        (threads, txns, ops_per_txn, int(o, "value_size")),
+        (2, 2, 10, value_size)
+    );
+    assert_eq!(int(o, "seed"), 42);
+    let commits = int(o, "commits");
+    assert_eq!(commits, threads * txns);
+    let ops = int(o, "ops");
+    assert_eq!(ops, commits * ops_per_txn);
+    assert_eq!(int(o, "bytes_inserted"), ops * (8 + value_size));
+
+    let secs = num(o, "secs");
+    assert!(secs > 0.0 && secs < 60.0, "secs {secs}");
+    let rate = num(o, "ops_per_sec");
+    assert!((rate - ops as f64 / secs).abs() <= 1e-6 * rate, "ops_per_sec");
+
+    let writes = int(o, "write_calls") + int(o, "vectored_calls");
+    assert!(writes > 0, "some write calls: {o:?}");
+    let wpc = num(o, "write_calls_per_commit");
+    assert!((wpc - writes as f64 / commits as f64).abs() < 1e-9);
+    let written = int(o, "bytes_written");
+    assert!(written > 0);
+    let wa = num(o, "write_amplification");
+    assert!((wa - written as f64 / int(o, "bytes_inserted") as f64).abs() < 1e-9);
+
+    let (p50, p99) = (num(o, "p50_commit_us"), num(o, "p99_commit_us"));
+    assert!(p50 > 0.0 && p99 >= p50, "p50 {p50} p99 {p99}");
+    assert!(int(o, "peak_rss_kb") > 1000, "peak RSS in KiB");
+
+    let peer = matches!(engine, "redb" | "manifold" | "fjall");
+    if peer {
+        assert_eq!(o["syscall_source"], "proc-self-io");
+        assert_eq!(o["policy"], Value::Null);
+        // /proc/self/io does not count syncs.
+        for k in ["sync_calls", "syscalls_per_commit", "syncs_per_commit"] {
+            assert_eq!(o[k], Value::Null, "{k}");
+        }
+    } else {
+        assert_eq!(o["syscall_source"], "iostats");
+        let syncs = int(o, "sync_calls");
+        assert!((num(o, "syncs_per_commit") - syncs as f64 / commits as f64).abs() < 1e-9);
+        let spc = num(o, "syscalls_per_commit");
+        assert!((spc - (writes + syncs) as f64 / commits as f64).abs() < 1e-9);
+        if durability == "immediate" {
+            assert!(syncs > 0, "immediate commits sync");
+        }
+        if engine == "raw" {
+            // Each commit is 10 x 1032 bytes: one pwrite, plus one fdatasync when immediate.
+            assert_eq!(o["policy"], Value::Null);
+            assert_eq!(int(o, "write_calls"), commits);
+            assert_eq!(int(o, "vectored_calls"), 0);
+            assert_eq!(written, int(o, "bytes_inserted"));
+            assert_eq!(syncs, if durability == "immediate" { commits } else { 0 });
+        } else {
+            assert!(o["policy"].is_string());
+        }
+    }
+}
+
+#[test]
+fn cf_store_engines_and_raw_report_every_field() {
+    for engine in ["cf-store", "cf-store-files", "raw"] {
+        for durability in ["none", "immediate"] {
+            let o = cell(engine, &["--durability", durability]);
+            check(&o, engine, durability, 1024);
+            if engine != "raw" {
+                assert_eq!(o["policy"], "vectored", "the default policy");
+            }
+        }
+    }
+}
+
+#[test]
+fn options_reach_the_cell() {
+    let o = cell(
+        "cf-store",
+        &["--policy", "per-page", "--value-size", "100", "--keys", "random"],
+    );
+    check(&o, "cf-store", "none", 100);
+    assert_eq!(o["policy"], "per-page");
+    assert_eq!(o["keys"], "random");
+    assert!(
+        int(&o, "write_calls") > 0 && int(&o, "vectored_calls") == 0,
+        "per-page: pwrite only"
+    );
+
+    let o = cell(
+        "cf-store-files",
+        &["--keys", "overwrite", "--durability", "immediate"],
+    );
+    check(&o, "cf-store-files", "immediate", 1024);
+    assert_eq!(o["keys"], "overwrite");
+    // The preload is untimed: 2 commits per thread are measured, not 4.
+    assert_eq!(int(&o, "commits"), 4);
+
+    let o = cell("raw", &["--keys", "overwrite", "--policy", "per-page"]);
+    check(&o, "raw", "none", 1024);
+    assert_eq!(o["policy"], Value::Null, "--policy is ignored by raw");
+}
+
+#[test]
+fn bad_input_exits_non_zero_without_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (&["--engine", "rocksdb"], "--engine"),
+        (&["--threads", "0"], "--threads"),
+        (&["--policy", "nope"], "--policy"),
+        (&["--keys", "zipf"], "--keys"),
+        (&["--durability", "sometimes"], "--durability"),
+        (
+            &["--txns", "18446744073709551615", "--ops-per-txn", "3"],
+            "--txns",
+        ),
+    ];
+    for (args, flag) in cases {
+        let out = bench(args, dir.path());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} must fail");
+        assert!(out.stdout.is_empty(), "{args:?}: nothing on stdout");
+        assert!(stderr.contains(flag), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+    if !cfg!(feature = "peers") {
+        let out = bench(&["--engine", "redb"], dir.path());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(stderr.contains("--features peers"), "{stderr}");
+    }
+}
+
+#[cfg(feature = "peers")]
+#[test]
+fn peers_report_every_field() {
+    for engine in ["redb", "manifold", "fjall"] {
+        for durability in ["none", "immediate"] {
+            let o = cell(engine, &["--durability", durability]);
+            check(&o, engine, durability, 1024);
+        }
+    }
+}
