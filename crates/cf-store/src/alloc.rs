@@ -75,6 +75,23 @@ impl PageRuns {
                 .is_some_and(|(_, &e)| e >= end)
     }
 
+    /// Removes `[start, end)`, which must be wholly present; false (and no change) if not.
+    pub fn remove(&mut self, start: PageId, end: PageId) -> bool {
+        if !self.contains(start, end) {
+            return false;
+        }
+        let (&s, &e) = self.runs.range(..=start).next_back().expect("contains checked");
+        self.runs.remove(&s);
+        if s < start {
+            self.runs.insert(s, start);
+        }
+        if end < e {
+            self.runs.insert(end, e);
+        }
+        self.pages -= end - start;
+        true
+    }
+
     /// Pages in all runs.
     pub fn pages(&self) -> u64 {
         self.pages
@@ -102,6 +119,9 @@ pub struct SpaceAllocator {
     pending: VecDeque<PendingFree>,
     /// Allocated by the commit being built (returned to `free` on rollback).
     in_flight: Vec<(PageId, u64)>,
+    /// Allocated by commits after the newest durable one: no durable state reaches them, so
+    /// freeing them waits only for older snapshots, never for a durable commit.
+    undurable: PageRuns,
     /// Extents taken by the commit being built (kept on rollback: they are ours now).
     initial_extent_pages: u64,
 }
@@ -127,6 +147,7 @@ impl SpaceAllocator {
             free,
             pending: VecDeque::new(),
             in_flight: Vec::new(),
+            undurable: PageRuns::default(),
             initial_extent_pages: initial_extent_pages.max(4),
         }
     }
@@ -189,25 +210,46 @@ impl SpaceAllocator {
 
     /// The commit `txn` succeeded and no longer references `freed`, which older snapshots
     /// (those that keep `guard` alive) may still read.
-    pub fn committed(&mut self, txn: u64, guard: Weak<Epoch>, freed: Vec<(PageId, u64)>) {
-        self.in_flight.clear();
-        if !freed.is_empty() {
-            self.pending.push_back(PendingFree {
-                freed_by: txn,
-                guard,
-                runs: freed,
-            });
+    ///
+    /// With `durable`, the commit made every page allocated so far part of a durable state;
+    /// that is recorded last, after this commit's own pages joined the set.
+    pub fn committed(&mut self, txn: u64, durable: bool, guard: Weak<Epoch>, freed: Vec<(PageId, u64)>) {
+        for (s, n) in std::mem::take(&mut self.in_flight) {
+            self.undurable.insert(s, s + n);
+        }
+        // Runs no durable state reaches need only the snapshot guard (`freed_by` 0).
+        let (only_guard, needs_durable): (Vec<_>, Vec<_>) = freed
+            .into_iter()
+            .partition(|&(s, n)| self.undurable.remove(s, s + n));
+        for (freed_by, runs) in [(0, only_guard), (txn, needs_durable)] {
+            if !runs.is_empty() {
+                self.pending.push_back(PendingFree {
+                    freed_by,
+                    guard: guard.clone(),
+                    runs,
+                });
+            }
+        }
+        if durable {
+            self.undurable = PageRuns::default();
         }
     }
 
     /// Makes reusable every pending free whose snapshots are gone and whose commit is at or
-    /// before `durable_txn`. Pending frees are in commit order, and guards die oldest first.
+    /// before `durable_txn`. Pending frees are in commit order and guards die oldest first, so
+    /// the scan stops at the first one still held by a snapshot.
     pub fn reclaim(&mut self, durable_txn: u64) {
-        while let Some(p) = self.pending.front() {
-            if p.freed_by > durable_txn || p.guard.strong_count() > 0 {
+        let mut i = 0;
+        while i < self.pending.len() {
+            let p = &self.pending[i];
+            if p.guard.strong_count() > 0 {
                 break;
             }
-            let p = self.pending.pop_front().expect("front exists");
+            if p.freed_by > durable_txn {
+                i += 1;
+                continue;
+            }
+            let p = self.pending.remove(i).expect("index in range");
             for (s, n) in p.runs {
                 self.free.insert(s, s + n);
             }
@@ -276,6 +318,9 @@ mod tests {
         assert_eq!(r.take_first_fit(5), Some(10));
         assert!(r.contains(15, 40) && !r.contains(14, 16));
         assert!(r.overlaps(5, 16) && !r.overlaps(5, 15) && !r.overlaps(40, 50));
+        assert!(r.remove(20, 25) && !r.remove(20, 25));
+        assert_eq!(r.iter().collect::<Vec<_>>(), vec![(15, 20), (25, 40)]);
+        r.insert(20, 25);
         assert_eq!(r.take_first_fit(20), Some(15));
         assert_eq!(r.pages(), 5);
         assert_eq!(r.take_first_fit(6), None);
@@ -308,8 +353,8 @@ mod tests {
 
         let first = Arc::new(Epoch::default());
         let p = a.alloc(2, &mut grow).unwrap();
-        a.committed(1, Arc::downgrade(&first), vec![]);
-        a.committed(2, Arc::downgrade(&first), vec![(p, 2)]);
+        a.committed(1, true, Arc::downgrade(&first), vec![]); // durable: `p` is in a durable state
+        a.committed(2, false, Arc::downgrade(&first), vec![(p, 2)]);
         assert!(!a.is_free(p, p + 2));
         a.reclaim(5);
         assert!(!a.is_free(p, p + 2), "a snapshot still holds the epoch");
@@ -319,6 +364,24 @@ mod tests {
         a.reclaim(2);
         assert!(a.is_free(p, p + 2));
         assert_eq!(a.pending_pages(), 0);
+    }
+
+    #[test]
+    fn pages_born_after_the_last_durable_commit_need_only_the_guard() {
+        let mut x = ExtentAllocator::new(2, &[]);
+        let mut grow = |n: u64| Ok(x.take(n));
+        let mut a = SpaceAllocator::new(Vec::new(), &PageRuns::default(), 16);
+        let dead = Weak::new();
+        let old = a.alloc(1, &mut grow).unwrap();
+        a.committed(1, true, dead.clone(), vec![]); // durable: `old` is in a durable state
+        let young = a.alloc(1, &mut grow).unwrap();
+        a.committed(2, false, dead.clone(), vec![]);
+        a.committed(3, false, dead.clone(), vec![(old, 1), (young, 1)]);
+        a.reclaim(1);
+        assert!(a.is_free(young, young + 1), "no durable state reaches it");
+        assert!(!a.is_free(old, old + 1), "the durable state 1 still needs it");
+        a.reclaim(3);
+        assert!(a.is_free(old, old + 1));
     }
 
     #[test]

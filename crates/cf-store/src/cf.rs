@@ -133,12 +133,22 @@ impl CfShared {
         };
     }
 
-    /// Writes a slot for the newest commit if it is not durable yet (close, sync).
-    pub fn make_durable(&self) -> Result<()> {
+    /// Writes a slot for the newest commit if it is not durable yet (close, sync). With
+    /// `wait` false, a held writer lock makes it return at once without writing.
+    pub fn make_durable(&self, wait: bool) -> Result<()> {
+        let mut space = if wait {
+            self.writer.lock()
+        } else {
+            match self.writer.try_lock() {
+                Some(guard) => guard,
+                None => return Ok(()),
+            }
+        };
+        // Under the writer lock: `drop_cf` sets the flag while holding it, so a dropped column
+        // family's space (perhaps reused already) is never written.
         if self.dropped.load(Ordering::SeqCst) {
             return Ok(());
         }
-        let mut space = self.writer.lock();
         if space.last_txn > space.durable_txn {
             let root = space.root;
             space.commit(&self.core, root, Vec::new(), true, Weak::new())?;
@@ -208,7 +218,8 @@ impl ColumnFamily {
     /// Makes the newest commit durable if it is not (a slot write and a group sync).
     pub fn sync(&self) -> Result<()> {
         self.shared.check_alive()?;
-        self.shared.make_durable()
+        self.shared.make_durable(true)?;
+        self.shared.check_alive()
     }
 
     /// Changes the flush policy of later commits (waits for an open writer).

@@ -464,9 +464,10 @@ fn recover(core: Arc<DbCore>, b: &DbBuilder) -> Result<DbShared> {
         .into_iter()
         .filter(|p| !p.contains("never written"))
         .collect();
+    let mut rejected: Vec<PageId> = Vec::new();
     let mut last_err = None;
     for (index, slot) in slots {
-        match load_catalog(&core, b, index, &slot, &mut notes) {
+        match load_catalog(&core, b, index, &slot, &mut notes, &mut rejected) {
             Ok(mut shared) => {
                 if slot.txn != newest {
                     notes.push(format!(
@@ -475,15 +476,31 @@ fn recover(core: Arc<DbCore>, b: &DbBuilder) -> Result<DbShared> {
                     ));
                 }
                 shared.recovery_notes = notes;
+                settle(&core, &rejected)?;
                 return Ok(shared);
             }
             Err(e) => {
                 notes.push(format!("superblock txn {}: {e}", slot.txn));
+                rejected.push(index as PageId);
                 last_err = Some(e);
             }
         }
     }
     Err(last_err.expect("at least one slot was tried"))
+}
+
+/// Makes what recovery chose durable before anything builds on it: zeroes every newer slot
+/// it rejected (so a later session can never bring that commit back by rewriting its missing
+/// pages) and syncs once (what recovery read may have come from the OS cache only).
+fn settle(core: &DbCore, rejected: &[PageId]) -> Result<()> {
+    let ps = core.page_size as u64;
+    let zeros = vec![0u8; ps as usize];
+    for &page in rejected {
+        core.backend.write_at(&zeros, page * ps)?;
+        core.cache.invalidate(page * ps);
+    }
+    core.backend.sync_data()?;
+    Ok(())
 }
 
 fn superblock_error(path: &Path, problems: &[String]) -> Error {
@@ -515,6 +532,7 @@ fn load_catalog(
     index: usize,
     slot: &Slot,
     notes: &mut Vec<String>,
+    rejected: &mut Vec<PageId>,
 ) -> Result<DbShared> {
     let used = reachable(core, &slot.root, &slot.extents, 0)?;
     let mut records = Vec::new();
@@ -523,7 +541,13 @@ fn load_catalog(
         let record = CfRecord::decode(&value);
         let name = String::from_utf8(name).ok();
         match (name, record) {
-            (Some(n), Some(r)) if r.id < slot.aux && !n.is_empty() && n.len() <= MAX_CF_NAME_LEN => {
+            (Some(n), Some(r))
+                if r.id < slot.aux
+                    && r.slot_page >= SUPERBLOCK_PAGES
+                    && r.slot_page < (1 << 62) / core.page_size as u64
+                    && !n.is_empty()
+                    && n.len() <= MAX_CF_NAME_LEN =>
+            {
                 records.push((n, r))
             }
             _ => {
@@ -537,7 +561,7 @@ fn load_catalog(
     let mut all_extents: Vec<(u64, Extent)> = slot.extents.iter().map(|e| (0, *e)).collect();
     let cfs = DashMap::new();
     for (name, record) in records {
-        let cf = recover_cf(core, b, &name, record, notes)?;
+        let cf = recover_cf(core, b, &name, record, notes, rejected)?;
         all_extents.extend(cf.writer.lock().alloc.extents().iter().map(|e| (record.id, *e)));
         cfs.insert(name, Arc::new(cf));
     }
@@ -590,6 +614,7 @@ fn recover_cf(
     name: &str,
     record: CfRecord,
     notes: &mut Vec<String>,
+    rejected: &mut Vec<PageId>,
 ) -> Result<CfShared> {
     let pages = [record.slot_page, record.slot_page + 1];
     let (slots, mut problems) = read_slots(core, pages, CF_SLOT_MAGIC);
@@ -608,6 +633,14 @@ fn recover_cf(
         }
         match reachable(core, &slot.root, &slot.extents, record.id) {
             Ok(mut used) => {
+                if used.overlaps(record.slot_page, record.slot_page + 2) {
+                    problems.push(format!(
+                        "slot {index} (txn {}): its tree uses the slot pages",
+                        slot.txn
+                    ));
+                    rejected.push(pages[index]);
+                    continue;
+                }
                 used.insert(record.slot_page, record.slot_page + 2);
                 let alloc = SpaceAllocator::new(slot.extents.clone(), &used, b.initial_extent_pages);
                 let mut space = new_space(core, record.id, CF_SLOT_MAGIC, pages, alloc, b.flush);
@@ -626,7 +659,10 @@ fn recover_cf(
                 );
                 return Ok(CfShared::new(name.to_owned(), core.clone(), space));
             }
-            Err(e) => problems.push(format!("slot {index} (txn {}): {e}", slot.txn)),
+            Err(e) => {
+                problems.push(format!("slot {index} (txn {}): {e}", slot.txn));
+                rejected.push(pages[index]);
+            }
         }
     }
     Err(Error::Corruption {
@@ -638,11 +674,15 @@ fn recover_cf(
     })
 }
 
-fn check_cf_name(name: &str) -> Result<()> {
-    if name.is_empty() || name.len() > MAX_CF_NAME_LEN {
+/// A name is 1 to 255 bytes, and at most a catalog key long (`page_size / 4`: 128 bytes at
+/// 512-byte pages).
+fn check_cf_name(name: &str, page_size: u32) -> Result<()> {
+    let max = MAX_CF_NAME_LEN.min(btree::max_key_len(page_size as usize));
+    if name.is_empty() || name.len() > max {
         return Err(Error::InvalidCfName {
             name: name.chars().take(64).collect(),
             len: name.len(),
+            max,
         });
     }
     Ok(())
@@ -661,8 +701,8 @@ impl Db {
 
     /// Creates a column family. One catalog commit: at most one sync.
     pub fn create_cf(&self, name: &str, options: CfOptions) -> Result<ColumnFamily> {
-        check_cf_name(name)?;
         let core = &self.shared.core;
+        check_cf_name(name, core.page_size)?;
         core.check_writable()?;
         let mut catalog = self.shared.catalog.lock();
         if self.shared.cfs.contains_key(name) {
@@ -692,6 +732,8 @@ impl Db {
         };
         let ps = core.page_size as u64;
         let result = (|| {
+            let mut tree = WriteTree::new(catalog.space.root);
+            tree.insert(&core.source(), name.as_bytes(), &record.encode())?;
             let slot_bytes = cf_slot.encode(ps as usize).expect("one extent fits");
             catalog.space.buffer.put(extent.start * ps, slot_bytes)?;
             // The second slot starts as zeros ("never written"), whatever this space held
@@ -700,12 +742,14 @@ impl Db {
                 .space
                 .buffer
                 .put((extent.start + 1) * ps, vec![0u8; ps as usize].into_boxed_slice())?;
-            let mut tree = WriteTree::new(catalog.space.root);
-            tree.insert(&core.source(), name.as_bytes(), &record.encode())?;
             catalog.space.aux = record.id + 1;
             commit_catalog(core, &mut catalog.space, tree)
         })();
         if let Err(e) = result {
+            // Nothing of the failed create may reach a later catalog commit: the new column
+            // family's slot pages lie in an extent that is released now.
+            catalog.space.buffer.clear();
+            catalog.space.alloc.rollback();
             catalog.space.aux = catalog.next_cf_id;
             core.release_extents(Weak::new(), vec![extent]);
             return Err(e);
@@ -816,19 +860,31 @@ impl Db {
 
     /// Makes every column family's latest commit durable (one slot write each, one group
     /// sync). Called on drop of the last `Db` handle too, where errors cannot be reported.
+    ///
+    /// Each column family with a non-durable commit costs one slot write and one sync. The
+    /// first error stops the close and is returned. A write transaction open on the calling
+    /// thread makes `close` wait forever: commit or drop it first.
     pub fn close(&self) -> Result<()> {
-        for cf in self.shared.cfs.iter() {
-            cf.make_durable()?;
+        for cf in self.handles() {
+            cf.make_durable(true)?;
         }
         Ok(())
+    }
+
+    /// The live column families, copied out so no map lock is held while using them.
+    fn handles(&self) -> Vec<Arc<CfShared>> {
+        self.shared.cfs.iter().map(|e| e.value().clone()).collect()
     }
 }
 
 impl Drop for DbShared {
+    /// Best effort: a column family whose writer lock is held (possibly by this very thread)
+    /// is skipped rather than waited for.
     fn drop(&mut self) {
         if self.core.check_writable().is_ok() {
-            for cf in self.cfs.iter() {
-                let _ = cf.make_durable();
+            let cfs: Vec<Arc<CfShared>> = self.cfs.iter().map(|e| e.value().clone()).collect();
+            for cf in cfs {
+                let _ = cf.make_durable(false);
             }
         }
     }

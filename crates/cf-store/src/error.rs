@@ -54,13 +54,16 @@ pub enum Error {
         /// The version this build reads.
         supported: u32,
     },
-    /// A column-family name that is empty or longer than 255 bytes.
-    #[error("column family name {name:?} ({len} bytes) must be 1 to 255 bytes")]
+    /// A column-family name that is empty or too long (over 255 bytes, or over the key limit
+    /// of the page size).
+    #[error("column family name {name:?} ({len} bytes) must be 1 to {max} bytes")]
     InvalidCfName {
         /// The name (cut to 64 characters).
         name: String,
         /// Its length in bytes.
         len: usize,
+        /// The limit at this page size.
+        max: usize,
     },
     /// `create_cf` of a name that exists.
     #[error("column family {name:?} already exists")]

@@ -130,6 +130,13 @@ impl Slot {
             return Err(SlotProblem::PageSize(ps));
         }
         let root = TreeRoot::decode(&page[32..56]).ok_or(SlotProblem::Field("root"))?;
+        // Counters this large cannot come from a real file and would overflow when advanced.
+        if u64_at(24) >= 1 << 62 {
+            return Err(SlotProblem::Field("txn"));
+        }
+        if u64_at(56) >= 1 << 62 {
+            return Err(SlotProblem::Field("aux"));
+        }
         let count = u32_at(64) as usize;
         if count > max_extents(page_size) {
             return Err(SlotProblem::Field("extent count"));

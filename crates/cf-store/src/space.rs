@@ -85,7 +85,7 @@ impl Space {
         self.last_txn = txn;
         self.root = new_root;
         self.commits += 1;
-        self.alloc.committed(txn, guard, freed);
+        self.alloc.committed(txn, durable, guard, freed);
         self.alloc.reclaim(self.durable_txn);
         Ok(txn)
     }

@@ -235,7 +235,7 @@ impl WriteTxn {
                 .any(|s| matches!(s, TableSlot::Idle { tree, new } if *new || tree.is_dirty()));
         if !changed {
             drop(space);
-            return if durable { cf.make_durable() } else { Ok(()) };
+            return if durable { cf.make_durable(true) } else { Ok(()) };
         }
         let space = &mut *space;
         let mut grow = Space::grower(&core);

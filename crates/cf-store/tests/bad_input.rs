@@ -313,8 +313,9 @@ fn column_family_names_must_be_1_to_255_bytes() {
     let db = Db::open(&path).unwrap();
     for (name, len) in [(String::new(), 0), ("a".repeat(256), 256), ("é".repeat(128), 256)] {
         match db.create_cf(&name, CfOptions::default()) {
-            Err(Error::InvalidCfName { len: l, name: n }) => {
+            Err(Error::InvalidCfName { len: l, name: n, max }) => {
                 assert_eq!(l, len);
+                assert_eq!(max, 255);
                 assert!(n.chars().count() <= 64);
             }
             other => panic!("{len}-byte name: expected InvalidCfName, got {other:?}"),

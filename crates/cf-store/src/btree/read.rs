@@ -68,12 +68,21 @@ fn scan_overflow(
     Ok(())
 }
 
+/// Deepest tree a valid file can hold (every branch has at least two children, and a file
+/// has fewer than 2^64 pages). A deeper path means a forged cycle: corruption, not a loop.
+const MAX_DEPTH: usize = 64;
+
+fn too_deep(page: PageId) -> crate::Error {
+    corrupt(page, format!("tree deeper than {MAX_DEPTH} levels (a cycle)"))
+}
+
 /// A value's bytes, reading (and verifying) its overflow run if it has one.
 pub(crate) fn read_value(src: &dyn PageSource, value: &Value) -> Result<Vec<u8>> {
     match value {
         Value::Inline(v) | Value::Pending(v) => Ok(v.clone()),
         &Value::Overflow { page, len, crc } => {
-            let mut out = Vec::with_capacity(len as usize);
+            // A corrupt length must not reserve memory before its pages are found.
+            let mut out = Vec::with_capacity(len.min(1 << 20) as usize);
             scan_overflow(src, page, len, crc, &mut |piece| out.extend_from_slice(piece))?;
             Ok(out)
         }
@@ -103,7 +112,7 @@ pub(crate) fn lookup(
     let Some(mut child) = root else {
         return Ok(None);
     };
-    loop {
+    for _ in 0..=MAX_DEPTH {
         let (next, found) = match child {
             Child::Dirty(i) => match &arena[i] {
                 Node::Branch { keys, children } => (Some(children[child_index(keys, key)]), None),
@@ -133,6 +142,10 @@ pub(crate) fn lookup(
             None => return found.map(|value| into_bytes(src, value)).transpose(),
         }
     }
+    Err(too_deep(match child {
+        Child::Clean(ptr) => ptr.page,
+        Child::Dirty(_) => 0,
+    }))
 }
 
 /// The entries of a committed tree within `bounds`, in key order, read lazily.
@@ -156,16 +169,20 @@ pub(crate) fn visit_pages(
     fn visit(
         src: &dyn PageSource,
         ptr: NodePtr,
+        depth: usize,
         verify_overflow: bool,
         f: &mut dyn FnMut(PageId, u64),
     ) -> Result<()> {
+        if depth > MAX_DEPTH {
+            return Err(too_deep(ptr.page));
+        }
         match read_node(src, ptr)? {
             Node::Branch { children, .. } => {
                 f(ptr.page, 1);
                 for child in children {
                     // Decoded nodes only hold clean children.
                     if let Child::Clean(child) = child {
-                        visit(src, child, verify_overflow, f)?;
+                        visit(src, child, depth + 1, verify_overflow, f)?;
                     }
                 }
             }
@@ -184,7 +201,7 @@ pub(crate) fn visit_pages(
         Ok(())
     }
     match root.root {
-        Some(ptr) => visit(src, ptr, verify_overflow, f),
+        Some(ptr) => visit(src, ptr, 0, verify_overflow, f),
         None => Ok(()),
     }
 }
@@ -281,6 +298,9 @@ impl<'a> Range<'a> {
                         (pos, None)
                     }
                 };
+                if cursor.stack.len() >= MAX_DEPTH {
+                    return Err(too_deep(0));
+                }
                 cursor.stack.push((node, pos));
                 match next {
                     Some(next) => child = next,
@@ -419,6 +439,9 @@ fn next_leaf<'a>(
             }
             Node::Leaf(entries) => (if forward { 0 } else { entries.len() - 1 }, None),
         };
+        if cursor.stack.len() >= MAX_DEPTH {
+            return Err(too_deep(0));
+        }
         cursor.stack.push((node, pos));
         match next {
             Some(next) => child = next,
