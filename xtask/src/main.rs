@@ -4,10 +4,16 @@
 //! benchmark never shares an address space, allocator or page cache warm-up with another.
 //!
 //! Commands:
-//! - `sweep`: build `flush-compare`, run it, and write `summary.md` and `results.json` under
-//!   `target/sweep/<UTC timestamp>/` (or `--out DIR`).
+//! - `sweep`: the engine sweep. Runs a matrix of workloads x durabilities x thread counts x
+//!   engines (x flush policies for cf-store), one `bench` process per run over interleaved
+//!   rounds, and writes `results.csv`, `results.json`, `summary.md` and SVG charts under
+//!   `target/sweep/<UTC timestamp>/` (or `--out DIR`). The matrix is `sweep.toml` at the
+//!   workspace root, `--config FILE`, or the small built-in `--quick` one.
+//! - `flush-compare`: the flush-policy comparison on a real file (the `flush-compare` binary).
 
+mod flush_compare;
 mod sweep;
+mod workspace;
 
 use std::process::ExitCode;
 
@@ -23,14 +29,19 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Build the benchmarks in release mode, run them, and write a summary and raw results.
+    /// Build `bench` in release, run the engine matrix (one process per run, interleaved
+    /// rounds), and write results.csv, results.json, summary.md and SVG charts.
     Sweep(sweep::SweepArgs),
+    /// Build and run the flush-policy comparison (`flush-compare`), writing summary.md and
+    /// results.json.
+    FlushCompare(flush_compare::FlushCompareArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Sweep(args) => sweep::run(&args),
+        Command::FlushCompare(args) => flush_compare::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -43,6 +54,8 @@ fn main() -> ExitCode {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use clap::CommandFactory;
 
     use super::*;
@@ -55,11 +68,30 @@ mod tests {
     #[test]
     fn sweep_arguments_parse() {
         let cli = Cli::try_parse_from(["xtask", "sweep", "--quick", "--rounds", "2", "--out", "x"]).unwrap();
-        let Command::Sweep(args) = cli.command;
-        assert!(args.quick);
+        let Command::Sweep(args) = cli.command else {
+            panic!("not sweep")
+        };
+        assert!(args.quick && !args.dry_run);
         assert_eq!(args.rounds, Some(2));
-        assert_eq!(args.out.as_deref(), Some(std::path::Path::new("x")));
+        assert_eq!(args.out.as_deref(), Some(Path::new("x")));
+        let cli = Cli::try_parse_from(["xtask", "sweep", "--config", "m.toml", "--dry-run"]).unwrap();
+        let Command::Sweep(args) = cli.command else {
+            panic!("not sweep")
+        };
+        assert_eq!(args.config.as_deref(), Some(Path::new("m.toml")));
+        assert!(args.dry_run);
         assert!(Cli::try_parse_from(["xtask", "sweep", "--rounds", "0"]).is_err());
+        assert!(Cli::try_parse_from(["xtask", "sweep", "--quick", "--config", "m.toml"]).is_err());
         assert!(Cli::try_parse_from(["xtask", "frobnicate"]).is_err());
+    }
+
+    #[test]
+    fn flush_compare_arguments_parse() {
+        let cli = Cli::try_parse_from(["xtask", "flush-compare", "--quick", "--rounds", "3"]).unwrap();
+        let Command::FlushCompare(args) = cli.command else {
+            panic!("not flush-compare")
+        };
+        assert!(args.quick);
+        assert_eq!(args.rounds, Some(3));
     }
 }
