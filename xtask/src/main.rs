@@ -10,9 +10,12 @@
 //!   `target/sweep/<UTC timestamp>/` (or `--out DIR`). The matrix is `sweep.toml` at the
 //!   workspace root, `--config FILE`, or the small built-in `--quick` one.
 //! - `flush-compare`: the flush-policy comparison on a real file (the `flush-compare` binary).
+//! - `crash`, `soak`: the crash-point driver and the soak (the `torture` binary).
+//! - `fuzz`: the cargo-fuzz targets in `fuzz/` (nightly).
 
 mod flush_compare;
 mod sweep;
+mod torture;
 mod workspace;
 
 use std::process::ExitCode;
@@ -35,6 +38,13 @@ enum Command {
     /// Build and run the flush-policy comparison (`flush-compare`), writing summary.md and
     /// results.json.
     FlushCompare(flush_compare::FlushCompareArgs),
+    /// Crash seeded workloads at every I/O call and verify every crash image; prints a
+    /// one-line replay command for a failure.
+    Crash(torture::CrashArgs),
+    /// Writers, snapshot-checking readers and verified reopens for a bounded time.
+    Soak(torture::SoakArgs),
+    /// Run the cargo-fuzz targets for a bounded time each (needs nightly and cargo-fuzz).
+    Fuzz(torture::FuzzArgs),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +52,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Sweep(args) => sweep::run(&args),
         Command::FlushCompare(args) => flush_compare::run(&args),
+        Command::Crash(args) => torture::crash(&args),
+        Command::Soak(args) => torture::soak(&args),
+        Command::Fuzz(args) => torture::fuzz(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

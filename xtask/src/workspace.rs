@@ -41,8 +41,14 @@ pub fn absolute(dir: &Path) -> anyhow::Result<PathBuf> {
 /// Runs `cargo build --release -p bench` for `bins` (and `features`) from `root`, with its
 /// output streaming to our stderr.
 pub fn build_bench(root: &Path, bins: &[&str], features: &[&str]) -> anyhow::Result<()> {
+    build_release(root, "bench", bins, features)
+}
+
+/// Runs `cargo build --release -p <package>` for `bins` (and `features`) from `root`, with
+/// its output streaming to our stderr.
+pub fn build_release(root: &Path, package: &str, bins: &[&str], features: &[&str]) -> anyhow::Result<()> {
     let mut cmd = Command::new(cargo());
-    cmd.args(["build", "--release", "-p", "bench"]);
+    cmd.args(["build", "--release", "-p", package]);
     for bin in bins {
         cmd.args(["--bin", bin]);
     }
