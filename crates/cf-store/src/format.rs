@@ -11,7 +11,8 @@
 //! | 16..24       | owner: 0 for the superblock, the column family's id otherwise     |
 //! | 24..32       | txn: commit counter of the owner; the newer valid slot wins       |
 //! | 32..56       | root: `TreeRoot` of the catalog (superblock) or table directory   |
-//! | 56..64       | aux: next column-family id (superblock); 0 otherwise              |
+//! | 56..64       | aux: next column-family id (superblock); the catalog txn that     |
+//! |              | created the column family (column-family slot)                    |
 //! | 64..68       | extent count n                                                    |
 //! | 68..72       | zero                                                              |
 //! | 72..72+16n   | extents: (first page u64, page count u64)                         |

@@ -110,8 +110,9 @@ impl Space {
                 owner: self.owner,
                 extents: self.alloc.extents().len(),
             })?;
-            // The slot lies apart from the pages (it is never a free gap), so writing it in a
-            // flush of its own costs no extra call.
+            // A flush of its own: the slot usually lies apart from the pages (it is never a
+            // free gap), so this rarely costs a call; when a page happens to sit next to the
+            // slot it costs one.
             self.buffer.put(self.slot_pages[next_slot] * page_size, bytes)?;
             self.flush_buffer(page_size)?;
             core.sync()?;
