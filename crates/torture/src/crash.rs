@@ -54,14 +54,68 @@ pub fn run_to_crash(script: &Script, backend: Arc<CrashBackend>) -> History {
     };
     h.opened = true;
     for step in &script.steps {
-        if apply(&mut db, step, &mut h, &dyn_backend).is_err() {
+        let result = match step {
+            Step::Reopen => reopen(&mut db, &mut h, &dyn_backend),
+            Step::Parallel(lists) => parallel(&db, lists, &mut h),
+            other => apply(&db, other, &mut h),
+        };
+        if result.is_err() {
             break;
         }
     }
     h
 }
 
-fn apply(db: &mut Db, step: &Step, h: &mut History, backend: &Arc<dyn Backend>) -> Result<(), Error> {
+fn reopen(db: &mut Db, h: &mut History, backend: &Arc<dyn Backend>) -> Result<(), Error> {
+    db.close()?;
+    // Closing made every column family's newest commit durable.
+    for cf in h.cfs.values_mut().filter(|c| c.created && !c.dropped) {
+        cf.last_durable = cf.states.len() - 1;
+    }
+    *db = builder().open_backend(backend.clone(), "torture")?;
+    Ok(())
+}
+
+/// Runs each list on its own thread with its own share of the history; the first error (the
+/// crash) ends every thread at its next I/O.
+fn parallel(db: &Db, lists: &[Vec<Step>], h: &mut History) -> Result<(), Error> {
+    let results: Vec<(History, Result<(), Error>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = lists
+            .iter()
+            .map(|list| {
+                let mut mine = History {
+                    opened: true,
+                    cfs: BTreeMap::new(),
+                };
+                for step in list {
+                    if let Step::Commit { cf, .. } | Step::Sync(cf) = step {
+                        if let Some(c) = h.cfs.get(cf) {
+                            mine.cfs.insert(cf.clone(), c.clone());
+                        }
+                    }
+                }
+                scope.spawn(move || {
+                    let result = list.iter().try_for_each(|step| apply(db, step, &mut mine));
+                    (mine, result)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|t| t.join().expect("a torture thread panicked"))
+            .collect()
+    });
+    let mut first_error = Ok(());
+    for (mine, result) in results {
+        h.cfs.extend(mine.cfs);
+        if first_error.is_ok() {
+            first_error = result;
+        }
+    }
+    first_error
+}
+
+fn apply(db: &Db, step: &Step, h: &mut History) -> Result<(), Error> {
     match step {
         Step::Create(name) => {
             let cf = h.cfs.entry(name.clone()).or_default();
@@ -127,14 +181,7 @@ fn apply(db: &mut Db, step: &Step, h: &mut History, backend: &Arc<dyn Backend>) 
             db.cf(name)?.sync()?;
             hist.last_durable = hist.states.len() - 1;
         }
-        Step::Reopen => {
-            db.close()?;
-            // Closing made every column family's newest commit durable.
-            for cf in h.cfs.values_mut().filter(|c| c.created && !c.dropped) {
-                cf.last_durable = cf.states.len() - 1;
-            }
-            *db = builder().open_backend(backend.clone(), "torture")?;
-        }
+        Step::Reopen | Step::Parallel(_) => unreachable!("run_to_crash handles these itself"),
     }
     Ok(())
 }
@@ -221,7 +268,8 @@ pub struct Failure {
     pub message: String,
 }
 
-/// The one-line command that replays `f`.
+/// The one-line command that replays `f` (for the `threads` workload the interleaving, and
+/// so the exact crash, may differ from run to run).
 pub fn replay_command(f: &Failure) -> String {
     format!(
         "cargo xtask crash --workload {} --seed {} --point {} --image-seed {}",

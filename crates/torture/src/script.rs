@@ -12,11 +12,13 @@ pub enum Kind {
     Growth,
     /// Column families created and dropped between commits.
     Catalog,
+    /// Four threads committing to their own column families at once (group commit).
+    Threads,
 }
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 3] = [Kind::Mixed, Kind::Growth, Kind::Catalog];
+    pub const ALL: [Kind; 4] = [Kind::Mixed, Kind::Growth, Kind::Catalog, Kind::Threads];
 
     /// Its name on the command line.
     pub fn name(self) -> &'static str {
@@ -24,6 +26,7 @@ impl Kind {
             Kind::Mixed => "mixed",
             Kind::Growth => "growth",
             Kind::Catalog => "catalog",
+            Kind::Threads => "threads",
         }
     }
 }
@@ -34,7 +37,7 @@ impl std::str::FromStr for Kind {
         Kind::ALL
             .into_iter()
             .find(|k| k.name() == s)
-            .ok_or_else(|| format!("unknown workload {s:?}; accepted: mixed, growth, catalog"))
+            .ok_or_else(|| format!("unknown workload {s:?}; accepted: mixed, growth, catalog, threads"))
     }
 }
 
@@ -60,6 +63,9 @@ pub enum Step {
     Sync(String),
     /// Close the database and open it again over the same file.
     Reopen,
+    /// Each list on its own thread, at the same time (each list touches only its own column
+    /// family). Where the crash falls among the threads varies from run to run.
+    Parallel(Vec<Vec<Step>>),
 }
 
 /// A workload: its identity and its steps.
@@ -71,6 +77,10 @@ pub struct Script {
     pub seed: u64,
     /// What it does, in order.
     pub steps: Vec<Step>,
+}
+
+fn rng_len(rng: &mut SmallRng) -> usize {
+    rng.gen_range(1..12)
 }
 
 /// The value a commit writes for a key (derived, so a checker can recompute it).
@@ -107,6 +117,29 @@ impl Script {
                 }
             };
         match kind {
+            Kind::Threads => {
+                let cfs = ["t0", "t1", "t2", "t3"];
+                steps.extend(cfs.iter().map(|c| Step::Create(c.to_string())));
+                for round in 0..2 {
+                    let lists = cfs
+                        .iter()
+                        .map(|cf| {
+                            (0..6)
+                                .map(|_| {
+                                    let big = rng.gen_bool(0.2);
+                                    let sizes = if big { (1500, 6000) } else { (8, 200) };
+                                    let n = rng_len(&mut rng);
+                                    commit(&mut rng, cf, n, 60, sizes, 0.6)
+                                })
+                                .collect()
+                        })
+                        .collect();
+                    steps.push(Step::Parallel(lists));
+                    if round == 0 {
+                        steps.push(Step::Reopen);
+                    }
+                }
+            }
             Kind::Mixed => {
                 let cfs = ["a", "b", "c"];
                 steps.extend(cfs.iter().map(|c| Step::Create(c.to_string())));

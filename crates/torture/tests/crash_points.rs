@@ -41,3 +41,10 @@ fn growth_and_large_values() {
 fn creates_and_drops() {
     assert!(crash_everywhere(Kind::Catalog).0 >= 700);
 }
+
+#[test]
+fn four_threads_committing_at_once() {
+    // The crash point falls wherever the threads' interleaving puts it; each image must
+    // still hold committed states only.
+    assert!(crash_everywhere(Kind::Threads).0 >= 700);
+}
