@@ -80,9 +80,12 @@ fn value(len: usize, fill: u8) -> Vec<u8> {
 }
 
 fn open(backend: &Arc<MemBackend>, page_size: u32, flush: FlushConfig) -> Db {
+    // Both cache modes: read-through (the default) and written pages admitted.
+    let admit = matches!(flush, FlushConfig::PerPage | FlushConfig::Vectored);
     Db::builder()
         .page_size(page_size)
         .initial_extent_pages(4)
+        .cache_written_pages(admit)
         .flush(flush)
         .open_backend(backend.clone(), "model")
         .unwrap()
