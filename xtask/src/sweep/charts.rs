@@ -211,21 +211,7 @@ fn draw(
 mod tests {
     use super::*;
     use crate::sweep::run::scratch_dir;
-    use crate::sweep::run::tests::{result_for, tiny_matrix};
-
-    fn records(m: &Matrix) -> Vec<RunRecord> {
-        m.cells()
-            .iter()
-            .enumerate()
-            .map(|(i, c)| RunRecord {
-                round: 1,
-                cell: i,
-                workload: c.workload_name.clone(),
-                variant: c.variant(),
-                result: result_for(m, c, 1000.0 * (i + 1) as f64),
-            })
-            .collect()
-    }
+    use crate::sweep::run::tests::{records, tiny_matrix};
 
     #[test]
     fn lines_hold_medians_per_thread_count() {

@@ -561,7 +561,8 @@ pub(crate) mod tests {
         assert_eq!(tail("", 2), "(empty)");
     }
 
-    fn records(m: &Matrix) -> Vec<RunRecord> {
+    /// One run record per cell of `m`, with distinct results (for the summary and chart tests).
+    pub(crate) fn records(m: &Matrix) -> Vec<RunRecord> {
         m.cells()
             .iter()
             .enumerate()
