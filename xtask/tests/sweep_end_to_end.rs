@@ -47,6 +47,16 @@ impl Scratch {
     }
 
     /// `xtask sweep ARGS` with the fake bench.
+    /// `sweep --config <config> --out <out>` with the fake bench.
+    fn sweep_to(&self, config: &Path, out: &Path) -> Command {
+        self.sweep(&[
+            "--config",
+            config.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    }
+
     fn sweep(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
         cmd.arg("sweep")
@@ -112,12 +122,7 @@ fn a_sweep_writes_every_output() {
     let s = Scratch::new("full");
     let config = s.write("tiny.toml", TINY);
     let out = s.path("out");
-    let o = run(s.sweep(&[
-        "--config",
-        config.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]));
+    let o = run(s.sweep_to(&config, &out));
     let (stdout, stderr) = (text(&o.stdout), text(&o.stderr));
     assert!(o.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert_eq!(s.calls(), TINY_RUNS, "one process per run");
@@ -194,12 +199,7 @@ fn failing_runs_are_reported_and_the_rest_still_written() {
     let config = s.write("tiny.toml", TINY);
     s.write("fail-raw-2", "");
     let out = s.path("out");
-    let o = run(s.sweep(&[
-        "--config",
-        config.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]));
+    let o = run(s.sweep_to(&config, &out));
     let stderr = text(&o.stderr);
     assert!(!o.status.success());
     // raw at T=2: 2 workloads x 2 durabilities x 2 rounds.
@@ -232,12 +232,7 @@ fn a_bad_config_runs_nothing() {
         (r#""64B""#, r#""64 bits""#, "workload[1].value_size"),
     ] {
         let config = s.write("bad.toml", &TINY.replacen(from, to, 1));
-        let o = run(s.sweep(&[
-            "--config",
-            config.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ]));
+        let o = run(s.sweep_to(&config, &out));
         let stderr = text(&o.stderr);
         assert!(!o.status.success(), "{to}");
         assert!(
@@ -257,12 +252,7 @@ fn an_unwritable_out_runs_nothing() {
     let config = s.write("tiny.toml", TINY);
     let file = s.write("plain-file", "x");
     let out = file.join("out");
-    let o = run(s.sweep(&[
-        "--config",
-        config.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]));
+    let o = run(s.sweep_to(&config, &out));
     let stderr = text(&o.stderr);
     assert!(!o.status.success());
     assert!(
@@ -293,12 +283,7 @@ fn ctrl_c_stops_after_the_current_run_and_writes_what_finished() {
     s.write("sleep", "0.5");
     let out = s.path("out");
     let child = s
-        .sweep(&[
-            "--config",
-            config.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ])
+        .sweep_to(&config, &out)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
