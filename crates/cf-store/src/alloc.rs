@@ -1,8 +1,9 @@
 //! Page allocation: free page runs, a space's extents and deferred frees, the file's extents.
 //!
 //! A space (a column family, or the catalog) owns extents of the file and allocates pages
-//! only inside them, first fit from the lowest address, so one commit's pages tend to be
-//! adjacent. Pages a commit frees are *pending* until both no snapshot older than that
+//! only inside them. A commit's pages go where its whole size fits in one free run when one
+//! does (best fit), else into the lowest holes first; either way each allocation continues
+//! right after the previous one while it can, so a commit's pages stay adjacent. Pages a commit frees are *pending* until both no snapshot older than that
 //! commit is alive (its epoch guard is dead) and a durable commit at or after it exists (so
 //! recovery never needs them): only then may they be rewritten. The gap oracle of a flush
 //! says free only for pages in the free runs: never a pending page, never another space's.
@@ -65,6 +66,15 @@ impl PageRuns {
         Some(s)
     }
 
+    /// The start of the shortest run of at least `n` pages (the lowest of equals), if any.
+    pub fn best_fit(&self, n: u64) -> Option<PageId> {
+        self.runs
+            .iter()
+            .filter(|(&s, &e)| e - s >= n)
+            .min_by_key(|(&s, &e)| (e - s, s))
+            .map(|(&s, _)| s)
+    }
+
     /// True when every page of `[start, end)` is in a run.
     pub fn contains(&self, start: PageId, end: PageId) -> bool {
         start < end
@@ -124,6 +134,9 @@ pub struct SpaceAllocator {
     undurable: PageRuns,
     /// Extents taken by the commit being built (kept on rollback: they are ours now).
     initial_extent_pages: u64,
+    /// Where the commit being built takes its next pages if they are free: just past its
+    /// previous allocation, so its pages stay contiguous (see [`SpaceAllocator::alloc`]).
+    cursor: Option<PageId>,
 }
 
 impl SpaceAllocator {
@@ -149,6 +162,7 @@ impl SpaceAllocator {
             in_flight: Vec::new(),
             undurable: PageRuns::default(),
             initial_extent_pages: initial_extent_pages.max(4),
+            cursor: None,
         }
     }
 
@@ -172,26 +186,46 @@ impl SpaceAllocator {
         self.extents.iter().map(|e| e.pages).sum()
     }
 
-    /// Allocates `n` contiguous pages for the commit being built; when no free run is long
-    /// enough, takes a new extent through `grow` (sizes double from the initial extent up to
+    /// Starts placing a commit of about `estimate` pages: its first pages go to the start of
+    /// the shortest free run that holds all of them, so the commit reaches the file in one
+    /// write. Without such a run nothing is chosen, and [`SpaceAllocator::alloc`] fills the
+    /// lowest holes first; so the space grows only when no free page is left, as with plain
+    /// first fit, while the holes a contiguous commit passes over wait for a commit that
+    /// finds no run long enough (the one that fills the last of an extent, at the latest).
+    pub fn begin_commit(&mut self, estimate: u64) {
+        self.cursor = self.free.best_fit(estimate.max(1));
+    }
+
+    /// Allocates `n` contiguous pages for the commit being built: right after its previous
+    /// allocation (or where [`SpaceAllocator::begin_commit`] chose) when those pages are free,
+    /// else first fit from the lowest address; when no free run is long enough, takes a new
+    /// extent through `grow` (sizes double from the initial extent up to
     /// [`MAX_EXTENT_PAGES`], and are at least `n`).
     pub fn alloc(&mut self, n: u64, grow: &mut dyn FnMut(u64) -> Result<Extent>) -> Result<PageId> {
-        let start = match self.free.take_first_fit(n) {
-            Some(s) => s,
-            None => {
-                let want = self
-                    .extents
-                    .last()
-                    .map_or(self.initial_extent_pages, |e| (e.pages * 2).min(MAX_EXTENT_PAGES))
-                    .max(n);
-                let e = grow(want)?;
-                self.extents.push(e);
-                self.free.insert(e.start, e.end());
-                self.free
-                    .take_first_fit(n)
-                    .expect("a new extent of at least n pages")
+        let next = self.cursor.filter(|&c| self.free.contains(c, c + n));
+        let start = match next {
+            Some(c) => {
+                self.free.remove(c, c + n);
+                c
             }
+            None => match self.free.take_first_fit(n) {
+                Some(s) => s,
+                None => {
+                    let want = self
+                        .extents
+                        .last()
+                        .map_or(self.initial_extent_pages, |e| (e.pages * 2).min(MAX_EXTENT_PAGES))
+                        .max(n);
+                    let e = grow(want)?;
+                    self.extents.push(e);
+                    self.free.insert(e.start, e.end());
+                    self.free
+                        .take_first_fit(n)
+                        .expect("a new extent of at least n pages")
+                }
+            },
         };
+        self.cursor = Some(start + n);
         self.in_flight.push((start, n));
         Ok(start)
     }
@@ -203,6 +237,7 @@ impl SpaceAllocator {
 
     /// The commit being built failed: its allocations are free again.
     pub fn rollback(&mut self) {
+        self.cursor = None;
         for (s, n) in std::mem::take(&mut self.in_flight) {
             self.free.insert(s, s + n);
         }
@@ -214,6 +249,7 @@ impl SpaceAllocator {
     /// With `durable`, the commit made every page allocated so far part of a durable state;
     /// that is recorded last, after this commit's own pages joined the set.
     pub fn committed(&mut self, txn: u64, durable: bool, guard: Weak<Epoch>, freed: Vec<(PageId, u64)>) {
+        self.cursor = None;
         for (s, n) in std::mem::take(&mut self.in_flight) {
             self.undurable.insert(s, s + n);
         }

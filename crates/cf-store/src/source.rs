@@ -48,4 +48,10 @@ impl PageSink for CommitSink<'_> {
         let offset = page * self.buffer.cache().page_size() as u64;
         Ok(self.buffer.put(offset, bytes)?)
     }
+
+    fn page_buffer(&mut self, page_size: usize) -> Box<[u8]> {
+        let buf = self.buffer.page_buffer();
+        debug_assert_eq!(buf.len(), page_size);
+        buf
+    }
 }

@@ -33,6 +33,9 @@ pub struct WriteBuffer {
     ends: BTreeMap<u64, u64>,
     dirty_bytes: u64,
     executor: PlanExecutor,
+    /// Single-page buffers of earlier flushes, for [`WriteBuffer::page_buffer`]; their bytes
+    /// count against the cache's spare budget ([`crate::CacheOptions::spare_bytes`]).
+    spare: Vec<Box<[u8]>>,
 }
 
 impl fmt::Debug for WriteBuffer {
@@ -45,6 +48,13 @@ impl fmt::Debug for WriteBuffer {
     }
 }
 
+impl Drop for WriteBuffer {
+    fn drop(&mut self) {
+        let held: u64 = self.spare.iter().map(|b| b.len() as u64).sum();
+        self.cache.release_spare(held);
+    }
+}
+
 impl WriteBuffer {
     pub(crate) fn new(cache: Arc<PageCache>) -> Self {
         Self {
@@ -53,6 +63,29 @@ impl WriteBuffer {
             ends: BTreeMap::new(),
             dirty_bytes: 0,
             executor: PlanExecutor::new(),
+            spare: Vec::new(),
+        }
+    }
+
+    /// A buffer of one page to encode a page into before [`WriteBuffer::put`]: a spare one
+    /// from an earlier flush when there is one (holding that page's old bytes: the caller
+    /// overwrites all of it), else a new zeroed one. Reusing buffers spares the allocator a
+    /// page-sized allocation and free per page written, and the page faults of a heap that
+    /// shrinks after each flush and grows again in the next commit.
+    pub fn page_buffer(&mut self) -> Box<[u8]> {
+        match self.spare.pop() {
+            Some(buf) => {
+                self.cache.release_spare(buf.len() as u64);
+                buf
+            }
+            None => vec![0; self.cache.page_size() as usize].into_boxed_slice(),
+        }
+    }
+
+    /// Keeps a flushed single-page buffer for reuse, within the cache's spare budget.
+    fn keep_spare(cache: &PageCache, spare: &mut Vec<Box<[u8]>>, buf: Box<[u8]>) {
+        if buf.len() == cache.page_size() as usize && cache.reserve_spare(buf.len() as u64) {
+            spare.push(buf);
         }
     }
 
@@ -182,8 +215,11 @@ impl WriteBuffer {
             Ok(report) => {
                 self.ends.clear();
                 self.dirty_bytes = 0;
+                let (cache, spare) = (&self.cache, &mut self.spare);
                 for (offset, data) in self.pages.drain(..) {
-                    self.cache.admit_flushed(offset, data);
+                    if let Some(buf) = cache.admit_flushed(offset, data) {
+                        Self::keep_spare(cache, spare, buf);
+                    }
                 }
                 Ok(report)
             }

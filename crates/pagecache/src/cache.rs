@@ -56,6 +56,10 @@ pub struct CacheOptions {
     /// only with [`ReadPath::Cache`]). When `false`, a flush drops cached entries for the
     /// offsets it wrote instead.
     pub cache_on_flush: bool,
+    /// Most bytes of flushed page buffers all write buffers together keep for their next
+    /// commits to encode into, instead of returning them to the allocator (default 16 MiB;
+    /// 0 keeps none). Pages moved into the read cache are not kept.
+    pub spare_bytes: u64,
 }
 
 impl Default for CacheOptions {
@@ -65,6 +69,7 @@ impl Default for CacheOptions {
             cache_bytes: 64 << 20,
             read_path: ReadPath::Cache,
             cache_on_flush: true,
+            spare_bytes: 16 << 20,
         }
     }
 }
@@ -91,6 +96,12 @@ impl CacheOptions {
     /// Sets [`CacheOptions::cache_on_flush`].
     pub fn with_cache_on_flush(mut self, cache_on_flush: bool) -> Self {
         self.cache_on_flush = cache_on_flush;
+        self
+    }
+
+    /// Sets [`CacheOptions::spare_bytes`].
+    pub fn with_spare_bytes(mut self, spare_bytes: u64) -> Self {
+        self.spare_bytes = spare_bytes;
         self
     }
 
@@ -243,6 +254,8 @@ pub struct PageCache {
     stripes: [Stripe; STRIPES],
     inserted: AtomicU64,
     mmap: Option<MmapReader>,
+    /// Bytes of spare page buffers held by write buffers now (at most `options.spare_bytes`).
+    spare_held: AtomicU64,
 }
 
 impl fmt::Debug for PageCache {
@@ -275,6 +288,7 @@ impl PageCache {
             stripes: Default::default(),
             inserted: AtomicU64::new(0),
             mmap,
+            spare_held: AtomicU64::new(0),
         }))
     }
 
@@ -491,13 +505,15 @@ impl PageCache {
 
     /// Takes over the flushed entry `data` at `offset`: moved into the read cache page by page
     /// without copying (when `cache_on_flush`), or its stale cached pages dropped.
-    pub(crate) fn admit_flushed(&self, offset: u64, data: Box<[u8]>) {
+    /// Takes a flushed entry into the read cache when flushes feed it; otherwise drops its
+    /// stale cached pages and hands the buffer back for reuse.
+    pub(crate) fn admit_flushed(&self, offset: u64, data: Box<[u8]>) -> Option<Box<[u8]>> {
         if !self.uses_read_cache() {
-            return;
+            return Some(data);
         }
         if !self.options.cache_on_flush {
             self.invalidate_range(offset, offset + data.len() as u64);
-            return;
+            return Some(data);
         }
         let page = self.options.page_size as usize;
         let all = Bytes::from(data);
@@ -511,6 +527,27 @@ impl PageCache {
             }
         }
         self.inserted.fetch_add(count as u64, Ordering::Relaxed);
+        None
+    }
+
+    /// Takes `bytes` of the spare-buffer budget; false (and nothing taken) when it would
+    /// exceed [`CacheOptions::spare_bytes`].
+    pub(crate) fn reserve_spare(&self, bytes: u64) -> bool {
+        self.spare_held
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |held| {
+                held.checked_add(bytes).filter(|&h| h <= self.options.spare_bytes)
+            })
+            .is_ok()
+    }
+
+    /// Gives back `bytes` of the spare-buffer budget.
+    pub(crate) fn release_spare(&self, bytes: u64) {
+        self.spare_held.fetch_sub(bytes, Ordering::Relaxed);
+    }
+
+    /// Bytes of spare page buffers write buffers hold now.
+    pub fn spare_bytes_held(&self) -> u64 {
+        self.spare_held.load(Ordering::Relaxed)
     }
 }
 

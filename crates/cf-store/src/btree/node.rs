@@ -197,60 +197,63 @@ impl Node {
     }
 
     /// Encodes a node whose children are all clean and whose values are not pending (commit
-    /// resolves both first) into one page.
+    /// resolves both first) into a new page of `page_size` bytes.
+    #[cfg(test)]
     pub(crate) fn encode(&self, page_size: usize) -> Box<[u8]> {
-        let mut out = Vec::with_capacity(page_size);
-        let push_ptr = |out: &mut Vec<u8>, child: &Child| match child {
-            Child::Clean(ptr) => {
-                out.extend_from_slice(&ptr.page.to_le_bytes());
-                out.extend_from_slice(&ptr.crc.to_le_bytes());
-            }
-            Child::Dirty(_) => unreachable!("commit writes dirty children before their parent"),
-        };
+        let mut page = vec![0; page_size].into_boxed_slice();
+        self.encode_into(&mut page);
+        page
+    }
+
+    /// Encodes the node into `page` (the page size is `page.len()`), overwriting every byte:
+    /// the node, then zeros to the end.
+    pub(crate) fn encode_into(&self, page: &mut [u8]) {
+        let page_size = page.len();
+        assert!(
+            self.encoded_len() <= page_size,
+            "node of {} bytes overflows its page",
+            self.encoded_len()
+        );
+        let mut out = PageWriter { page, at: 0 };
         let (kind, n) = match self {
             Node::Leaf(entries) => (LEAF, entries.len()),
             Node::Branch { keys, .. } => (BRANCH, keys.len()),
         };
-        out.extend_from_slice(&[kind, 0]);
-        out.extend_from_slice(&(n as u16).to_le_bytes());
+        out.put(&[kind, 0]);
+        out.put(&(n as u16).to_le_bytes());
         match self {
             Node::Leaf(entries) => {
                 for e in entries {
-                    out.extend_from_slice(&(e.key.len() as u16).to_le_bytes());
+                    out.put(&(e.key.len() as u16).to_le_bytes());
                     match &e.value {
                         Value::Inline(v) => {
-                            out.push(INLINE);
-                            out.extend_from_slice(&e.key);
-                            out.extend_from_slice(&(v.len() as u16).to_le_bytes());
-                            out.extend_from_slice(v);
+                            out.put(&[INLINE]);
+                            out.put(&e.key);
+                            out.put(&(v.len() as u16).to_le_bytes());
+                            out.put(v);
                         }
                         Value::Overflow { page, len, crc } => {
-                            out.push(OVERFLOW);
-                            out.extend_from_slice(&e.key);
-                            out.extend_from_slice(&page.to_le_bytes());
-                            out.extend_from_slice(&len.to_le_bytes());
-                            out.extend_from_slice(&crc.to_le_bytes());
+                            out.put(&[OVERFLOW]);
+                            out.put(&e.key);
+                            out.put(&page.to_le_bytes());
+                            out.put(&len.to_le_bytes());
+                            out.put(&crc.to_le_bytes());
                         }
                         Value::Pending(_) => unreachable!("commit writes pending values first"),
                     }
                 }
             }
             Node::Branch { keys, children } => {
-                push_ptr(&mut out, &children[0]);
+                out.child(&children[0]);
                 for (key, child) in keys.iter().zip(&children[1..]) {
-                    out.extend_from_slice(&(key.len() as u16).to_le_bytes());
-                    out.extend_from_slice(key);
-                    push_ptr(&mut out, child);
+                    out.put(&(key.len() as u16).to_le_bytes());
+                    out.put(key);
+                    out.child(child);
                 }
             }
         }
-        assert!(
-            out.len() <= page_size,
-            "node of {} bytes overflows its page",
-            out.len()
-        );
-        out.resize(page_size, 0);
-        out.into_boxed_slice()
+        let PageWriter { page, at } = out;
+        page[at..].fill(0);
     }
 
     /// Decodes one page (the page size is `bytes.len()`) with [`parse`]. Never panics:
@@ -307,6 +310,29 @@ impl Node {
                 };
                 (sep, right)
             }
+        }
+    }
+}
+
+/// Appends to a page buffer during [`Node::encode_into`], which checked the size first.
+struct PageWriter<'a> {
+    page: &'a mut [u8],
+    at: usize,
+}
+
+impl PageWriter<'_> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.page[self.at..self.at + bytes.len()].copy_from_slice(bytes);
+        self.at += bytes.len();
+    }
+
+    fn child(&mut self, child: &Child) {
+        match child {
+            Child::Clean(ptr) => {
+                self.put(&ptr.page.to_le_bytes());
+                self.put(&ptr.crc.to_le_bytes());
+            }
+            Child::Dirty(_) => unreachable!("commit writes dirty children before their parent"),
         }
     }
 }

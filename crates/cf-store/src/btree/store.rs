@@ -77,4 +77,10 @@ pub trait PageSink {
     /// Hands the encoded bytes of pages `page..page + bytes.len() / page_size` to the writer.
     /// `bytes.len()` is a non-zero multiple of the page size.
     fn write(&mut self, page: PageId, bytes: Box<[u8]>) -> Result<()>;
+
+    /// A buffer of `page_size` bytes to encode one page into (its old bytes, if any, are
+    /// all overwritten). The default allocates a zeroed one.
+    fn page_buffer(&mut self, page_size: usize) -> Box<[u8]> {
+        vec![0; page_size].into_boxed_slice()
+    }
 }

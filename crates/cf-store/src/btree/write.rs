@@ -158,9 +158,33 @@ impl WriteTree {
         Ok(Some(old))
     }
 
+    /// About how many pages [`WriteTree::commit`] writes: a page per node in the arena
+    /// (unlinked ones too, so possibly a few over) and the overflow pages of pending values.
+    pub(crate) fn pages_estimate(&self, page_size: usize) -> u64 {
+        if !self.is_dirty() {
+            return 0;
+        }
+        let overflow = |entries: &[Entry]| -> u64 {
+            entries
+                .iter()
+                .map(|e| match &e.value {
+                    Value::Pending(bytes) => overflow_pages(bytes.len() as u64, page_size),
+                    _ => 0,
+                })
+                .sum()
+        };
+        self.arena
+            .iter()
+            .map(|node| match node {
+                Node::Leaf(entries) => 1 + overflow(entries),
+                Node::Branch { .. } => 1,
+            })
+            .sum()
+    }
+
     /// Writes the changed nodes and values to pages from `sink`, allocated in key order
-    /// (each node, then its overflow values, then its children, left to right), each node
-    /// encoded after its children so it can hold their checksums. Returns the new root and
+    /// (children left to right, then the node; a leaf's overflow values before the leaf),
+    /// each node encoded after its children so it can hold their checksums. Returns the new root and
     /// the page runs of the base state the new state no longer references, sorted and merged.
     pub(crate) fn commit(
         mut self,
@@ -307,10 +331,9 @@ impl WriteTree {
         }
     }
 
-    /// Allocates a page for dirty node `i`, writes its pending values and dirty children,
-    /// then encodes and writes it; returns its pointer.
+    /// Writes the pending values and dirty children of dirty node `i`, then allocates its
+    /// page and encodes and writes it; returns its pointer.
     fn write_node(&mut self, i: usize, page_size: usize, sink: &mut dyn PageSink) -> Result<NodePtr> {
-        let page = sink.alloc(1)?;
         let mut node = std::mem::replace(&mut self.arena[i], Node::Leaf(Vec::new()));
         match &mut node {
             Node::Leaf(entries) => {
@@ -339,7 +362,11 @@ impl WriteTree {
                 }
             }
         }
-        let bytes = node.encode(page_size);
+        // The node's page comes after everything below it, so the nodes the next commit is
+        // likeliest to rewrite (the root and the right edge) end the run, together.
+        let page = sink.alloc(1)?;
+        let mut bytes = sink.page_buffer(page_size);
+        node.encode_into(&mut bytes);
         let crc = crc32c::crc32c(&bytes);
         sink.write(page, bytes)?;
         Ok(NodePtr { page, crc })
