@@ -1,9 +1,8 @@
 //! Page allocation: free page runs, a space's extents and deferred frees, the file's extents.
 //!
 //! A space (a column family, or the catalog) owns extents of the file and allocates pages
-//! only inside them. A commit's pages go where its whole size fits in one free run when one
-//! does (best fit), else into the lowest holes first; either way each allocation continues
-//! right after the previous one while it can, so a commit's pages stay adjacent. Pages a commit frees are *pending* until both no snapshot older than that
+//! only inside them, first fit from the lowest address, each allocation of a commit
+//! continuing right after the previous one while it can, so a commit's pages stay adjacent. Pages a commit frees are *pending* until both no snapshot older than that
 //! commit is alive (its epoch guard is dead) and a durable commit at or after it exists (so
 //! recovery never needs them): only then may they be rewritten. The gap oracle of a flush
 //! says free only for pages in the free runs: never a pending page, never another space's.
@@ -64,15 +63,6 @@ impl PageRuns {
         }
         self.pages -= n;
         Some(s)
-    }
-
-    /// The start of the shortest run of at least `n` pages (the lowest of equals), if any.
-    pub fn best_fit(&self, n: u64) -> Option<PageId> {
-        self.runs
-            .iter()
-            .filter(|(&s, &e)| e - s >= n)
-            .min_by_key(|(&s, &e)| (e - s, s))
-            .map(|(&s, _)| s)
     }
 
     /// True when every page of `[start, end)` is in a run.
@@ -186,19 +176,9 @@ impl SpaceAllocator {
         self.extents.iter().map(|e| e.pages).sum()
     }
 
-    /// Starts placing a commit of about `estimate` pages: its first pages go to the start of
-    /// the shortest free run that holds all of them, so the commit reaches the file in one
-    /// write. Without such a run nothing is chosen, and [`SpaceAllocator::alloc`] fills the
-    /// lowest holes first; so the space grows only when no free page is left, as with plain
-    /// first fit, while the holes a contiguous commit passes over wait for a commit that
-    /// finds no run long enough (the one that fills the last of an extent, at the latest).
-    pub fn begin_commit(&mut self, estimate: u64) {
-        self.cursor = self.free.best_fit(estimate.max(1));
-    }
-
     /// Allocates `n` contiguous pages for the commit being built: right after its previous
-    /// allocation (or where [`SpaceAllocator::begin_commit`] chose) when those pages are free,
-    /// else first fit from the lowest address; when no free run is long enough, takes a new
+    /// allocation when those pages are free (so an overflow run that skipped a short hole
+    /// does not send the next node back into it), else first fit from the lowest address; when no free run is long enough, takes a new
     /// extent through `grow` (sizes double from the initial extent up to
     /// [`MAX_EXTENT_PAGES`], and are at least `n`).
     pub fn alloc(&mut self, n: u64, grow: &mut dyn FnMut(u64) -> Result<Extent>) -> Result<PageId> {

@@ -238,19 +238,6 @@ impl WriteTxn {
             return if durable { cf.make_durable(true) } else { Ok(()) };
         }
         let space = &mut *space;
-        // The tables' pages, and the directory's with one more leaf path per changed table.
-        let page_size = core.page_size as usize;
-        let estimate = st.dir.pages_estimate(page_size)
-            + st.tables
-                .values()
-                .map(|s| match s {
-                    TableSlot::Idle { tree, new } if *new || tree.is_dirty() => {
-                        tree.pages_estimate(page_size) + 2
-                    }
-                    _ => 0,
-                })
-                .sum::<u64>();
-        space.alloc.begin_commit(estimate);
         let mut grow = Space::grower(&core);
         let built = (|| {
             let mut sink = CommitSink {

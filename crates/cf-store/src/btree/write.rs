@@ -158,30 +158,6 @@ impl WriteTree {
         Ok(Some(old))
     }
 
-    /// About how many pages [`WriteTree::commit`] writes: a page per node in the arena
-    /// (unlinked ones too, so possibly a few over) and the overflow pages of pending values.
-    pub(crate) fn pages_estimate(&self, page_size: usize) -> u64 {
-        if !self.is_dirty() {
-            return 0;
-        }
-        let overflow = |entries: &[Entry]| -> u64 {
-            entries
-                .iter()
-                .map(|e| match &e.value {
-                    Value::Pending(bytes) => overflow_pages(bytes.len() as u64, page_size),
-                    _ => 0,
-                })
-                .sum()
-        };
-        self.arena
-            .iter()
-            .map(|node| match node {
-                Node::Leaf(entries) => 1 + overflow(entries),
-                Node::Branch { .. } => 1,
-            })
-            .sum()
-    }
-
     /// Writes the changed nodes and values to pages from `sink`, allocated in key order
     /// (children left to right, then the node; a leaf's overflow values before the leaf),
     /// each node encoded after its children so it can hold their checksums. Returns the new root and
