@@ -33,9 +33,12 @@ pub struct WriteBuffer {
     ends: BTreeMap<u64, u64>,
     dirty_bytes: u64,
     executor: PlanExecutor,
-    /// Single-page buffers of earlier flushes, for [`WriteBuffer::page_buffer`]; their bytes
-    /// count against the cache's spare budget ([`crate::CacheOptions::spare_bytes`]).
+    /// Single-page buffers of earlier flushes, for [`WriteBuffer::page_buffer`].
     spare: Vec<Box<[u8]>>,
+    /// Bytes of the cache's spare budget ([`crate::CacheOptions::spare_bytes`]) this buffer
+    /// holds: enough for `spare` and for the recycled buffers now among its pages. Taken a
+    /// flush at a time and given back on drop, so writers do not share a counter per page.
+    spare_budget: u64,
 }
 
 impl fmt::Debug for WriteBuffer {
@@ -50,8 +53,7 @@ impl fmt::Debug for WriteBuffer {
 
 impl Drop for WriteBuffer {
     fn drop(&mut self) {
-        let held: u64 = self.spare.iter().map(|b| b.len() as u64).sum();
-        self.cache.release_spare(held);
+        self.cache.release_spare(self.spare_budget);
     }
 }
 
@@ -64,6 +66,7 @@ impl WriteBuffer {
             dirty_bytes: 0,
             executor: PlanExecutor::new(),
             spare: Vec::new(),
+            spare_budget: 0,
         }
     }
 
@@ -73,20 +76,9 @@ impl WriteBuffer {
     /// page-sized allocation and free per page written, and the page faults of a heap that
     /// shrinks after each flush and grows again in the next commit.
     pub fn page_buffer(&mut self) -> Box<[u8]> {
-        match self.spare.pop() {
-            Some(buf) => {
-                self.cache.release_spare(buf.len() as u64);
-                buf
-            }
-            None => vec![0; self.cache.page_size() as usize].into_boxed_slice(),
-        }
-    }
-
-    /// Keeps a flushed single-page buffer for reuse, within the cache's spare budget.
-    fn keep_spare(cache: &PageCache, spare: &mut Vec<Box<[u8]>>, buf: Box<[u8]>) {
-        if buf.len() == cache.page_size() as usize && cache.reserve_spare(buf.len() as u64) {
-            spare.push(buf);
-        }
+        self.spare
+            .pop()
+            .unwrap_or_else(|| vec![0; self.cache.page_size() as usize].into_boxed_slice())
     }
 
     /// The cache this buffer flushes into.
@@ -215,12 +207,21 @@ impl WriteBuffer {
             Ok(report) => {
                 self.ends.clear();
                 self.dirty_bytes = 0;
-                let (cache, spare) = (&self.cache, &mut self.spare);
-                for (offset, data) in self.pages.drain(..) {
-                    if let Some(buf) = cache.admit_flushed(offset, data) {
-                        Self::keep_spare(cache, spare, buf);
-                    }
+                let page = self.cache.page_size() as usize;
+                let returned: Vec<Box<[u8]>> = self
+                    .pages
+                    .drain(..)
+                    .filter_map(|(offset, data)| self.cache.admit_flushed(offset, data))
+                    .filter(|buf| buf.len() == page)
+                    .collect();
+                // Keep as many as the budget allows, reserving only what this buffer lacks.
+                let want = ((self.spare.len() + returned.len()) * page) as u64;
+                if want > self.spare_budget {
+                    self.spare_budget += self.cache.reserve_spare(want - self.spare_budget);
                 }
+                let room = (self.spare_budget / page as u64) as usize;
+                self.spare
+                    .extend(returned.into_iter().take(room.saturating_sub(self.spare.len())));
                 Ok(report)
             }
             Err(e) => {
@@ -246,6 +247,46 @@ mod tests {
         )
         .unwrap()
         .write_buffer()
+    }
+
+    /// Flushed single-page buffers come back from `page_buffer` (still holding their old
+    /// bytes), within one budget the whole cache shares; multi-page entries and pages the
+    /// read cache takes are not kept; dropping a buffer returns its budget.
+    #[test]
+    fn flushed_pages_are_recycled_within_the_cache_wide_budget() {
+        let cache = PageCache::new(
+            Arc::new(MemBackend::new()),
+            CacheOptions::default()
+                .with_page_size(512)
+                .with_cache_on_flush(false)
+                .with_spare_bytes(3 * 512),
+        )
+        .unwrap();
+        let (mut a, mut b) = (cache.write_buffer(), cache.write_buffer());
+        assert_eq!(&a.page_buffer()[..], &[0u8; 512][..], "nothing to recycle yet");
+        for i in 0..5u8 {
+            a.put_copy(u64::from(i) * 512, &[i + 1; 512]).unwrap();
+        }
+        a.put_copy(8192, &[9; 1024]).unwrap();
+        a.flush(&PerPage, &NoFreeSpace).unwrap();
+        assert_eq!(
+            cache.spare_bytes_held(),
+            3 * 512,
+            "a keeps what the budget allows"
+        );
+        b.put_copy(4096, &[7; 512]).unwrap();
+        b.flush(&PerPage, &NoFreeSpace).unwrap();
+        assert_eq!(cache.spare_bytes_held(), 3 * 512, "b finds the budget spent");
+        assert_eq!(&b.page_buffer()[..], &[0u8; 512][..]);
+        let recycled: Vec<u8> = (0..3).map(|_| a.page_buffer()[0]).collect();
+        assert!(recycled.iter().all(|&x| (1..=5).contains(&x)), "{recycled:?}");
+        assert_eq!(&a.page_buffer()[..], &[0u8; 512][..], "three were kept");
+        drop(a);
+        assert_eq!(cache.spare_bytes_held(), 0);
+        b.put_copy(4096, &[8; 512]).unwrap();
+        b.flush(&PerPage, &NoFreeSpace).unwrap();
+        assert_eq!(cache.spare_bytes_held(), 512, "the budget is free again");
+        assert_eq!(&b.page_buffer()[..], &[8u8; 512][..]);
     }
 
     #[test]

@@ -475,7 +475,11 @@ impl PageCache {
         let page = u64::from(self.options.page_size);
         let mut offset = start & !(page - 1);
         while offset < end {
-            self.pages.remove(&offset);
+            // Most offsets a flush writes are not cached (the cache is read-through by
+            // default): look under the shard's read lock, write-lock only to remove.
+            if self.pages.contains_key(&offset) {
+                self.pages.remove(&offset);
+            }
             match offset.checked_add(page) {
                 Some(next) => offset = next,
                 None => break,
@@ -503,8 +507,6 @@ impl PageCache {
         }
     }
 
-    /// Takes over the flushed entry `data` at `offset`: moved into the read cache page by page
-    /// without copying (when `cache_on_flush`), or its stale cached pages dropped.
     /// Takes a flushed entry into the read cache when flushes feed it; otherwise drops its
     /// stale cached pages and hands the buffer back for reuse.
     pub(crate) fn admit_flushed(&self, offset: u64, data: Box<[u8]>) -> Option<Box<[u8]>> {
@@ -530,14 +532,18 @@ impl PageCache {
         None
     }
 
-    /// Takes `bytes` of the spare-buffer budget; false (and nothing taken) when it would
-    /// exceed [`CacheOptions::spare_bytes`].
-    pub(crate) fn reserve_spare(&self, bytes: u64) -> bool {
-        self.spare_held
+    /// Takes up to `bytes` of the spare-buffer budget ([`CacheOptions::spare_bytes`]);
+    /// returns how much it took.
+    pub(crate) fn reserve_spare(&self, bytes: u64) -> u64 {
+        let limit = self.options.spare_bytes;
+        match self
+            .spare_held
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |held| {
-                held.checked_add(bytes).filter(|&h| h <= self.options.spare_bytes)
-            })
-            .is_ok()
+                (held < limit).then(|| held + bytes.min(limit - held))
+            }) {
+            Ok(before) => bytes.min(limit - before),
+            Err(_) => 0,
+        }
     }
 
     /// Gives back `bytes` of the spare-buffer budget.
@@ -545,7 +551,8 @@ impl PageCache {
         self.spare_held.fetch_sub(bytes, Ordering::Relaxed);
     }
 
-    /// Bytes of spare page buffers write buffers hold now.
+    /// Bytes of spare-buffer budget write buffers hold now (their spare page buffers, and the
+    /// recycled buffers of the commits they are building).
     pub fn spare_bytes_held(&self) -> u64 {
         self.spare_held.load(Ordering::Relaxed)
     }
