@@ -47,6 +47,8 @@
 use std::cmp::Ordering;
 use std::ops::ControlFlow;
 
+use smallvec::SmallVec;
+
 use super::store::{NodePtr, PageId};
 use crate::{Error, Result};
 
@@ -145,9 +147,14 @@ impl Value {
     }
 }
 
+/// A key held by a decoded node: inline up to 16 bytes (integer keys and most short ones),
+/// so decoding a node or inserting an entry allocates nothing for its key. A `SmallVec` of
+/// 16 bytes is as big as a `Vec`.
+pub(crate) type Key = SmallVec<[u8; 16]>;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Entry {
-    pub(crate) key: Vec<u8>,
+    pub(crate) key: Key,
     pub(crate) value: Value,
 }
 
@@ -168,14 +175,11 @@ impl Entry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Node {
     Leaf(Vec<Entry>),
-    Branch {
-        keys: Vec<Vec<u8>>,
-        children: Vec<Child>,
-    },
+    Branch { keys: Vec<Key>, children: Vec<Child> },
 }
 
 /// The child of a branch that may hold `key`.
-pub(crate) fn child_index(keys: &[Vec<u8>], key: &[u8]) -> usize {
+pub(crate) fn child_index(keys: &[Key], key: &[u8]) -> usize {
     keys.partition_point(|sep| sep.as_slice() <= key)
 }
 
@@ -263,11 +267,11 @@ impl Node {
         parse(page, bytes, |item| {
             match item {
                 Item::Entry(key, value) => entries.push(Entry {
-                    key: key.to_vec(),
+                    key: Key::from_slice(key),
                     value: value.into(),
                 }),
                 Item::Child(ptr) => children.push(Child::Clean(ptr)),
-                Item::Separator(key) => keys.push(key.to_vec()),
+                Item::Separator(key) => keys.push(Key::from_slice(key)),
             }
             ControlFlow::Continue(())
         })?;
@@ -287,7 +291,7 @@ impl Node {
     /// A split always exists: a node overflows by one entry at most (at most half a usable
     /// leaf; at most `14 + page_size / 4` bytes in a branch), and every entry is at most that
     /// big, so the largest left part that fits leaves a right part that fits too.
-    pub(crate) fn split(&mut self, page_size: usize, append: bool) -> (Vec<u8>, Node) {
+    pub(crate) fn split(&mut self, page_size: usize, append: bool) -> (Key, Node) {
         match self {
             Node::Leaf(entries) => {
                 let sizes: Vec<usize> = entries.iter().map(Entry::encoded_len).collect();
@@ -480,10 +484,10 @@ fn split_point(sizes: &[usize], base: usize, page_size: usize, promote: bool, ap
 
 /// The shortest separator `s` with `left < s <= right` (given `left < right`): the prefix
 /// of `right` one byte past what it shares with `left`.
-fn separator(left: &[u8], right: &[u8]) -> Vec<u8> {
+fn separator(left: &[u8], right: &[u8]) -> Key {
     let common = left.iter().zip(right).take_while(|(a, b)| a == b).count();
     debug_assert_eq!(left.cmp(right), Ordering::Less);
-    right[..=common].to_vec()
+    Key::from_slice(&right[..=common])
 }
 
 /// Bounds-checked reading of a page being decoded.

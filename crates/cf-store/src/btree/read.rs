@@ -289,10 +289,10 @@ impl<'a> Range<'a> {
                             (Bound::Unbounded, true) => 0,
                             (Bound::Unbounded, false) => entries.len(),
                             (Bound::Included(k), true) | (Bound::Excluded(k), false) => {
-                                entries.partition_point(|e| e.key < *k)
+                                entries.partition_point(|e| e.key.as_slice() < k.as_slice())
                             }
                             (Bound::Excluded(k), true) | (Bound::Included(k), false) => {
-                                entries.partition_point(|e| e.key <= *k)
+                                entries.partition_point(|e| e.key.as_slice() <= k.as_slice())
                             }
                         };
                         (pos, None)
@@ -330,17 +330,17 @@ impl<'a> Range<'a> {
         }
         let (node, pos) = cursor.stack.last_mut().expect("a positioned cursor has a leaf");
         let pos = *pos;
-        let key = &leaf_entries(node)[pos].key;
+        let key = leaf_entries(node)[pos].key.as_slice();
         let in_bounds = if forward {
             match &self.end {
-                Bound::Included(end) => key <= end,
-                Bound::Excluded(end) => key < end,
+                Bound::Included(end) => key <= end.as_slice(),
+                Bound::Excluded(end) => key < end.as_slice(),
                 Bound::Unbounded => true,
             }
         } else {
             match &self.start {
-                Bound::Included(start) => key >= start,
-                Bound::Excluded(start) => key > start,
+                Bound::Included(start) => key >= start.as_slice(),
+                Bound::Excluded(start) => key > start.as_slice(),
                 Bound::Unbounded => true,
             }
         };
@@ -358,7 +358,7 @@ impl<'a> Range<'a> {
         } else {
             leaf_entries(node)[pos].clone()
         };
-        Ok(Some((entry.key, into_bytes(self.src, entry.value)?)))
+        Ok(Some((entry.key.into_vec(), into_bytes(self.src, entry.value)?)))
     }
 
     fn finish(&mut self, forward: bool) -> Option<Result<(Vec<u8>, Vec<u8>)>> {

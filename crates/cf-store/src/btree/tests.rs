@@ -340,7 +340,10 @@ fn node_strategy(page_size: usize) -> impl Strategy<Value = Node> {
                 },
                 inline => inline,
             };
-            entries.push(Entry { key, value });
+            entries.push(Entry {
+                key: key.into(),
+                value,
+            });
             if Node::Leaf(entries.clone()).encoded_len() > page_size {
                 entries.pop();
                 break;
@@ -362,7 +365,7 @@ fn node_strategy(page_size: usize) -> impl Strategy<Value = Node> {
                 let Node::Branch { keys, children } = &mut node else {
                     unreachable!()
                 };
-                keys.push(key);
+                keys.push(key.into());
                 children.push(*child);
                 if node.encoded_len() > page_size {
                     let Node::Branch { keys, children } = &mut node else {
@@ -535,12 +538,12 @@ fn limits_leave_room() {
         let max = max_key_len(page_size);
         let ptr = Child::Clean(NodePtr { page: 1, crc: 2 });
         let branch = Node::Branch {
-            keys: vec![vec![1; max], vec![2; max]],
+            keys: vec![vec![1; max].into(), vec![2; max].into()],
             children: vec![ptr; 3],
         };
         assert!(branch.encoded_len() <= page_size, "branch at {page_size}");
         let overflow = |b| Entry {
-            key: vec![b; max],
+            key: vec![b; max].into(),
             value: Value::Overflow {
                 page: 1,
                 len: 1 << 20,

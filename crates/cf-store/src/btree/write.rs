@@ -11,7 +11,7 @@
 use std::ops::RangeBounds;
 
 use super::node::{check_sizes, child_index, overflow_pages, search, Child, Entry, Node};
-use super::node::{Value, MAX_VALUE_LEN};
+use super::node::{Key, Value, MAX_VALUE_LEN};
 use super::read::{lookup, read_node, read_value, visit_pages, Range};
 use super::store::{NodePtr, PageId, PageSink, PageSource, TreeRoot};
 use crate::Result;
@@ -86,7 +86,7 @@ impl WriteTree {
         let page_size = src.page_size();
         check_sizes(key.len(), value.len(), page_size, MAX_VALUE_LEN)?;
         let entry = Entry {
-            key: key.to_vec(),
+            key: Key::from_slice(key),
             value: Value::new(key.len(), value.to_vec(), page_size),
         };
         if self.root.is_none() {
@@ -200,7 +200,7 @@ impl WriteTree {
         }
     }
 
-    fn branch_mut(&mut self, i: usize) -> (&mut Vec<Vec<u8>>, &mut Vec<Child>) {
+    fn branch_mut(&mut self, i: usize) -> (&mut Vec<Key>, &mut Vec<Child>) {
         match &mut self.arena[i] {
             Node::Branch { keys, children } => (keys, children),
             Node::Leaf(_) => unreachable!("only the last node of a path is a leaf"),
