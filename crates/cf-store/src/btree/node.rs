@@ -263,7 +263,17 @@ impl Node {
     /// Decodes one page (the page size is `bytes.len()`) with [`parse`]. Never panics:
     /// anything that is not exactly what [`Node::encode`] writes is `Error::Corruption`.
     pub(crate) fn decode(page: PageId, bytes: &[u8]) -> Result<Node> {
-        let (mut entries, mut keys, mut children) = (Vec::new(), Vec::new(), Vec::new());
+        // Room for the header's count and one insert, so decoding and the first change of a
+        // node copied into a write arena do not grow its vectors. A corrupt count cannot
+        // reserve more than a page's worth: `parse` rejects it before any item is pushed.
+        let count = bytes
+            .get(2..4)
+            .map_or(0, |b| usize::from(u16::from_le_bytes([b[0], b[1]])));
+        let room = count.min(bytes.len() / ENTRY_HEAD_LEN) + 1;
+        let (mut entries, mut keys, mut children) = match bytes.first() {
+            Some(&LEAF) => (Vec::with_capacity(room), Vec::new(), Vec::new()),
+            _ => (Vec::new(), Vec::with_capacity(room), Vec::with_capacity(room + 1)),
+        };
         parse(page, bytes, |item| {
             match item {
                 Item::Entry(key, value) => entries.push(Entry {
