@@ -273,7 +273,7 @@ fn dry_run_lists_the_cells_and_runs_nothing() {
     assert!(stdout.contains("W1 none T=1 cf-store/gap-merge:4KiB"));
     assert_eq!(s.calls(), 0);
     let o = run(s.sweep(&["--quick", "--dry-run"]));
-    assert!(text(&o.stdout).contains("80 cells x 2 rounds = 160 runs"));
+    assert!(text(&o.stdout).contains("88 cells x 2 rounds = 176 runs"));
 }
 
 #[test]

@@ -27,6 +27,8 @@ pub enum EngineKind {
     CfStoreFiles,
     /// Plain `pwrite`s of the same bytes into one file, a region per thread: the ceiling.
     Raw,
+    /// Plain `pwrite`s of the same bytes, a file per thread: the ceiling of separate files.
+    RawFiles,
     /// redb 4: one file per thread (peer; `--features peers`).
     Redb,
     /// manifold-db 3: its column families in one file, WAL off (peer; `--features peers`).
@@ -42,6 +44,7 @@ impl EngineKind {
             EngineKind::CfStore => "cf-store",
             EngineKind::CfStoreFiles => "cf-store-files",
             EngineKind::Raw => "raw",
+            EngineKind::RawFiles => "raw-files",
             EngineKind::Redb => "redb",
             EngineKind::Manifold => "manifold",
             EngineKind::Fjall => "fjall",

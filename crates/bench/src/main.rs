@@ -301,9 +301,9 @@ mod tests {
         assert_eq!(c.dir, Some(PathBuf::from("/tmp/x")));
         assert_eq!(c.seed, 9);
         let engines: &[&str] = if cfg!(feature = "peers") {
-            &["cf-store", "raw", "redb", "manifold", "fjall"]
+            &["cf-store", "raw", "raw-files", "redb", "manifold", "fjall"]
         } else {
-            &["cf-store", "raw"]
+            &["cf-store", "raw", "raw-files"]
         };
         for &engine in engines {
             assert_eq!(config(&["--engine", engine]).unwrap().engine.name(), engine);

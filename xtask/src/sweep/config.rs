@@ -11,7 +11,15 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize, Serializer};
 
 /// Every engine `bench --engine` accepts, in the order tables list them.
-pub const ENGINES: [&str; 6] = ["cf-store", "cf-store-files", "raw", "redb", "manifold", "fjall"];
+pub const ENGINES: [&str; 7] = [
+    "cf-store",
+    "cf-store-files",
+    "raw",
+    "raw-files",
+    "redb",
+    "manifold",
+    "fjall",
+];
 /// The engines that take a flush policy (cf-store in one file, and one file per thread).
 pub const CF_ENGINES: [&str; 2] = ["cf-store", "cf-store-files"];
 /// The peer engines (other stores), compared against cf-store in the ratio tables.
@@ -372,9 +380,9 @@ impl Matrix {
     }
 }
 
-/// The built-in `--quick` matrix: W1 shortened to 20 transactions a thread, all six engines,
+/// The built-in `--quick` matrix: W1 shortened to 20 transactions a thread, all seven engines,
 /// policies per-page, vectored and vectored-gap (16 KiB), threads 1, 2, 4, 8, both
-/// durabilities, 2 rounds: 80 cells, 160 runs (see the report in `sweep/mod.rs`).
+/// durabilities, 2 rounds: 88 cells, 176 runs (see the report in `sweep/mod.rs`).
 pub fn quick() -> Matrix {
     Matrix {
         source: "built-in --quick matrix".into(),
@@ -797,9 +805,9 @@ txns = 100
     fn the_quick_matrix_is_valid_and_small() {
         let m = quick();
         assert_eq!(m.policy_forms(), ["per-page", "vectored", "vectored-gap:16KiB"]);
-        // (2 cf-store engines x 3 policies + 4 others) x 4 threads x 2 durabilities.
-        assert_eq!(m.cells().len(), 80);
-        assert_eq!(m.run_count(), 160);
+        // (2 cf-store engines x 3 policies + 5 others) x 4 threads x 2 durabilities.
+        assert_eq!(m.cells().len(), 88);
+        assert_eq!(m.run_count(), 176);
     }
 
     #[test]
@@ -808,7 +816,7 @@ txns = 100
         assert!(e.contains("cfg.toml"), "{e}");
         assert!(e.contains("matrix.engines[1]") && e.contains("rocks"), "{e}");
         assert!(
-            e.contains("cf-store, cf-store-files, raw, redb, manifold, fjall"),
+            e.contains("cf-store, cf-store-files, raw, raw-files, redb, manifold, fjall"),
             "{e}"
         );
     }
@@ -943,7 +951,7 @@ txns = 100
     fn the_repository_sweep_toml_is_valid() {
         let path = crate::workspace::workspace_root().join("sweep.toml");
         let m = load(&path).unwrap();
-        assert_eq!(m.engines.len(), 6);
+        assert_eq!(m.engines.len(), ENGINES.len());
         assert_eq!(m.policies.len(), 5);
         assert_eq!(m.threads, [1, 2, 4, 8]);
         assert_eq!(m.durability, ["none", "immediate"]);

@@ -4,7 +4,7 @@
 //! spreads evenly over the cells), and writes `results.csv`, `results.json`, `summary.md` and
 //! SVG charts into one output directory.
 //!
-//! The quick matrix is 80 cells x 2 rounds = 160 runs of W1 at 20 transactions a thread
+//! The quick matrix is 88 cells x 2 rounds = 176 runs of W1 at 20 transactions a thread
 //! (20 x 1,000 x 1 KiB = 20 MiB a thread). At 0.05-0.5 s a run plus process start, that is
 //! about 1 to 1.5 minutes on the 2-core machine, plus the build check of `bench`.
 //!
@@ -36,7 +36,7 @@ pub const BENCH_BIN_ENV: &str = "XTASK_BENCH_BIN";
 #[derive(Debug, clap::Args)]
 pub struct SweepArgs {
     /// Run the small built-in matrix (W1 at 20 txns, all engines, per-page/vectored/
-    /// vectored-gap, T = 1,2,4,8, both durabilities, 2 rounds: 160 runs, a few minutes).
+    /// vectored-gap, T = 1,2,4,8, both durabilities, 2 rounds: 176 runs, a few minutes).
     #[arg(long, conflicts_with = "config")]
     pub quick: bool,
 

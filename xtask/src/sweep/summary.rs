@@ -451,6 +451,23 @@ impl Block<'_> {
             &t,
         );
 
+        // The same ratio for plain pwrites: what the kernel alone charges for one file.
+        let mut t = Table::new(self.thread_header(&["engines"]), 1);
+        if ran("raw") && ran("raw-files") {
+            if let Some(cells) = self.ratio_row("raw", "raw-files") {
+                t.rows.push(
+                    std::iter::once("raw vs raw-files".to_owned())
+                        .chain(cells)
+                        .collect(),
+                );
+            }
+        }
+        section(
+            out,
+            "raw (one file) vs raw-files (a file per thread): the kernel's own one-file ratio",
+            &t,
+        );
+
         // cf-store (each policy) vs each peer.
         let mut t = Table::new(self.thread_header(&["cf-store policy", "peer"]), 2);
         for peer in PEERS.iter().filter(|p| ran(p)) {

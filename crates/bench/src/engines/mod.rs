@@ -161,7 +161,8 @@ fn peer_missing(engine: EngineKind) -> anyhow::Error {
 pub fn open(config: &CellConfig, dir: &Path) -> Result<Box<dyn Engine>> {
     match config.engine {
         EngineKind::CfStore | EngineKind::CfStoreFiles => Ok(Box::new(cf_store::CfStore::open(config, dir)?)),
-        EngineKind::Raw => Ok(Box::new(raw::Raw::open(config, dir)?)),
+        EngineKind::Raw => Ok(Box::new(raw::Raw::open(config, dir, false)?)),
+        EngineKind::RawFiles => Ok(Box::new(raw::Raw::open(config, dir, true)?)),
         #[cfg(feature = "peers")]
         EngineKind::Redb => Ok(Box::new(redb::Redb::open(config, dir)?)),
         #[cfg(feature = "peers")]

@@ -1,7 +1,8 @@
-//! raw: the ceiling. Each thread `pwrite`s, per commit, exactly the bytes the engines insert
-//! (`ops_per_txn` x (8-byte key + value)) in calls of at most 1 MiB, appending within its own
-//! region of ONE shared file, with one `fdatasync` per commit when durability is immediate.
-//! No tree, no cache, no commit record.
+//! raw and raw-files: the ceilings. Each thread `pwrite`s, per commit, exactly the bytes the
+//! engines insert (`ops_per_txn` x (8-byte key + value)) in calls of at most 1 MiB, appending
+//! within its own region of ONE shared file (raw) or to a file of its own (raw-files), with
+//! one `fdatasync` per commit when durability is immediate. No tree, no cache, no commit
+//! record. Their ratio is what the kernel alone charges for sharing one file.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -15,10 +16,11 @@ use crate::cell::{CellConfig, Durability};
 /// The most bytes one `pwrite` carries.
 const MAX_CALL: usize = 1 << 20;
 
-/// The shared file and the layout of the threads' regions.
+/// The file(s) and the layout of the threads' regions.
 #[derive(Debug)]
 pub struct Raw {
-    backend: Arc<FileBackend>,
+    /// One shared file, or one per thread.
+    backends: Vec<Arc<FileBackend>>,
     threads: usize,
     /// Bytes of one thread's region: every commit of the timed phase.
     region: u64,
@@ -26,13 +28,21 @@ pub struct Raw {
 }
 
 impl Raw {
-    pub fn open(config: &CellConfig, dir: &Path) -> Result<Self> {
-        let path = dir.join("raw.bin");
-        let backend = FileBackend::open(&path).with_context(|| format!("opening {}", path.display()))?;
+    /// `per_thread_files`: a file per thread (raw-files) instead of one shared file (raw).
+    pub fn open(config: &CellConfig, dir: &Path, per_thread_files: bool) -> Result<Self> {
+        let files = if per_thread_files { config.threads } else { 1 };
+        let backends = (0..files)
+            .map(|i| {
+                let path = dir.join(format!("raw-{i}.bin"));
+                let backend =
+                    FileBackend::open(&path).with_context(|| format!("opening {}", path.display()))?;
+                Ok(Arc::new(backend))
+            })
+            .collect::<Result<Vec<_>>>()?;
         // The sizes were checked to fit when the configuration was made.
         let commit_bytes = config.ops_per_txn as usize * (8 + config.value_size);
         Ok(Self {
-            backend: Arc::new(backend),
+            backends,
             threads: config.threads,
             region: config.txns * commit_bytes as u64,
             commit_bytes,
@@ -44,9 +54,11 @@ impl Engine for Raw {
     fn writers(&mut self) -> Result<Vec<Box<dyn Writer>>> {
         Ok((0..self.threads as u64)
             .map(|t| {
-                let base = t * self.region;
+                let shared = self.backends.len() == 1;
+                let base = if shared { t * self.region } else { 0 };
+                let backend = self.backends[if shared { 0 } else { t as usize }].clone();
                 Box::new(RawWriter {
-                    backend: self.backend.clone(),
+                    backend,
                     base,
                     next: base,
                     buf: Vec::with_capacity(self.commit_bytes),
@@ -56,7 +68,14 @@ impl Engine for Raw {
     }
 
     fn io(&self) -> Result<IoCounters> {
-        Ok(IoCounters::from_iostats(self.backend.stats().snapshot()))
+        let mut total = flush::IoStatsSnapshot::default();
+        for s in self.backends.iter().map(|b| b.stats().snapshot()) {
+            total.write_calls += s.write_calls;
+            total.vectored_calls += s.vectored_calls;
+            total.sync_calls += s.sync_calls;
+            total.bytes_written += s.bytes_written;
+        }
+        Ok(IoCounters::from_iostats(total))
     }
 
     fn finish(self: Box<Self>) -> Result<()> {
