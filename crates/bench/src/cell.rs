@@ -153,8 +153,17 @@ pub fn run(config: &CellConfig) -> Result<Measurement> {
     closed.context("closing the engine")?;
     tmp.close().context("removing the cell's temporary directory")?;
     eprintln!(
-        "bench: {:.3} s, p50 {:.0} us, p99 {:.0} us per commit",
-        m.secs, m.p50_us, m.p99_us
+        "bench: {:.3} s, p50 {:.0} us, p99 {:.0} us per commit{}",
+        m.secs,
+        m.p50_us,
+        m.p99_us,
+        m.io.write_lock_ns
+            .map(|(wait, hold)| format!(
+                "; write lock: waited {:.1} ms, held {:.1} ms (all writers)",
+                wait as f64 / 1e6,
+                hold as f64 / 1e6
+            ))
+            .unwrap_or_default()
     );
     Ok(m)
 }

@@ -21,6 +21,8 @@ pub struct IoStats {
     gap_bytes_written: AtomicU64,
     runs: AtomicU64,
     flushes: AtomicU64,
+    write_lock_wait_ns: AtomicU64,
+    write_lock_hold_ns: AtomicU64,
 }
 
 /// A plain copy of [`IoStats`] at one instant. Subtract two to get the I/O between them.
@@ -44,6 +46,14 @@ pub struct IoStatsSnapshot {
     pub runs: u64,
     /// Flushes (plans) carried out by the plan executor.
     pub flushes: u64,
+    /// Nanoseconds writers waited for a file's write lock (`FileOptions::serialize_writes`),
+    /// summed over writers: time lost to sharing one file.
+    #[serde(default)]
+    pub write_lock_wait_ns: u64,
+    /// Nanoseconds the write lock was held, wall clock: the write calls, and any time their
+    /// thread was preempted inside them (which makes everyone behind it wait).
+    #[serde(default)]
+    pub write_lock_hold_ns: u64,
 }
 
 impl IoStatsSnapshot {
@@ -68,6 +78,8 @@ impl Sub for IoStatsSnapshot {
             gap_bytes_written: self.gap_bytes_written.saturating_sub(rhs.gap_bytes_written),
             runs: self.runs.saturating_sub(rhs.runs),
             flushes: self.flushes.saturating_sub(rhs.flushes),
+            write_lock_wait_ns: self.write_lock_wait_ns.saturating_sub(rhs.write_lock_wait_ns),
+            write_lock_hold_ns: self.write_lock_hold_ns.saturating_sub(rhs.write_lock_hold_ns),
         }
     }
 }
@@ -116,6 +128,12 @@ impl IoStats {
         bump(&self.flushes, 1);
     }
 
+    /// One turn at a file's write lock: waited `wait_ns` for it, held it `hold_ns`.
+    pub fn record_write_lock(&self, wait_ns: u64, hold_ns: u64) {
+        bump(&self.write_lock_wait_ns, wait_ns);
+        bump(&self.write_lock_hold_ns, hold_ns);
+    }
+
     /// The counters now.
     pub fn snapshot(&self) -> IoStatsSnapshot {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -129,6 +147,8 @@ impl IoStats {
             gap_bytes_written: get(&self.gap_bytes_written),
             runs: get(&self.runs),
             flushes: get(&self.flushes),
+            write_lock_wait_ns: get(&self.write_lock_wait_ns),
+            write_lock_hold_ns: get(&self.write_lock_hold_ns),
         }
     }
 
@@ -145,6 +165,8 @@ impl IoStats {
             gap_bytes_written: take(&self.gap_bytes_written),
             runs: take(&self.runs),
             flushes: take(&self.flushes),
+            write_lock_wait_ns: take(&self.write_lock_wait_ns),
+            write_lock_hold_ns: take(&self.write_lock_hold_ns),
         }
     }
 }

@@ -177,5 +177,10 @@ fn concurrent_writers_land_every_byte_with_and_without_serialized_writes() {
             (THREADS * ROUNDS / 2) as u64,
             "serialize {serialize}"
         );
+        // Only a serialized backend takes turns at its lock, and each turn holds it a while.
+        assert_eq!(s.write_lock_hold_ns > 0, serialize, "{s:?}");
+        if !serialize {
+            assert_eq!(s.write_lock_wait_ns, 0);
+        }
     }
 }

@@ -68,6 +68,8 @@ impl Engine for CfStore {
             sum.vectored_calls += io.vectored_calls;
             sum.sync_calls += io.sync_calls;
             sum.bytes_written += io.bytes_written;
+            sum.write_lock_wait_ns += io.write_lock_wait_ns;
+            sum.write_lock_hold_ns += io.write_lock_hold_ns;
         }
         Ok(IoCounters::from_iostats(sum))
     }

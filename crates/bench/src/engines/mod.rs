@@ -75,6 +75,9 @@ pub struct IoCounters {
     pub sync_calls: Option<u64>,
     /// Bytes handed to write calls (for `ProcSelfIo`: `wchar`).
     pub bytes_written: u64,
+    /// Nanoseconds waited for and held a file's write lock, summed over writers (`None` for
+    /// `ProcSelfIo`).
+    pub write_lock_ns: Option<(u64, u64)>,
     pub source: SyscallSource,
 }
 
@@ -86,6 +89,7 @@ impl IoCounters {
             vectored_calls: io.vectored_calls,
             sync_calls: Some(io.sync_calls),
             bytes_written: io.bytes_written,
+            write_lock_ns: Some((io.write_lock_wait_ns, io.write_lock_hold_ns)),
             source: SyscallSource::IoStats,
         }
     }
@@ -100,6 +104,10 @@ impl IoCounters {
                 .zip(before.sync_calls)
                 .map(|(a, b)| a.saturating_sub(b)),
             bytes_written: self.bytes_written.saturating_sub(before.bytes_written),
+            write_lock_ns: self
+                .write_lock_ns
+                .zip(before.write_lock_ns)
+                .map(|((w, h), (w0, h0))| (w.saturating_sub(w0), h.saturating_sub(h0))),
             source: self.source,
         }
     }
@@ -130,6 +138,7 @@ impl IoCounters {
             vectored_calls: 0,
             sync_calls: None,
             bytes_written: field("wchar")?,
+            write_lock_ns: None,
             source: SyscallSource::ProcSelfIo,
         })
     }
@@ -203,6 +212,7 @@ mod tests {
             vectored_calls: v,
             sync_calls: Some(s),
             bytes_written: b,
+            write_lock_ns: Some((b * 2, b * 3)),
             source: SyscallSource::IoStats,
         };
         assert_eq!(at(10, 5, 3, 100).since(&at(4, 1, 1, 40)), at(6, 4, 2, 60));

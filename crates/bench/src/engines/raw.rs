@@ -74,6 +74,8 @@ impl Engine for Raw {
             total.vectored_calls += s.vectored_calls;
             total.sync_calls += s.sync_calls;
             total.bytes_written += s.bytes_written;
+            total.write_lock_wait_ns += s.write_lock_wait_ns;
+            total.write_lock_hold_ns += s.write_lock_hold_ns;
         }
         Ok(IoCounters::from_iostats(total))
     }

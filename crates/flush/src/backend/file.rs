@@ -6,6 +6,7 @@ use std::os::unix::fs::FileExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
 
 use super::{total_len, Backend};
 use crate::{FlushError, IoOp, IoStats, Result};
@@ -125,12 +126,20 @@ impl FileBackend {
         self.iov_max
     }
 
-    /// Waits for the write lock, when writes are serialized. The lock guards no data, so a
-    /// poisoned one is as good as a clean one.
-    fn write_turn(&self) -> Option<MutexGuard<'_, ()>> {
-        self.write_lock
-            .as_ref()
-            .map(|lock| lock.lock().unwrap_or_else(PoisonError::into_inner))
+    /// Waits for the write lock, when writes are serialized; the turn ends when the returned
+    /// guard drops, and the wait and the hold are added to [`IoStats`]. The lock guards no
+    /// data, so a poisoned one is as good as a clean one.
+    fn write_turn(&self) -> Option<WriteTurn<'_>> {
+        self.write_lock.as_ref().map(|lock| {
+            let asked = Instant::now();
+            let guard = lock.lock().unwrap_or_else(PoisonError::into_inner);
+            WriteTurn {
+                _guard: guard,
+                stats: &self.stats,
+                asked,
+                got: Instant::now(),
+            }
+        })
     }
 
     fn io_error(op: IoOp, offset: u64, len: u64, source: io::Error) -> FlushError {
@@ -214,6 +223,22 @@ impl FileBackend {
 }
 
 /// Checks that `[offset, offset + len)` lies within `off_t`'s range, as the kernel requires.
+/// One writer's turn at a file's write lock.
+struct WriteTurn<'a> {
+    _guard: MutexGuard<'a, ()>,
+    stats: &'a IoStats,
+    asked: Instant,
+    got: Instant,
+}
+
+impl Drop for WriteTurn<'_> {
+    fn drop(&mut self) {
+        let ns = |d: std::time::Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.stats
+            .record_write_lock(ns(self.got - self.asked), ns(self.got.elapsed()));
+    }
+}
+
 fn check_file_range(offset: u64, len: u64) -> Result<()> {
     match offset.checked_add(len) {
         Some(end) if end <= i64::MAX as u64 => Ok(()),
