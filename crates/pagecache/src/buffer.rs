@@ -36,8 +36,10 @@ pub struct WriteBuffer {
     /// Single-page buffers of earlier flushes, for [`WriteBuffer::page_buffer`].
     spare: Vec<Box<[u8]>>,
     /// Bytes of the cache's spare budget ([`crate::CacheOptions::spare_bytes`]) this buffer
-    /// holds: enough for `spare` and for the recycled buffers now among its pages. Taken a
-    /// flush at a time and given back on drop, so writers do not share a counter per page.
+    /// holds. Between flushes it covers `spare` and the recycled buffers now among its
+    /// pages; each flush and [`WriteBuffer::clear`] trim it to what `spare` holds, so
+    /// writers touch the shared counter once or twice a flush, not per page, and a buffer
+    /// keeps no more budget than its last flush left it spares.
     spare_budget: u64,
 }
 
@@ -171,6 +173,16 @@ impl WriteBuffer {
         self.pages.clear();
         self.ends.clear();
         self.dirty_bytes = 0;
+        self.trim_spare_budget();
+    }
+
+    /// Gives back the budget that `spare` does not use.
+    fn trim_spare_budget(&mut self) {
+        let used = self.spare.iter().map(|b| b.len() as u64).sum::<u64>();
+        if self.spare_budget > used {
+            self.cache.release_spare(self.spare_budget - used);
+            self.spare_budget = used;
+        }
     }
 
     /// `(offset, bytes)` of every entry, in buffer order.
@@ -222,6 +234,7 @@ impl WriteBuffer {
                 let room = (self.spare_budget / page as u64) as usize;
                 self.spare
                     .extend(returned.into_iter().take(room.saturating_sub(self.spare.len())));
+                self.trim_spare_budget();
                 Ok(report)
             }
             Err(e) => {
@@ -287,6 +300,12 @@ mod tests {
         b.flush(&PerPage, &NoFreeSpace).unwrap();
         assert_eq!(cache.spare_bytes_held(), 512, "the budget is free again");
         assert_eq!(&b.page_buffer()[..], &[8u8; 512][..]);
+        // An aborted transaction's buffers (recycled ones among them) give their budget back.
+        let spare = b.page_buffer();
+        assert_eq!(&spare[..], &[0u8; 512][..], "b's one spare is in use");
+        b.put(4096, spare).unwrap();
+        b.clear();
+        assert_eq!(cache.spare_bytes_held(), 0);
     }
 
     #[test]

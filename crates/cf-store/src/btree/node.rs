@@ -62,6 +62,9 @@ const OVERFLOW: u8 = 1;
 const CHILD_LEN: usize = 12;
 /// Key length u16 and value kind u8.
 const ENTRY_HEAD_LEN: usize = 3;
+/// Most items [`Node::decode`] reserves room for before the page is parsed (bigger nodes
+/// grow their vectors as they decode).
+const MAX_RESERVED_ITEMS: usize = 512;
 /// An encoded overflow reference: page u64, length u64, crc u32.
 const OVERFLOW_REF_LEN: usize = 20;
 
@@ -264,15 +267,19 @@ impl Node {
     /// anything that is not exactly what [`Node::encode`] writes is `Error::Corruption`.
     pub(crate) fn decode(page: PageId, bytes: &[u8]) -> Result<Node> {
         // Room for the header's count and one insert, so decoding and the first change of a
-        // node copied into a write arena do not grow its vectors. A corrupt count cannot
-        // reserve more than a page's worth: `parse` rejects it before any item is pushed.
+        // node copied into a write arena do not grow its vectors. The count is not checked
+        // yet (`parse` rejects a wrong one), so it is capped by the most items the page could
+        // hold and by `MAX_RESERVED_ITEMS`: a corrupt count reserves at most that many.
         let count = bytes
             .get(2..4)
             .map_or(0, |b| usize::from(u16::from_le_bytes([b[0], b[1]])));
-        let room = count.min(bytes.len() / ENTRY_HEAD_LEN) + 1;
-        let (mut entries, mut keys, mut children) = match bytes.first() {
-            Some(&LEAF) => (Vec::with_capacity(room), Vec::new(), Vec::new()),
-            _ => (Vec::new(), Vec::with_capacity(room), Vec::with_capacity(room + 1)),
+        let leaf = bytes.first() == Some(&LEAF);
+        let smallest_item = if leaf { ENTRY_HEAD_LEN + 2 } else { 2 + CHILD_LEN };
+        let room = count.min(bytes.len() / smallest_item).min(MAX_RESERVED_ITEMS) + 1;
+        let (mut entries, mut keys, mut children) = if leaf {
+            (Vec::with_capacity(room), Vec::new(), Vec::new())
+        } else {
+            (Vec::new(), Vec::with_capacity(room), Vec::with_capacity(room + 1))
         };
         parse(page, bytes, |item| {
             match item {

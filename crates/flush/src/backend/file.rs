@@ -222,7 +222,6 @@ impl FileBackend {
     }
 }
 
-/// Checks that `[offset, offset + len)` lies within `off_t`'s range, as the kernel requires.
 /// One writer's turn at a file's write lock.
 struct WriteTurn<'a> {
     _guard: MutexGuard<'a, ()>,
@@ -239,6 +238,7 @@ impl Drop for WriteTurn<'_> {
     }
 }
 
+/// Checks that `[offset, offset + len)` lies within `off_t`'s range, as the kernel requires.
 fn check_file_range(offset: u64, len: u64) -> Result<()> {
     match offset.checked_add(len) {
         Some(end) if end <= i64::MAX as u64 => Ok(()),
