@@ -1,6 +1,7 @@
 //! `IoStats`: the atomic I/O counters every backend keeps, and their plain snapshot.
 
-use std::ops::Sub;
+use std::iter::Sum;
+use std::ops::{Add, Sub};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Counters of the I/O a backend carried out. Every [`crate::Backend`] keeps one; the
@@ -81,6 +82,33 @@ impl Sub for IoStatsSnapshot {
             write_lock_wait_ns: self.write_lock_wait_ns.saturating_sub(rhs.write_lock_wait_ns),
             write_lock_hold_ns: self.write_lock_hold_ns.saturating_sub(rhs.write_lock_hold_ns),
         }
+    }
+}
+
+impl Add for IoStatsSnapshot {
+    type Output = IoStatsSnapshot;
+
+    /// Field-wise sum, saturating (the I/O of several backends together).
+    fn add(self, rhs: Self) -> Self {
+        IoStatsSnapshot {
+            write_calls: self.write_calls.saturating_add(rhs.write_calls),
+            vectored_calls: self.vectored_calls.saturating_add(rhs.vectored_calls),
+            sync_calls: self.sync_calls.saturating_add(rhs.sync_calls),
+            read_calls: self.read_calls.saturating_add(rhs.read_calls),
+            bytes_written: self.bytes_written.saturating_add(rhs.bytes_written),
+            bytes_read: self.bytes_read.saturating_add(rhs.bytes_read),
+            gap_bytes_written: self.gap_bytes_written.saturating_add(rhs.gap_bytes_written),
+            runs: self.runs.saturating_add(rhs.runs),
+            flushes: self.flushes.saturating_add(rhs.flushes),
+            write_lock_wait_ns: self.write_lock_wait_ns.saturating_add(rhs.write_lock_wait_ns),
+            write_lock_hold_ns: self.write_lock_hold_ns.saturating_add(rhs.write_lock_hold_ns),
+        }
+    }
+}
+
+impl Sum for IoStatsSnapshot {
+    fn sum<I: Iterator<Item = Self>>(iter: I) -> Self {
+        iter.fold(Self::default(), |a, b| a + b)
     }
 }
 
@@ -195,5 +223,18 @@ mod tests {
         assert_eq!(d.vectored_calls, 0);
         assert_eq!(s.reset(), b);
         assert_eq!(s.snapshot(), IoStatsSnapshot::default());
+        // Sums undo differences, field by field, and a sum of one is itself.
+        assert_eq!(a + d, b);
+        s.record_write_lock(5, 7);
+        let c = s.snapshot();
+        assert_eq!(
+            [a, d, c].into_iter().sum::<IoStatsSnapshot>(),
+            IoStatsSnapshot {
+                write_lock_wait_ns: 5,
+                write_lock_hold_ns: 7,
+                ..b
+            }
+        );
+        assert_eq!(std::iter::once(b).sum::<IoStatsSnapshot>(), b);
     }
 }

@@ -63,13 +63,7 @@ impl Engine for CfStore {
     fn io(&self) -> Result<IoCounters> {
         let mut sum = flush::IoStatsSnapshot::default();
         for db in &self.dbs {
-            let io = db.stats()?.io;
-            sum.write_calls += io.write_calls;
-            sum.vectored_calls += io.vectored_calls;
-            sum.sync_calls += io.sync_calls;
-            sum.bytes_written += io.bytes_written;
-            sum.write_lock_wait_ns += io.write_lock_wait_ns;
-            sum.write_lock_hold_ns += io.write_lock_hold_ns;
+            sum = sum + db.stats()?.io;
         }
         Ok(IoCounters::from_iostats(sum))
     }

@@ -68,16 +68,9 @@ impl Engine for Raw {
     }
 
     fn io(&self) -> Result<IoCounters> {
-        let mut total = flush::IoStatsSnapshot::default();
-        for s in self.backends.iter().map(|b| b.stats().snapshot()) {
-            total.write_calls += s.write_calls;
-            total.vectored_calls += s.vectored_calls;
-            total.sync_calls += s.sync_calls;
-            total.bytes_written += s.bytes_written;
-            total.write_lock_wait_ns += s.write_lock_wait_ns;
-            total.write_lock_hold_ns += s.write_lock_hold_ns;
-        }
-        Ok(IoCounters::from_iostats(total))
+        Ok(IoCounters::from_iostats(
+            self.backends.iter().map(|b| b.stats().snapshot()).sum(),
+        ))
     }
 
     fn finish(self: Box<Self>) -> Result<()> {
