@@ -99,6 +99,8 @@ pub struct Measurement {
     pub secs: f64,
     pub p50_us: f64,
     pub p99_us: f64,
+    /// CPU time (user + system) of the process over the timed phase.
+    pub cpu_secs: f64,
     /// Deltas over the timed phase.
     pub io: IoCounters,
 }
@@ -153,8 +155,9 @@ pub fn run(config: &CellConfig) -> Result<Measurement> {
     closed.context("closing the engine")?;
     tmp.close().context("removing the cell's temporary directory")?;
     eprintln!(
-        "bench: {:.3} s, p50 {:.0} us, p99 {:.0} us per commit{}",
+        "bench: {:.3} s ({:.2} cores busy), p50 {:.0} us, p99 {:.0} us per commit{}",
         m.secs,
+        m.cpu_secs / m.secs,
         m.p50_us,
         m.p99_us,
         m.io.write_lock_ns
@@ -186,7 +189,7 @@ fn drive(
             config.txns * config.ops_per_txn
         );
     }
-    let (before, results) = std::thread::scope(|s| {
+    let (before, cpu_before, results) = std::thread::scope(|s| {
         let handles: Vec<_> = writers
             .into_iter()
             .enumerate()
@@ -197,6 +200,7 @@ fn drive(
             .collect();
         ready.wait();
         let before = engine.io();
+        let cpu_before = process_cpu_secs();
         go.wait();
         let results: Vec<Result<ThreadTimes>> = handles
             .into_iter()
@@ -205,8 +209,9 @@ fn drive(
                     .unwrap_or_else(|_| Err(anyhow!("a writer thread panicked")))
             })
             .collect();
-        (before, results)
+        (before, cpu_before, results)
     });
+    let cpu_after = process_cpu_secs();
     // The last writer is done: this snapshot closes the timed phase.
     let after = engine.io();
     let before = before.context("reading the I/O counters before the timed phase")?;
@@ -224,6 +229,7 @@ fn drive(
         secs,
         p50_us: percentile_us(&lat, 50.0),
         p99_us: percentile_us(&lat, 99.0),
+        cpu_secs: (cpu_after - cpu_before).max(0.0),
         io: after.since(&before),
     })
 }
@@ -270,6 +276,23 @@ fn preload(config: &CellConfig, writer: &mut dyn Writer, value: &[u8]) -> Result
         writer.commit(&keys, value, Durability::None)?;
     }
     writer.settle()
+}
+
+/// `getrusage(RUSAGE_SELF)`: the whole process's resource use so far; `None` if the call
+/// fails.
+pub fn self_usage() -> Option<libc::rusage> {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: `usage` is a valid, writable `rusage`-sized buffer for the duration of the
+    // call, and `RUSAGE_SELF` is a valid `who`.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) };
+    // SAFETY: on success getrusage filled the struct (and it was zeroed before).
+    (rc == 0).then(|| unsafe { usage.assume_init() })
+}
+
+/// User plus system CPU seconds the process has used so far (0 if unknown).
+fn process_cpu_secs() -> f64 {
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    self_usage().map_or(0.0, |u| secs(u.ru_utime) + secs(u.ru_stime))
 }
 
 /// The nearest-rank percentile of sorted latencies, in microseconds (0 when empty).

@@ -159,6 +159,10 @@ struct Report {
     bytes_inserted: u64,
     /// bytes_written / bytes_inserted.
     write_amplification: f64,
+    /// CPU time (user + system) of the whole process over the timed phase, in seconds.
+    cpu_secs: f64,
+    /// cpu_secs / secs: how many cores the timed phase kept busy on average.
+    cpu_utilization: f64,
     /// Median commit latency (begin of the transaction to the return of its commit), over
     /// every commit of every thread, in microseconds.
     p50_commit_us: f64,
@@ -202,6 +206,8 @@ fn report(config: &CellConfig, m: &cell::Measurement) -> Report {
         bytes_written: io.bytes_written,
         bytes_inserted,
         write_amplification: io.bytes_written as f64 / bytes_inserted as f64,
+        cpu_secs: m.cpu_secs,
+        cpu_utilization: m.cpu_secs / m.secs,
         p50_commit_us: m.p50_us,
         p99_commit_us: m.p99_us,
         peak_rss_kb: peak_rss_kb(),
@@ -211,16 +217,7 @@ fn report(config: &CellConfig, m: &cell::Measurement) -> Report {
 
 /// The process's peak resident set in KiB (Linux reports `ru_maxrss` in KiB); 0 if unknown.
 fn peak_rss_kb() -> u64 {
-    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: `usage` is a valid, writable `rusage`-sized buffer for the duration of the
-    // call, and `RUSAGE_SELF` is a valid `who`.
-    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) };
-    if rc != 0 {
-        return 0;
-    }
-    // SAFETY: getrusage returned 0, so it filled the struct (and it was zeroed before).
-    let usage = unsafe { usage.assume_init() };
-    u64::try_from(usage.ru_maxrss).unwrap_or(0)
+    cell::self_usage().map_or(0, |u| u64::try_from(u.ru_maxrss).unwrap_or(0))
 }
 
 fn run(cli: Cli) -> Result<()> {

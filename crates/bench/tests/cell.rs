@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 use serde_json::{Map, Value};
 
 /// Every field of schema 1, in order.
-const FIELDS: [&str; 27] = [
+const FIELDS: [&str; 29] = [
     "schema",
     "engine",
     "policy",
@@ -32,6 +32,8 @@ const FIELDS: [&str; 27] = [
     "bytes_written",
     "bytes_inserted",
     "write_amplification",
+    "cpu_secs",
+    "cpu_utilization",
     "p50_commit_us",
     "p99_commit_us",
     "peak_rss_kb",
@@ -124,6 +126,11 @@ fn check(o: &Map<String, Value>, engine: &str, durability: &str, value_size: u64
     let (p50, p99) = (num(o, "p50_commit_us"), num(o, "p99_commit_us"));
     assert!(p50 > 0.0 && p99 >= p50, "p50 {p50} p99 {p99}");
     assert!(int(o, "peak_rss_kb") > 1000, "peak RSS in KiB");
+    // Process CPU time over the timed phase: rusage ticks are coarse, so a tiny cell may
+    // read 0, but never negative, and utilization is exactly cpu_secs / secs.
+    let cpu = num(o, "cpu_secs");
+    assert!(cpu >= 0.0, "cpu_secs {cpu}");
+    assert!((num(o, "cpu_utilization") - cpu / secs).abs() <= 1e-9 * (1.0 + cpu / secs));
 
     let peer = matches!(engine, "redb" | "manifold" | "fjall");
     if peer {

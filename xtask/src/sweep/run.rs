@@ -55,6 +55,10 @@ pub struct BenchResult {
     #[serde(default)]
     pub write_amplification: Option<f64>,
     #[serde(default)]
+    pub cpu_secs: Option<f64>,
+    #[serde(default)]
+    pub cpu_utilization: Option<f64>,
+    #[serde(default)]
     pub p50_commit_us: Option<f64>,
     #[serde(default)]
     pub p99_commit_us: Option<f64>,
@@ -65,7 +69,7 @@ pub struct BenchResult {
 }
 
 /// The fields of [`BenchResult`], in output order (the CSV columns after `round, workload`).
-pub const FIELDS: [&str; 27] = [
+pub const FIELDS: [&str; 29] = [
     "schema",
     "engine",
     "policy",
@@ -89,6 +93,8 @@ pub const FIELDS: [&str; 27] = [
     "bytes_written",
     "bytes_inserted",
     "write_amplification",
+    "cpu_secs",
+    "cpu_utilization",
     "p50_commit_us",
     "p99_commit_us",
     "peak_rss_kb",
@@ -495,6 +501,8 @@ pub(crate) mod tests {
             write_amplification: Some(2.0),
             p50_commit_us: Some(100.0),
             p99_commit_us: Some(250.25),
+            cpu_secs: Some(0.5),
+            cpu_utilization: Some(1.25),
             peak_rss_kb: Some(10_000),
             syscall_source: Some("iostats".into()),
         }

@@ -500,15 +500,17 @@ impl Block<'_> {
             "write amp",
             "p50 commit us",
             "p99 commit us",
+            "cores busy",
             "peak RSS MiB",
         ];
-        let metrics: [Metric; 7] = [
+        let metrics: [Metric; 8] = [
             |r| r.write_calls_per_commit,
             |r| r.syscalls_per_commit,
             |r| r.syncs_per_commit,
             |r| r.write_amplification,
             |r| r.p50_commit_us,
             |r| r.p99_commit_us,
+            |r| r.cpu_utilization,
             |r| r.peak_rss_kb.map(|kb| kb as f64 / 1024.0),
         ];
         let mut t = Table::new(header.iter().map(|h| (*h).to_owned()).collect(), 1);
@@ -768,6 +770,7 @@ mod tests {
                 "2.00",
                 "100",
                 "250",
+                "1.25",
                 "9.77"
             ]
         );
