@@ -149,7 +149,11 @@ struct Report {
     sync_calls: Option<u64>,
     /// (write_calls + vectored_calls) / commits.
     write_calls_per_commit: f64,
-    /// (write_calls + vectored_calls + sync_calls) / commits; `null` where sync_calls is.
+    /// `fallocate` and `readahead` calls that readied new pages before they were written
+    /// (cf-store's `Populate`); `null` for peers.
+    populate_calls: Option<u64>,
+    /// (write_calls + vectored_calls + sync_calls + populate_calls) / commits; `null` where
+    /// sync_calls is.
     syscalls_per_commit: Option<f64>,
     /// sync_calls / commits; `null` where sync_calls is.
     syncs_per_commit: Option<f64>,
@@ -201,7 +205,10 @@ fn report(config: &CellConfig, m: &cell::Measurement) -> Report {
         vectored_calls: io.vectored_calls,
         sync_calls: io.sync_calls,
         write_calls_per_commit: per_commit(writes),
-        syscalls_per_commit: io.sync_calls.map(|s| per_commit(writes + s)),
+        populate_calls: io.populate_calls,
+        syscalls_per_commit: io
+            .sync_calls
+            .map(|s| per_commit(writes + s + io.populate_calls.unwrap_or(0))),
         syncs_per_commit: io.sync_calls.map(per_commit),
         bytes_written: io.bytes_written,
         bytes_inserted,

@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 use serde_json::{Map, Value};
 
 /// Every field of schema 1, in order.
-const FIELDS: [&str; 29] = [
+const FIELDS: [&str; 30] = [
     "schema",
     "engine",
     "policy",
@@ -26,6 +26,7 @@ const FIELDS: [&str; 29] = [
     "write_calls",
     "vectored_calls",
     "sync_calls",
+    "populate_calls",
     "write_calls_per_commit",
     "syscalls_per_commit",
     "syncs_per_commit",
@@ -137,15 +138,21 @@ fn check(o: &Map<String, Value>, engine: &str, durability: &str, value_size: u64
         assert_eq!(o["syscall_source"], "proc-self-io");
         assert_eq!(o["policy"], Value::Null);
         // /proc/self/io does not count syncs.
-        for k in ["sync_calls", "syscalls_per_commit", "syncs_per_commit"] {
+        for k in [
+            "sync_calls",
+            "populate_calls",
+            "syscalls_per_commit",
+            "syncs_per_commit",
+        ] {
             assert_eq!(o[k], Value::Null, "{k}");
         }
     } else {
         assert_eq!(o["syscall_source"], "iostats");
         let syncs = int(o, "sync_calls");
         assert!((num(o, "syncs_per_commit") - syncs as f64 / commits as f64).abs() < 1e-9);
+        let populates = int(o, "populate_calls");
         let spc = num(o, "syscalls_per_commit");
-        assert!((spc - (writes + syncs) as f64 / commits as f64).abs() < 1e-9);
+        assert!((spc - (writes + syncs + populates) as f64 / commits as f64).abs() < 1e-9);
         if durability == "immediate" {
             assert!(syncs > 0, "immediate commits sync");
         }

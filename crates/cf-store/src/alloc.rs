@@ -308,6 +308,12 @@ impl ExtentAllocator {
         Extent { start, pages }
     }
 
+    /// First page past every extent handed out so far: an extent taken at or past it was
+    /// never part of the file's known space.
+    pub fn end(&self) -> PageId {
+        self.end
+    }
+
     /// Returns an extent (of a dropped space) for reuse.
     pub fn release(&mut self, e: Extent) {
         self.free.insert(e.start, e.end());

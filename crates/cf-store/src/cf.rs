@@ -71,6 +71,9 @@ pub struct CfStats {
     pub flushed_page_bytes: u64,
     /// Zero-fill bytes its flushes wrote into free gaps.
     pub flushed_gap_bytes: u64,
+    /// Times readying new pages ahead of a flush failed and the flush went on without
+    /// (see [`crate::Populate`]).
+    pub populate_failures: u64,
     /// Pages in its extents.
     pub pages_total: u64,
     /// Pages free now.
@@ -126,6 +129,7 @@ impl CfShared {
             flushed_runs: space.flushed_runs,
             flushed_page_bytes: space.flushed_page_bytes,
             flushed_gap_bytes: space.flushed_gap_bytes,
+            populate_failures: space.populate_failures,
             pages_total: space.alloc.total_pages(),
             pages_free: space.alloc.free_pages(),
             pages_pending: space.alloc.pending_pages(),

@@ -38,6 +38,31 @@ pub struct DbBuilder {
     flush: FlushConfig,
     initial_extent_pages: u64,
     cache_written_pages: bool,
+    populate: Populate,
+}
+
+/// When a column family readies the never-written pages of its newest extent before writing
+/// them ([`flush::Backend::populate`]: `fallocate`, then `readahead` to fill the OS page
+/// cache with the zero pages).
+///
+/// Buffered writes to one file are serialized by the kernel, and a write into a page the
+/// page cache does not hold yet also allocates, zero-tracks and accounts that page while
+/// every other writer waits. Readying the pages first moves that work out of the
+/// serialized part, where several writers can do it at once. A lone writer gains nothing
+/// and pays the extra calls and the zero fill (W1 at one writer: 15% slower with
+/// `Always`), hence the default. A failed `populate` is ignored: the writes then allocate
+/// as they would without it. See ARCHITECTURE.md for the measurements.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Populate {
+    /// Never: every write allocates its own pages.
+    Never,
+    /// When the file's recent writes had to queue behind each other
+    /// ([`flush::Backend::writes_contend`]); the default.
+    #[default]
+    WhenContended,
+    /// Always, ahead of every write into a new extent.
+    Always,
 }
 
 impl Default for DbBuilder {
@@ -48,6 +73,7 @@ impl Default for DbBuilder {
             flush: FlushConfig::default(),
             initial_extent_pages: DEFAULT_INITIAL_EXTENT_PAGES,
             cache_written_pages: false,
+            populate: Populate::default(),
         }
     }
 }
@@ -73,6 +99,13 @@ impl DbBuilder {
     /// `pread` from the OS page cache.
     pub fn cache_written_pages(mut self, admit: bool) -> Self {
         self.cache_written_pages = admit;
+        self
+    }
+
+    /// When new extents' pages are readied before they are written (default
+    /// [`Populate::WhenContended`]).
+    pub fn populate(mut self, when: Populate) -> Self {
+        self.populate = when;
         self
     }
 
@@ -125,6 +158,7 @@ impl DbBuilder {
             page_size,
             backend,
             cache,
+            populate: self.populate,
             group: GroupSync::default(),
             files: Mutex::new(FileSpace::default()),
             poisoned: AtomicBool::new(false),
@@ -183,6 +217,7 @@ pub(crate) struct DbCore {
     pub page_size: u32,
     pub backend: Arc<dyn Backend>,
     pub cache: Arc<PageCache>,
+    pub populate: Populate,
     group: GroupSync,
     files: Mutex<FileSpace>,
     poisoned: AtomicBool,
@@ -230,10 +265,12 @@ impl DbCore {
     }
 
     /// Takes an extent of `pages` pages from the file.
-    pub fn take_extent(&self, pages: u64) -> Extent {
+    pub fn take_extent(&self, pages: u64) -> (Extent, bool) {
         let mut files = self.files.lock();
         files.release_ready();
-        files.extents.take(pages)
+        let end = files.extents.end();
+        let e = files.extents.take(pages);
+        (e, e.start >= end)
     }
 
     /// Returns `extents` to the file once no snapshot keeps `guard` alive.
@@ -362,6 +399,8 @@ fn new_space(
         flushed_runs: 0,
         flushed_page_bytes: 0,
         flushed_gap_bytes: 0,
+        fresh_tail: None,
+        populate_failures: 0,
     }
 }
 
@@ -729,7 +768,8 @@ impl Db {
             .initial_extent_pages
             .unwrap_or(self.shared.initial_extent_pages)
             .max(4);
-        let extent = core.take_extent(initial);
+        // The first extent holds the slots and a few pages: too small to be worth readying.
+        let (extent, _) = core.take_extent(initial);
         let record = CfRecord {
             id: catalog.next_cf_id,
             slot_page: extent.start,
@@ -905,7 +945,9 @@ impl Drop for DbShared {
 
 /// Commits a catalog tree: its pages and the superblock slot, one group sync.
 fn commit_catalog(core: &DbCore, space: &mut Space, tree: WriteTree) -> Result<()> {
-    let mut grow = Space::grower(core);
+    // The catalog's pages are few and small: it readies none.
+    let mut fresh = None;
+    let mut grow = Space::grower(core, &mut fresh);
     let committed = {
         let mut sink = CommitSink {
             alloc: &mut space.alloc,

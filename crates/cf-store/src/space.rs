@@ -8,10 +8,16 @@ use pagecache::WriteBuffer;
 
 use crate::alloc::SpaceAllocator;
 use crate::btree::{PageId, TreeRoot};
-use crate::db::DbCore;
+use crate::db::{DbCore, Populate};
 use crate::epoch::Epoch;
 use crate::format::{Extent, Slot};
 use crate::{Error, Result};
+
+/// How far past the highest page a flush writes into a fresh extent the pages are readied
+/// (clipped to the extent). Measured on W1 at 4 writers in one file (interleaved, 5 rounds):
+/// 4 MiB made 3.5x the calls and ran at 0.83x of 64 MiB (1.39M against 1.67M ops/s). The
+/// cost of going far ahead is page cache and allocated blocks the extent owns anyway.
+pub const POPULATE_AHEAD_BYTES: u64 = 64 << 20;
 
 /// One space's writer-side state. Only the holder of the space's writer lock touches it.
 pub struct Space {
@@ -37,6 +43,10 @@ pub struct Space {
     /// Txn of the newest durable commit, and which slot holds it.
     pub durable_txn: u64,
     pub durable_slot: usize,
+    /// The never-written pages `[next, end)` of this space's newest fresh extent.
+    pub fresh_tail: Option<(PageId, PageId)>,
+    /// `populate` calls that failed (and were ignored).
+    pub populate_failures: u64,
     /// Counters for `stats()`.
     pub commits: u64,
     pub durable_commits: u64,
@@ -56,9 +66,64 @@ impl std::fmt::Debug for Space {
 }
 
 impl Space {
-    /// A grow callback that takes extents from the file.
-    pub fn grower(core: &DbCore) -> impl FnMut(u64) -> Result<Extent> + '_ {
-        move |pages| Ok(core.take_extent(pages))
+    /// A grow callback that takes extents from the file, leaving in `fresh` the last one
+    /// taken past the end of the file's known space (never written).
+    pub fn grower<'a>(
+        core: &'a DbCore,
+        fresh: &'a mut Option<Extent>,
+    ) -> impl FnMut(u64) -> Result<Extent> + 'a {
+        move |pages| {
+            let (e, is_fresh) = core.take_extent(pages);
+            if is_fresh {
+                *fresh = Some(e);
+            }
+            Ok(e)
+        }
+    }
+
+    /// Notes `e`, an extent never written, as the one whose pages [`Space::commit`] readies
+    /// ahead of its writes (see [`Populate`]).
+    pub fn fresh_extent(&mut self, e: Extent) {
+        self.fresh_tail = Some((e.start, e.end()));
+    }
+
+    /// Readies the fresh pages this flush is about to write, and up to
+    /// [`POPULATE_AHEAD_BYTES`] past them, when `core.populate` says so; either way moves
+    /// the tail's start past every page this flush writes, so that what lies past it stays
+    /// never written.
+    fn populate_ahead(&mut self, core: &DbCore) {
+        let Some((next, end)) = self.fresh_tail else {
+            return;
+        };
+        let ps = core.page_size as u64;
+        let Some(hi) = self
+            .buffer
+            .iter()
+            .map(|(offset, bytes)| (offset / ps, (offset + bytes.len() as u64).div_ceil(ps)))
+            .filter(|&(first, _)| first >= next && first < end)
+            .map(|(_, past)| past.min(end))
+            .max()
+        else {
+            return;
+        };
+        let ready = match core.populate {
+            Populate::Never => false,
+            Populate::WhenContended => core.backend.writes_contend(),
+            Populate::Always => true,
+        };
+        let upto = if ready {
+            let upto = end.min(hi + POPULATE_AHEAD_BYTES / ps);
+            // Advice, like the readahead inside it: when it fails (a disk too full for the
+            // whole reach ahead, say) the writes allocate their own pages as they would
+            // without it, and report a disk that is really full themselves.
+            if core.backend.populate(next * ps, (upto - next) * ps).is_err() {
+                self.populate_failures += 1;
+            }
+            upto
+        } else {
+            hi
+        };
+        self.fresh_tail = (upto < end).then_some((upto, end));
     }
 
     /// Commits `new_root` (whose pages are already in the buffer), freeing `freed` once
@@ -96,6 +161,7 @@ impl Space {
         let page_size = core.page_size as u64;
         let next_slot = 1 - self.durable_slot;
         // The pages first: if any write fails, no slot naming them exists anywhere.
+        self.populate_ahead(core);
         self.flush_buffer(page_size)?;
         if durable {
             let slot = Slot {

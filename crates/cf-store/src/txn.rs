@@ -238,7 +238,8 @@ impl WriteTxn {
             return if durable { cf.make_durable(true) } else { Ok(()) };
         }
         let space = &mut *space;
-        let mut grow = Space::grower(&core);
+        let mut fresh = None;
+        let mut grow = Space::grower(&core, &mut fresh);
         let built = (|| {
             let mut sink = CommitSink {
                 alloc: &mut space.alloc,
@@ -261,6 +262,10 @@ impl WriteTxn {
             freed.extend(f);
             Ok::<_, Error>((dir, freed))
         })();
+        drop(grow);
+        if let Some(e) = fresh {
+            space.fresh_extent(e);
+        }
         let (dir, freed) = match built {
             Ok(x) => x,
             Err(e) => {

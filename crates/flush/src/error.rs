@@ -24,6 +24,8 @@ pub enum IoOp {
     SetLen,
     /// `fstat` (file length).
     Len,
+    /// `fallocate` (readying a range for writes).
+    Allocate,
 }
 
 impl std::fmt::Display for IoOp {
@@ -35,6 +37,7 @@ impl std::fmt::Display for IoOp {
             IoOp::Sync => "fdatasync",
             IoOp::SetLen => "ftruncate",
             IoOp::Len => "fstat",
+            IoOp::Allocate => "fallocate",
         })
     }
 }

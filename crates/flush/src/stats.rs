@@ -24,6 +24,8 @@ pub struct IoStats {
     flushes: AtomicU64,
     write_lock_wait_ns: AtomicU64,
     write_lock_hold_ns: AtomicU64,
+    populate_calls: AtomicU64,
+    populated_bytes: AtomicU64,
 }
 
 /// A plain copy of [`IoStats`] at one instant. Subtract two to get the I/O between them.
@@ -55,6 +57,13 @@ pub struct IoStatsSnapshot {
     /// thread was preempted inside them (which makes everyone behind it wait).
     #[serde(default)]
     pub write_lock_hold_ns: u64,
+    /// System calls that readied never-written ranges for writing (`fallocate` and
+    /// `readahead`, see [`crate::Backend::populate`]).
+    #[serde(default)]
+    pub populate_calls: u64,
+    /// Bytes of the ranges readied that way.
+    #[serde(default)]
+    pub populated_bytes: u64,
 }
 
 impl IoStatsSnapshot {
@@ -81,6 +90,8 @@ impl Sub for IoStatsSnapshot {
             flushes: self.flushes.saturating_sub(rhs.flushes),
             write_lock_wait_ns: self.write_lock_wait_ns.saturating_sub(rhs.write_lock_wait_ns),
             write_lock_hold_ns: self.write_lock_hold_ns.saturating_sub(rhs.write_lock_hold_ns),
+            populate_calls: self.populate_calls.saturating_sub(rhs.populate_calls),
+            populated_bytes: self.populated_bytes.saturating_sub(rhs.populated_bytes),
         }
     }
 }
@@ -102,6 +113,8 @@ impl Add for IoStatsSnapshot {
             flushes: self.flushes.saturating_add(rhs.flushes),
             write_lock_wait_ns: self.write_lock_wait_ns.saturating_add(rhs.write_lock_wait_ns),
             write_lock_hold_ns: self.write_lock_hold_ns.saturating_add(rhs.write_lock_hold_ns),
+            populate_calls: self.populate_calls.saturating_add(rhs.populate_calls),
+            populated_bytes: self.populated_bytes.saturating_add(rhs.populated_bytes),
         }
     }
 }
@@ -162,6 +175,12 @@ impl IoStats {
         bump(&self.write_lock_hold_ns, hold_ns);
     }
 
+    /// `calls` system calls that readied `bytes` of never-written file for writing.
+    pub fn record_populate(&self, calls: u64, bytes: u64) {
+        bump(&self.populate_calls, calls);
+        bump(&self.populated_bytes, bytes);
+    }
+
     /// The counters now.
     pub fn snapshot(&self) -> IoStatsSnapshot {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -177,6 +196,8 @@ impl IoStats {
             flushes: get(&self.flushes),
             write_lock_wait_ns: get(&self.write_lock_wait_ns),
             write_lock_hold_ns: get(&self.write_lock_hold_ns),
+            populate_calls: get(&self.populate_calls),
+            populated_bytes: get(&self.populated_bytes),
         }
     }
 
@@ -195,6 +216,8 @@ impl IoStats {
             flushes: take(&self.flushes),
             write_lock_wait_ns: take(&self.write_lock_wait_ns),
             write_lock_hold_ns: take(&self.write_lock_hold_ns),
+            populate_calls: take(&self.populate_calls),
+            populated_bytes: take(&self.populated_bytes),
         }
     }
 }
@@ -211,7 +234,9 @@ mod tests {
         s.record_sync();
         s.record_run(4096);
         s.record_flush();
+        s.record_populate(2, 1 << 20);
         let a = s.snapshot();
+        assert_eq!((a.populate_calls, a.populated_bytes), (2, 1 << 20));
         assert_eq!(a.write_syscalls(), 2);
         assert_eq!(a.bytes_written, 12288);
         assert_eq!(a.gap_bytes_written, 4096);

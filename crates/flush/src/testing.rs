@@ -80,6 +80,12 @@ impl<B: Backend> Backend for RecordingBackend<B> {
     fn sync_data(&self) -> Result<()> {
         self.inner.sync_data()
     }
+    fn populate(&self, offset: u64, len: u64) -> Result<()> {
+        self.inner.populate(offset, len)
+    }
+    fn writes_contend(&self) -> bool {
+        self.inner.writes_contend()
+    }
     fn stats(&self) -> &IoStats {
         self.inner.stats()
     }
@@ -88,7 +94,9 @@ impl<B: Backend> Backend for RecordingBackend<B> {
 /// Passes every call to `inner`, failing the ones it is told to with an OS error: writes
 /// (`write_at`, `write_vectored_at`, growing `set_len`) from now on or after a number of
 /// further writes (`ENOSPC` for a full disk, `EIO`, ...), and syncs. Counts the write and
-/// sync calls that reach it, failed or not.
+/// sync calls that reach it, failed or not. `populate` fails like a write once writes fail
+/// (without using up one of the writes still allowed), or on its own when told to, and is
+/// not counted.
 #[derive(Debug)]
 pub struct FaultBackend<B> {
     inner: B,
@@ -98,6 +106,8 @@ pub struct FaultBackend<B> {
     writes_before_fault: AtomicI64,
     /// 0: syncs succeed.
     sync_errno: AtomicI32,
+    /// 0: `populate` succeeds unless writes fail.
+    populate_errno: AtomicI32,
     /// A faulted write first writes the first half of its bytes (a short write).
     partial: AtomicBool,
     write_calls: AtomicU64,
@@ -112,6 +122,7 @@ impl<B: Backend> FaultBackend<B> {
             write_errno: AtomicI32::new(0),
             writes_before_fault: AtomicI64::new(-1),
             sync_errno: AtomicI32::new(0),
+            populate_errno: AtomicI32::new(0),
             partial: AtomicBool::new(false),
             write_calls: AtomicU64::new(0),
             sync_calls: AtomicU64::new(0),
@@ -154,6 +165,12 @@ impl<B: Backend> FaultBackend<B> {
     /// Syncs succeed again.
     pub fn heal_syncs(&self) {
         self.sync_errno.store(0, Ordering::SeqCst);
+    }
+
+    /// From now on every `populate` fails with `errno` while writes go on succeeding (0:
+    /// `populate` succeeds again).
+    pub fn fail_populates(&self, errno: i32) {
+        self.populate_errno.store(errno, Ordering::SeqCst);
     }
 
     /// Write calls that reached this backend (failed ones included).
@@ -216,6 +233,20 @@ impl<B: Backend> Backend for FaultBackend<B> {
             self.check_write(IoOp::SetLen, len, 0)?;
         }
         self.inner.set_len(len)
+    }
+    fn populate(&self, offset: u64, len: u64) -> Result<()> {
+        let errno = self.write_errno.load(Ordering::SeqCst);
+        if errno != 0 && self.writes_before_fault.load(Ordering::SeqCst) < 0 {
+            return Err(Self::fault(IoOp::Allocate, offset, len, errno));
+        }
+        let errno = self.populate_errno.load(Ordering::SeqCst);
+        if errno != 0 {
+            return Err(Self::fault(IoOp::Allocate, offset, len, errno));
+        }
+        self.inner.populate(offset, len)
+    }
+    fn writes_contend(&self) -> bool {
+        self.inner.writes_contend()
     }
     fn sync_data(&self) -> Result<()> {
         self.sync_calls.fetch_add(1, Ordering::SeqCst);

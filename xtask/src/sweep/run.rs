@@ -43,6 +43,8 @@ pub struct BenchResult {
     #[serde(default)]
     pub sync_calls: Option<u64>,
     #[serde(default)]
+    pub populate_calls: Option<u64>,
+    #[serde(default)]
     pub write_calls_per_commit: Option<f64>,
     #[serde(default)]
     pub syscalls_per_commit: Option<f64>,
@@ -69,7 +71,7 @@ pub struct BenchResult {
 }
 
 /// The fields of [`BenchResult`], in output order (the CSV columns after `round, workload`).
-pub const FIELDS: [&str; 29] = [
+pub const FIELDS: [&str; 30] = [
     "schema",
     "engine",
     "policy",
@@ -87,6 +89,7 @@ pub const FIELDS: [&str; 29] = [
     "write_calls",
     "vectored_calls",
     "sync_calls",
+    "populate_calls",
     "write_calls_per_commit",
     "syscalls_per_commit",
     "syncs_per_commit",
@@ -493,6 +496,7 @@ pub(crate) mod tests {
             write_calls: Some(commits * 3),
             vectored_calls: Some(0),
             sync_calls: if peer { None } else { Some(commits) },
+            populate_calls: if peer { None } else { Some(0) },
             write_calls_per_commit: Some(3.0),
             syscalls_per_commit: if peer { None } else { Some(4.0) },
             syncs_per_commit: if peer { None } else { Some(1.0) },

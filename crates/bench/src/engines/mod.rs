@@ -78,6 +78,8 @@ pub struct IoCounters {
     /// Nanoseconds waited for and held a file's write lock, summed over writers (`None` for
     /// `ProcSelfIo`).
     pub write_lock_ns: Option<(u64, u64)>,
+    /// `fallocate` and `readahead` calls that readied new pages (`None` for `ProcSelfIo`).
+    pub populate_calls: Option<u64>,
     pub source: SyscallSource,
 }
 
@@ -90,6 +92,7 @@ impl IoCounters {
             sync_calls: Some(io.sync_calls),
             bytes_written: io.bytes_written,
             write_lock_ns: Some((io.write_lock_wait_ns, io.write_lock_hold_ns)),
+            populate_calls: Some(io.populate_calls),
             source: SyscallSource::IoStats,
         }
     }
@@ -108,6 +111,10 @@ impl IoCounters {
                 .write_lock_ns
                 .zip(before.write_lock_ns)
                 .map(|((w, h), (w0, h0))| (w.saturating_sub(w0), h.saturating_sub(h0))),
+            populate_calls: self
+                .populate_calls
+                .zip(before.populate_calls)
+                .map(|(a, b)| a.saturating_sub(b)),
             source: self.source,
         }
     }
@@ -139,6 +146,7 @@ impl IoCounters {
             sync_calls: None,
             bytes_written: field("wchar")?,
             write_lock_ns: None,
+            populate_calls: None,
             source: SyscallSource::ProcSelfIo,
         })
     }
@@ -213,6 +221,7 @@ mod tests {
             sync_calls: Some(s),
             bytes_written: b,
             write_lock_ns: Some((b * 2, b * 3)),
+            populate_calls: Some(s * 2),
             source: SyscallSource::IoStats,
         };
         assert_eq!(at(10, 5, 3, 100).since(&at(4, 1, 1, 40)), at(6, 4, 2, 60));

@@ -5,7 +5,8 @@ use std::io::{self, IoSlice};
 use std::os::unix::fs::FileExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::Instant;
 
 use super::{total_len, Backend};
@@ -80,7 +81,15 @@ pub struct FileBackend {
     stats: IoStats,
     /// Held across each write call when [`FileOptions::serialize_writes`] is set.
     write_lock: Option<Mutex<()>>,
+    /// Turns taken at the write lock so far, and the number of the last turn that had to
+    /// queue behind another writer (0: none yet): [`Backend::writes_contend`].
+    turns: AtomicU64,
+    last_queued_turn: AtomicU64,
 }
+
+/// [`Backend::writes_contend`] is true while one of this many latest write-lock turns had
+/// to queue.
+const CONTENTION_WINDOW: u64 = 64;
 
 impl FileBackend {
     /// Opens (creating it if missing) `path` for reading and writing.
@@ -113,6 +122,8 @@ impl FileBackend {
             max_bytes_per_call: options.max_bytes_per_call.clamp(1, LINUX_MAX_RW),
             stats: IoStats::new(),
             write_lock: options.serialize_writes.then(|| Mutex::new(())),
+            turns: AtomicU64::new(0),
+            last_queued_turn: AtomicU64::new(0),
         }
     }
 
@@ -132,7 +143,15 @@ impl FileBackend {
     fn write_turn(&self) -> Option<WriteTurn<'_>> {
         self.write_lock.as_ref().map(|lock| {
             let asked = Instant::now();
-            let guard = lock.lock().unwrap_or_else(PoisonError::into_inner);
+            let turn = self.turns.fetch_add(1, Ordering::Relaxed) + 1;
+            let guard = match lock.try_lock() {
+                Ok(guard) => guard,
+                Err(TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(TryLockError::WouldBlock) => {
+                    self.last_queued_turn.store(turn, Ordering::Relaxed);
+                    lock.lock().unwrap_or_else(PoisonError::into_inner)
+                }
+            };
             WriteTurn {
                 _guard: guard,
                 stats: &self.stats,
@@ -359,6 +378,50 @@ impl Backend for FileBackend {
             .map_err(|e| Self::io_error(IoOp::SetLen, len, 0, e))
     }
 
+    /// `fallocate` (mode 0: allocates the blocks and grows the file, never touching a
+    /// written byte), then `readahead`, which fills the page cache with the range's zero
+    /// pages outside every lock a write takes. A file system without `fallocate` readies
+    /// nothing (the writes allocate as usual); `readahead` is advice, and its failure only
+    /// leaves the pages to the writes.
+    fn populate(&self, offset: u64, len: u64) -> Result<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        check_file_range(offset, len)?;
+        let fd = self.file.as_raw_fd();
+        // In range: check_file_range bounds offset + len by i64::MAX.
+        let (pos, count) = (offset as libc::off_t, len as libc::off_t);
+        {
+            // ext4 serializes fallocate with writes on the inode's lock; it queues like one.
+            let _turn = self.write_turn();
+            loop {
+                // SAFETY: fallocate takes no pointers; the descriptor is owned by
+                // `self.file` and open.
+                let rc = unsafe { libc::fallocate(fd, 0, pos, count) };
+                self.stats.record_populate(1, 0);
+                if rc == 0 {
+                    break;
+                }
+                let err = io::Error::last_os_error();
+                match err.raw_os_error() {
+                    Some(libc::EINTR) => continue,
+                    Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) => return Ok(()),
+                    _ => return Err(Self::io_error(IoOp::Allocate, offset, len, err)),
+                }
+            }
+        }
+        // SAFETY: readahead takes no pointers; the descriptor is owned by `self.file` and
+        // open. Its result is advice only, so it is not checked.
+        let _ = unsafe { libc::readahead(fd, pos, usize::try_from(len).unwrap_or(usize::MAX)) };
+        self.stats.record_populate(1, len);
+        Ok(())
+    }
+
+    fn writes_contend(&self) -> bool {
+        let last = self.last_queued_turn.load(Ordering::Relaxed);
+        last != 0 && self.turns.load(Ordering::Relaxed) - last < CONTENTION_WINDOW
+    }
+
     fn sync_data(&self) -> Result<()> {
         self.stats.record_sync();
         // std's File::sync_data is one fdatasync(2) on Linux. A failure is returned, never
@@ -374,5 +437,66 @@ impl Backend for FileBackend {
 
     fn file(&self) -> Option<&File> {
         Some(&self.file)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn backend() -> (tempfile::TempDir, FileBackend) {
+        let dir = tempfile::tempdir().unwrap();
+        let b = FileBackend::open(dir.path().join("f")).unwrap();
+        (dir, b)
+    }
+
+    #[test]
+    fn writes_contend_after_a_queued_turn_and_not_after_a_quiet_window() {
+        let (_dir, b) = backend();
+        b.write_at(&[1; 4096], 0).unwrap();
+        assert!(!b.writes_contend(), "one writer never queues");
+        std::thread::scope(|s| {
+            let held = b.write_turn();
+            let writer = s.spawn(|| b.write_at(&[2; 4096], 4096).unwrap());
+            // The writer records its queued turn before it blocks on the lock.
+            while b.last_queued_turn.load(Ordering::Relaxed) == 0 {
+                std::thread::yield_now();
+            }
+            drop(held);
+            writer.join().unwrap();
+        });
+        assert!(b.writes_contend());
+        for i in 0..CONTENTION_WINDOW {
+            assert!(b.writes_contend(), "still within the window at turn {i}");
+            b.write_at(&[3; 16], 0).unwrap();
+        }
+        assert!(!b.writes_contend(), "a window of quiet turns clears it");
+    }
+
+    #[test]
+    fn populate_grows_the_file_and_changes_no_written_byte() {
+        let (_dir, b) = backend();
+        b.write_at(&[7; 8192], 0).unwrap();
+        b.populate(4096, 1 << 20).unwrap();
+        assert_eq!(b.len().unwrap(), 4096 + (1 << 20));
+        let mut buf = vec![0u8; 8192];
+        b.read_at(&mut buf, 0).unwrap();
+        assert!(buf.iter().all(|&x| x == 7), "written bytes kept");
+        b.read_at(&mut buf, 8192).unwrap();
+        assert!(buf.iter().all(|&x| x == 0), "readied bytes read as zeros");
+        let s = b.stats().snapshot();
+        assert_eq!((s.populate_calls, s.populated_bytes), (2, 1 << 20));
+        assert_eq!(s.write_syscalls(), 1, "populate is not a write call");
+
+        b.populate(0, 0).unwrap();
+        assert_eq!(
+            b.stats().snapshot().populate_calls,
+            2,
+            "an empty range makes no call"
+        );
+        assert!(matches!(
+            b.populate(u64::MAX - 10, 100),
+            Err(FlushError::OffsetOverflow { .. })
+        ));
     }
 }

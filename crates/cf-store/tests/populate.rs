@@ -1,0 +1,120 @@
+//! Readying new extents' pages before writing them (`Populate`): on a real file it issues
+//! `fallocate` and `readahead` ahead of the writes and never changes a committed byte; it
+//! issues nothing when told never to, or with one writer under the default; and when it
+//! fails, commits go on without it and lose nothing.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use cf_store::{u64_key, CfOptions, ColumnFamily, Db, Populate};
+use flush::testing::FaultBackend;
+use flush::{Backend, FileBackend};
+
+type State = BTreeMap<Vec<u8>, Vec<u8>>;
+
+/// Commits `txns` transactions of 200 values (1 KiB, 3 KiB every 7th) in table "t"; returns
+/// what the table must hold.
+fn fill(cf: &ColumnFamily, txns: u64) -> State {
+    let mut want = State::new();
+    for txn in 0..txns {
+        let w = cf.begin_write().unwrap();
+        {
+            let mut t = w.open_table("t").unwrap();
+            for i in 0..200 {
+                let k = txn * 200 + i;
+                let v = vec![(k % 251) as u8 + 1; if k % 7 == 0 { 3072 } else { 1024 }];
+                t.insert(&u64_key(k), &v).unwrap();
+                want.insert(u64_key(k).to_vec(), v);
+            }
+        }
+        w.commit().unwrap();
+    }
+    want
+}
+
+fn contents(db: &Db) -> State {
+    let cf = db.cf("a").unwrap();
+    let r = cf.begin_read().unwrap();
+    let t = r.open_table("t").unwrap();
+    t.iter().map(|e| e.unwrap()).collect()
+}
+
+fn open(path: &std::path::Path, populate: Populate) -> Db {
+    Db::builder().populate(populate).open(path).unwrap()
+}
+
+#[test]
+fn always_readies_ahead_and_keeps_every_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let db = open(&path, Populate::Always);
+    let cf = db.create_cf("a", CfOptions::default()).unwrap();
+    let want = fill(&cf, 30);
+    let stats = db.stats().unwrap();
+    assert!(
+        stats.io.populate_calls >= 2 && stats.io.populated_bytes > 0,
+        "fresh extents were readied: {:?}",
+        stats.io
+    );
+    assert_eq!(cf.stats().populate_failures, 0);
+    // Readying reaches past the written pages: the file covers at least what was written.
+    assert!(stats.file_bytes >= stats.io.bytes_written / 2);
+    assert_eq!(contents(&db), want);
+    drop(cf);
+    db.close().unwrap();
+
+    let db = open(&path, Populate::Never);
+    assert_eq!(contents(&db), want, "what was committed survives a reopen");
+    let cf = db.cf("a").unwrap();
+    let mut more = want.clone();
+    more.extend(fill(&cf, 5));
+    assert_eq!(
+        contents(&db),
+        more,
+        "the readied space is written over after a reopen"
+    );
+}
+
+#[test]
+fn never_and_a_lone_writer_ready_nothing() {
+    for populate in [Populate::Never, Populate::WhenContended] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(&dir.path().join("db"), populate);
+        let cf = db.create_cf("a", CfOptions::default()).unwrap();
+        let want = fill(&cf, 30);
+        let io = db.stats().unwrap().io;
+        assert_eq!(
+            (io.populate_calls, io.populated_bytes),
+            (0, 0),
+            "{populate:?}: no populate calls with one writer"
+        );
+        assert_eq!(contents(&db), want);
+    }
+}
+
+#[test]
+fn a_failing_populate_is_skipped_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let backend = Arc::new(FaultBackend::new(FileBackend::open(&path).unwrap()));
+    backend.fail_populates(libc::ENOSPC);
+    let dyn_backend: Arc<dyn Backend> = backend.clone();
+    let db = Db::builder()
+        .populate(Populate::Always)
+        .open_backend(dyn_backend, &path)
+        .unwrap();
+    let cf = db.create_cf("a", CfOptions::default()).unwrap();
+    let want = fill(&cf, 30);
+    assert!(cf.stats().populate_failures >= 2, "{:?}", cf.stats());
+    assert_eq!(
+        db.stats().unwrap().io.populate_calls,
+        0,
+        "no call reached the file"
+    );
+    assert_eq!(contents(&db), want);
+    drop(cf);
+    db.close().unwrap();
+    drop(db);
+    drop(backend);
+    assert_eq!(contents(&open(&path, Populate::Never)), want);
+}
