@@ -43,23 +43,29 @@ pub struct DbBuilder {
 
 /// When a column family readies the never-written pages of its newest extent before writing
 /// them ([`flush::Backend::populate`]: `fallocate`, then `readahead` to fill the OS page
-/// cache with the zero pages).
+/// cache with the zero pages, up to 64 MiB past the pages being written).
 ///
 /// Buffered writes to one file are serialized by the kernel, and a write into a page the
-/// page cache does not hold yet also allocates, zero-tracks and accounts that page while
-/// every other writer waits. Readying the pages first moves that work out of the
-/// serialized part, where several writers can do it at once. A lone writer gains nothing
-/// and pays the extra calls and the zero fill (W1 at one writer: 15% slower with
-/// `Always`), hence the default. A failed `populate` is ignored: the writes then allocate
-/// as they would without it. See ARCHITECTURE.md for the measurements.
+/// page cache does not hold yet also allocates and accounts that page while every other
+/// writer waits. Readying the pages first moves that work out of the serialized part, where
+/// several writers can do it at once, but it costs work of its own (the zero fill and the
+/// read machinery). Which side wins depends on how dear a fresh page is (W1, one file,
+/// interleaved runs on the 2-core VM; ARCHITECTURE.md has the figures):
+/// - when it is cheap, `WhenContended` ran at 0.82x-0.85x of `Never` at 2 to 8 writers;
+/// - on this VM first touches of fresh memory are at times several times dearer (at 8
+///   writers the kernel's copies held the write lock 854 ms with `Never`, 282 ms with
+///   `WhenContended`); then `WhenContended` ran at 2.1x of `Never` at 8 writers.
+///
+/// `Never` is the default: it is the faster one when memory is not the bottleneck. A failed
+/// `populate` is ignored: the writes then allocate as they would without it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Populate {
-    /// Never: every write allocates its own pages.
+    /// Never: every write allocates its own pages; the default.
+    #[default]
     Never,
     /// When the file's recent writes had to queue behind each other
-    /// ([`flush::Backend::writes_contend`]); the default.
-    #[default]
+    /// ([`flush::Backend::writes_contend`]): a lone writer never pays for it.
     WhenContended,
     /// Always, ahead of every write into a new extent.
     Always,
@@ -103,7 +109,7 @@ impl DbBuilder {
     }
 
     /// When new extents' pages are readied before they are written (default
-    /// [`Populate::WhenContended`]).
+    /// [`Populate::Never`]).
     pub fn populate(mut self, when: Populate) -> Self {
         self.populate = when;
         self
