@@ -163,7 +163,9 @@ struct Report {
     bytes_inserted: u64,
     /// bytes_written / bytes_inserted.
     write_amplification: f64,
-    /// CPU time (user + system) of the whole process over the timed phase, in seconds.
+    /// CPU time (user + system) of the whole process over the timed phase, in seconds:
+    /// from just before the start barrier to after the last writer joined, a window a
+    /// little wider than `secs` (0 if `getrusage` failed).
     cpu_secs: f64,
     /// cpu_secs / secs: how many cores the timed phase kept busy on average.
     cpu_utilization: f64,

@@ -57,7 +57,9 @@ pub struct DbBuilder {
 ///   `WhenContended`); then `WhenContended` ran at 2.1x of `Never` at 8 writers.
 ///
 /// `Never` is the default: it is the faster one when memory is not the bottleneck. A failed
-/// `populate` is ignored: the writes then allocate as they would without it.
+/// `populate` is ignored: the writes then allocate as they would without it. On a nearly
+/// full disk, readying takes blocks up to 64 MiB ahead of need per column family, so later
+/// writes elsewhere may meet a full disk sooner (and fail cleanly, as any write would).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Populate {
@@ -65,9 +67,11 @@ pub enum Populate {
     #[default]
     Never,
     /// When the file's recent writes had to queue behind each other
-    /// ([`flush::Backend::writes_contend`]): a lone writer never pays for it.
+    /// ([`flush::Backend::writes_contend`]; a `FileBackend` knows only with its default
+    /// serialized writes): a lone writer never pays for it.
     WhenContended,
-    /// Always, ahead of every write into a new extent.
+    /// Always: once per 64 MiB reach into the column family's newest extent taken past the
+    /// file's end (extents reused from dropped column families are not readied).
     Always,
 }
 

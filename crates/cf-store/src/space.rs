@@ -43,7 +43,10 @@ pub struct Space {
     /// Txn of the newest durable commit, and which slot holds it.
     pub durable_txn: u64,
     pub durable_slot: usize,
-    /// The never-written pages `[next, end)` of this space's newest fresh extent.
+    /// The pages `[next, end)` of this space's newest fresh extent that no flush of this
+    /// space has written yet. "Fresh" means taken past every extent the file knew of, so
+    /// after a crash it may hold bytes of commits that never became durable; `populate`
+    /// changes no byte, so that costs reads at most.
     pub fresh_tail: Option<(PageId, PageId)>,
     /// `populate` calls that failed (and were ignored).
     pub populate_failures: u64,
@@ -67,7 +70,7 @@ impl std::fmt::Debug for Space {
 
 impl Space {
     /// A grow callback that takes extents from the file, leaving in `fresh` the last one
-    /// taken past the end of the file's known space (never written).
+    /// taken past the end of the file's known space.
     pub fn grower<'a>(
         core: &'a DbCore,
         fresh: &'a mut Option<Extent>,
@@ -81,16 +84,16 @@ impl Space {
         }
     }
 
-    /// Notes `e`, an extent never written, as the one whose pages [`Space::commit`] readies
-    /// ahead of its writes (see [`Populate`]).
+    /// Notes `e`, an extent taken past the file's known space, as the one whose pages
+    /// [`Space::commit`] readies ahead of its writes (see [`Populate`]).
     pub fn fresh_extent(&mut self, e: Extent) {
         self.fresh_tail = Some((e.start, e.end()));
     }
 
     /// Readies the fresh pages this flush is about to write, and up to
     /// [`POPULATE_AHEAD_BYTES`] past them, when `core.populate` says so; either way moves
-    /// the tail's start past every page this flush writes, so that what lies past it stays
-    /// never written.
+    /// the tail's start past every page this flush writes, so that the tail holds only
+    /// pages this space has not written.
     fn populate_ahead(&mut self, core: &DbCore) {
         let Some((next, end)) = self.fresh_tail else {
             return;
@@ -99,8 +102,13 @@ impl Space {
         let Some(hi) = self
             .buffer
             .iter()
-            .map(|(offset, bytes)| (offset / ps, (offset + bytes.len() as u64).div_ceil(ps)))
-            .filter(|&(first, _)| first >= next && first < end)
+            .map(|(offset, bytes)| {
+                (
+                    offset / ps,
+                    offset.saturating_add(bytes.len() as u64).div_ceil(ps),
+                )
+            })
+            .filter(|&(first, past)| past > next && first < end)
             .map(|(_, past)| past.min(end))
             .max()
         else {
@@ -112,11 +120,13 @@ impl Space {
             Populate::Always => true,
         };
         let upto = if ready {
-            let upto = end.min(hi + POPULATE_AHEAD_BYTES / ps);
+            let upto = end.min(hi.saturating_add(POPULATE_AHEAD_BYTES / ps));
             // Advice, like the readahead inside it: when it fails (a disk too full for the
             // whole reach ahead, say) the writes allocate their own pages as they would
-            // without it, and report a disk that is really full themselves.
-            if core.backend.populate(next * ps, (upto - next) * ps).is_err() {
+            // without it and report a disk that is really full themselves; that stretch is
+            // not readied again. Offsets past u64 (a corrupt extent) ready nothing.
+            let range = next.checked_mul(ps).zip((upto - next).checked_mul(ps));
+            if range.is_none_or(|(at, len)| core.backend.populate(at, len).is_err()) {
                 self.populate_failures += 1;
             }
             upto

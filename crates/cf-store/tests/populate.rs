@@ -1,7 +1,8 @@
 //! Readying new extents' pages before writing them (`Populate`): on a real file it issues
 //! `fallocate` and `readahead` ahead of the writes and never changes a committed byte; it
-//! issues nothing when told never to, or with one writer under the default; and when it
-//! fails, commits go on without it and lose nothing.
+//! issues nothing under `Never`, nor under `WhenContended` with one writer, and does when
+//! the file reports contention; and when it fails, commits go on without it and lose
+//! nothing.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,8 +16,13 @@ type State = BTreeMap<Vec<u8>, Vec<u8>>;
 /// Commits `txns` transactions of 200 values (1 KiB, 3 KiB every 7th) in table "t"; returns
 /// what the table must hold.
 fn fill(cf: &ColumnFamily, txns: u64) -> State {
+    fill_from(cf, 0, txns)
+}
+
+/// The same for transactions `from..to`.
+fn fill_from(cf: &ColumnFamily, from: u64, to: u64) -> State {
     let mut want = State::new();
-    for txn in 0..txns {
+    for txn in from..to {
         let w = cf.begin_write().unwrap();
         {
             let mut t = w.open_table("t").unwrap();
@@ -57,9 +63,18 @@ fn always_readies_ahead_and_keeps_every_byte() {
         stats.io
     );
     assert_eq!(cf.stats().populate_failures, 0);
-    // Readying reaches past the written pages: the file covers at least what was written.
-    assert!(stats.file_bytes >= stats.io.bytes_written / 2);
     assert_eq!(contents(&db), want);
+    // Readying reaches past the pages written: the file is longer than the same commits
+    // make it without.
+    let plain_dir = tempfile::tempdir().unwrap();
+    let plain = open(&plain_dir.path().join("db"), Populate::Never);
+    fill(&plain.create_cf("a", CfOptions::default()).unwrap(), 30);
+    let plain_bytes = plain.stats().unwrap().file_bytes;
+    assert!(
+        stats.file_bytes > plain_bytes,
+        "readied {} bytes, plain {plain_bytes}",
+        stats.file_bytes
+    );
     drop(cf);
     db.close().unwrap();
 
@@ -90,6 +105,32 @@ fn never_and_a_lone_writer_ready_nothing() {
         );
         assert_eq!(contents(&db), want);
     }
+}
+
+#[test]
+fn when_contended_readies_once_the_file_reports_contention() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let backend = Arc::new(FaultBackend::new(FileBackend::open(&path).unwrap()));
+    let dyn_backend: Arc<dyn Backend> = backend.clone();
+    let db = Db::builder()
+        .populate(Populate::WhenContended)
+        .open_backend(dyn_backend, &path)
+        .unwrap();
+    let cf = db.create_cf("a", CfOptions::default()).unwrap();
+    let mut want = fill(&cf, 10);
+    assert_eq!(db.stats().unwrap().io.populate_calls, 0, "no contention yet");
+    backend.report_contention(true);
+    let first = u64_key(10 * 200).to_vec();
+    let more = fill_from(&cf, 10, 30);
+    want.extend(more);
+    assert!(
+        db.stats().unwrap().io.populate_calls >= 2,
+        "{:?}",
+        db.stats().unwrap().io
+    );
+    assert!(want.contains_key(&first));
+    assert_eq!(contents(&db), want);
 }
 
 #[test]

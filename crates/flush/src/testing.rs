@@ -96,7 +96,7 @@ impl<B: Backend> Backend for RecordingBackend<B> {
 /// further writes (`ENOSPC` for a full disk, `EIO`, ...), and syncs. Counts the write and
 /// sync calls that reach it, failed or not. `populate` fails like a write once writes fail
 /// (without using up one of the writes still allowed), or on its own when told to, and is
-/// not counted.
+/// not counted; `writes_contend` can be made to report contention.
 #[derive(Debug)]
 pub struct FaultBackend<B> {
     inner: B,
@@ -108,6 +108,8 @@ pub struct FaultBackend<B> {
     sync_errno: AtomicI32,
     /// 0: `populate` succeeds unless writes fail.
     populate_errno: AtomicI32,
+    /// `writes_contend` reports true whatever the inner backend says.
+    contend: AtomicBool,
     /// A faulted write first writes the first half of its bytes (a short write).
     partial: AtomicBool,
     write_calls: AtomicU64,
@@ -123,6 +125,7 @@ impl<B: Backend> FaultBackend<B> {
             writes_before_fault: AtomicI64::new(-1),
             sync_errno: AtomicI32::new(0),
             populate_errno: AtomicI32::new(0),
+            contend: AtomicBool::new(false),
             partial: AtomicBool::new(false),
             write_calls: AtomicU64::new(0),
             sync_calls: AtomicU64::new(0),
@@ -165,6 +168,11 @@ impl<B: Backend> FaultBackend<B> {
     /// Syncs succeed again.
     pub fn heal_syncs(&self) {
         self.sync_errno.store(0, Ordering::SeqCst);
+    }
+
+    /// From now on `writes_contend` reports true (`true`), or what the inner backend says.
+    pub fn report_contention(&self, contend: bool) {
+        self.contend.store(contend, Ordering::SeqCst);
     }
 
     /// From now on every `populate` fails with `errno` while writes go on succeeding (0:
@@ -246,7 +254,7 @@ impl<B: Backend> Backend for FaultBackend<B> {
         self.inner.populate(offset, len)
     }
     fn writes_contend(&self) -> bool {
-        self.inner.writes_contend()
+        self.contend.load(Ordering::SeqCst) || self.inner.writes_contend()
     }
     fn sync_data(&self) -> Result<()> {
         self.sync_calls.fetch_add(1, Ordering::SeqCst);

@@ -38,15 +38,15 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn sync_data(&self) -> Result<()>;
 
     /// Readies `[offset, offset + len)` for the writes about to come, so that they find the
-    /// file's blocks allocated and its pages in the OS page cache and only copy. Meant for
-    /// ranges never written (on written ones it only costs reads). The file grows to cover
-    /// the range (with zeros); no byte already in the file changes. A full disk fails here,
-    /// before any write of the range. Default: nothing, for backends without a page cache.
+    /// file's blocks allocated and its pages in the OS page cache and only copy. It must
+    /// never change a byte already in the file; it is meant for ranges never written (on
+    /// written ones it only costs reads). Where the backend can, the file grows to cover
+    /// the range (with zeros). Default: nothing, for backends without a page cache.
     ///
-    /// Worth its cost only when writers queue for the file (see
-    /// [`Backend::writes_contend`]): the work it moves out of the write calls is work the
-    /// write calls would have done anyway, so a lone writer only pays for the extra calls
-    /// and the zero fill.
+    /// It can pay only when writers queue for the file (see [`Backend::writes_contend`]):
+    /// the work it moves out of the write calls is work they would have done anyway, plus
+    /// a zero fill. Whether it pays even then depends on how dear fresh memory is (see
+    /// `cf_store::Populate`).
     fn populate(&self, offset: u64, len: u64) -> Result<()> {
         let _ = (offset, len);
         Ok(())
@@ -54,7 +54,8 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
 
     /// True when recent write calls had to wait for another writer's call on this file, so
     /// that work moved out of write calls ([`Backend::populate`]) shortens everyone's wait.
-    /// Default: `false`.
+    /// Default: `false`. `FileBackend` can tell only while its writes are serialized
+    /// (`FileOptions::serialize_writes`, the default); without that it reports `false`.
     fn writes_contend(&self) -> bool {
         false
     }
