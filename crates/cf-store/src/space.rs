@@ -95,7 +95,8 @@ impl Space {
     /// the tail's start past every page this flush writes, so that the tail holds only
     /// pages this space has not written.
     fn populate_ahead(&mut self, core: &DbCore) {
-        let Some((next, end)) = self.fresh_tail else {
+        // Under `Never` (the default) the tail is never read: skip the walk of the buffer.
+        let Some((next, end)) = self.fresh_tail.filter(|_| core.populate != Populate::Never) else {
             return;
         };
         let ps = core.page_size as u64;
