@@ -73,26 +73,34 @@ impl IoStatsSnapshot {
     }
 }
 
+impl IoStatsSnapshot {
+    /// `f` applied to each pair of same-named fields: the one place that lists them for
+    /// arithmetic.
+    fn zip_with(self, rhs: Self, f: fn(u64, u64) -> u64) -> Self {
+        IoStatsSnapshot {
+            write_calls: f(self.write_calls, rhs.write_calls),
+            vectored_calls: f(self.vectored_calls, rhs.vectored_calls),
+            sync_calls: f(self.sync_calls, rhs.sync_calls),
+            read_calls: f(self.read_calls, rhs.read_calls),
+            bytes_written: f(self.bytes_written, rhs.bytes_written),
+            bytes_read: f(self.bytes_read, rhs.bytes_read),
+            gap_bytes_written: f(self.gap_bytes_written, rhs.gap_bytes_written),
+            runs: f(self.runs, rhs.runs),
+            flushes: f(self.flushes, rhs.flushes),
+            write_lock_wait_ns: f(self.write_lock_wait_ns, rhs.write_lock_wait_ns),
+            write_lock_hold_ns: f(self.write_lock_hold_ns, rhs.write_lock_hold_ns),
+            populate_calls: f(self.populate_calls, rhs.populate_calls),
+            populated_bytes: f(self.populated_bytes, rhs.populated_bytes),
+        }
+    }
+}
+
 impl Sub for IoStatsSnapshot {
     type Output = IoStatsSnapshot;
 
     /// Field-wise difference, saturating at zero (a `reset` between the two reads).
     fn sub(self, rhs: Self) -> Self {
-        IoStatsSnapshot {
-            write_calls: self.write_calls.saturating_sub(rhs.write_calls),
-            vectored_calls: self.vectored_calls.saturating_sub(rhs.vectored_calls),
-            sync_calls: self.sync_calls.saturating_sub(rhs.sync_calls),
-            read_calls: self.read_calls.saturating_sub(rhs.read_calls),
-            bytes_written: self.bytes_written.saturating_sub(rhs.bytes_written),
-            bytes_read: self.bytes_read.saturating_sub(rhs.bytes_read),
-            gap_bytes_written: self.gap_bytes_written.saturating_sub(rhs.gap_bytes_written),
-            runs: self.runs.saturating_sub(rhs.runs),
-            flushes: self.flushes.saturating_sub(rhs.flushes),
-            write_lock_wait_ns: self.write_lock_wait_ns.saturating_sub(rhs.write_lock_wait_ns),
-            write_lock_hold_ns: self.write_lock_hold_ns.saturating_sub(rhs.write_lock_hold_ns),
-            populate_calls: self.populate_calls.saturating_sub(rhs.populate_calls),
-            populated_bytes: self.populated_bytes.saturating_sub(rhs.populated_bytes),
-        }
+        self.zip_with(rhs, u64::saturating_sub)
     }
 }
 
@@ -101,21 +109,7 @@ impl Add for IoStatsSnapshot {
 
     /// Field-wise sum, saturating (the I/O of several backends together).
     fn add(self, rhs: Self) -> Self {
-        IoStatsSnapshot {
-            write_calls: self.write_calls.saturating_add(rhs.write_calls),
-            vectored_calls: self.vectored_calls.saturating_add(rhs.vectored_calls),
-            sync_calls: self.sync_calls.saturating_add(rhs.sync_calls),
-            read_calls: self.read_calls.saturating_add(rhs.read_calls),
-            bytes_written: self.bytes_written.saturating_add(rhs.bytes_written),
-            bytes_read: self.bytes_read.saturating_add(rhs.bytes_read),
-            gap_bytes_written: self.gap_bytes_written.saturating_add(rhs.gap_bytes_written),
-            runs: self.runs.saturating_add(rhs.runs),
-            flushes: self.flushes.saturating_add(rhs.flushes),
-            write_lock_wait_ns: self.write_lock_wait_ns.saturating_add(rhs.write_lock_wait_ns),
-            write_lock_hold_ns: self.write_lock_hold_ns.saturating_add(rhs.write_lock_hold_ns),
-            populate_calls: self.populate_calls.saturating_add(rhs.populate_calls),
-            populated_bytes: self.populated_bytes.saturating_add(rhs.populated_bytes),
-        }
+        self.zip_with(rhs, u64::saturating_add)
     }
 }
 
@@ -181,44 +175,33 @@ impl IoStats {
         bump(&self.populated_bytes, bytes);
     }
 
+    /// Every counter read by `read`: the one place that lists them for reading.
+    fn read_with(&self, read: impl Fn(&AtomicU64) -> u64) -> IoStatsSnapshot {
+        IoStatsSnapshot {
+            write_calls: read(&self.write_calls),
+            vectored_calls: read(&self.vectored_calls),
+            sync_calls: read(&self.sync_calls),
+            read_calls: read(&self.read_calls),
+            bytes_written: read(&self.bytes_written),
+            bytes_read: read(&self.bytes_read),
+            gap_bytes_written: read(&self.gap_bytes_written),
+            runs: read(&self.runs),
+            flushes: read(&self.flushes),
+            write_lock_wait_ns: read(&self.write_lock_wait_ns),
+            write_lock_hold_ns: read(&self.write_lock_hold_ns),
+            populate_calls: read(&self.populate_calls),
+            populated_bytes: read(&self.populated_bytes),
+        }
+    }
+
     /// The counters now.
     pub fn snapshot(&self) -> IoStatsSnapshot {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        IoStatsSnapshot {
-            write_calls: get(&self.write_calls),
-            vectored_calls: get(&self.vectored_calls),
-            sync_calls: get(&self.sync_calls),
-            read_calls: get(&self.read_calls),
-            bytes_written: get(&self.bytes_written),
-            bytes_read: get(&self.bytes_read),
-            gap_bytes_written: get(&self.gap_bytes_written),
-            runs: get(&self.runs),
-            flushes: get(&self.flushes),
-            write_lock_wait_ns: get(&self.write_lock_wait_ns),
-            write_lock_hold_ns: get(&self.write_lock_hold_ns),
-            populate_calls: get(&self.populate_calls),
-            populated_bytes: get(&self.populated_bytes),
-        }
+        self.read_with(|c| c.load(Ordering::Relaxed))
     }
 
     /// Sets every counter to zero and returns what they held.
     pub fn reset(&self) -> IoStatsSnapshot {
-        let take = |c: &AtomicU64| c.swap(0, Ordering::Relaxed);
-        IoStatsSnapshot {
-            write_calls: take(&self.write_calls),
-            vectored_calls: take(&self.vectored_calls),
-            sync_calls: take(&self.sync_calls),
-            read_calls: take(&self.read_calls),
-            bytes_written: take(&self.bytes_written),
-            bytes_read: take(&self.bytes_read),
-            gap_bytes_written: take(&self.gap_bytes_written),
-            runs: take(&self.runs),
-            flushes: take(&self.flushes),
-            write_lock_wait_ns: take(&self.write_lock_wait_ns),
-            write_lock_hold_ns: take(&self.write_lock_hold_ns),
-            populate_calls: take(&self.populate_calls),
-            populated_bytes: take(&self.populated_bytes),
-        }
+        self.read_with(|c| c.swap(0, Ordering::Relaxed))
     }
 }
 
