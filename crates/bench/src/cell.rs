@@ -160,11 +160,15 @@ pub fn run(config: &CellConfig) -> Result<Measurement> {
         m.cpu_secs / m.secs,
         m.p50_us,
         m.p99_us,
-        m.io.write_lock_ns
-            .map(|(wait, hold)| format!(
-                "; write lock: waited {:.1} ms, held {:.1} ms (all writers)",
-                wait as f64 / 1e6,
-                hold as f64 / 1e6
+        m.io.write_lock
+            .map(|l| format!(
+                "; write lock: {} turns, {} queued, {} slept; waited {:.1} ms, held {:.1} ms \
+                 (all writers)",
+                l.turns,
+                l.queued,
+                l.parked,
+                l.wait_ns as f64 / 1e6,
+                l.hold_ns as f64 / 1e6
             ))
             .unwrap_or_default()
     );

@@ -2,7 +2,7 @@
 
 use std::io::IoSlice;
 
-use crate::{Backend, DirtyPages, FlushPolicy, GapOracle, Result, RunShape, Segment, WritePlan};
+use crate::{Backend, DirtyPages, FlushPolicy, GapOracle, Result, RunShape, Segment, WriteCall, WritePlan};
 
 /// Gap slices of vectored runs point into this buffer (in `.rodata`), so zero fill costs no
 /// allocation and no copy. A gap wider than it takes several slices.
@@ -65,23 +65,38 @@ impl PlanExecutor {
     ) -> Result<FlushReport> {
         plan.check(pages, gaps, &mut self.seen)?;
         let page = |i: usize| pages.get(i).expect("checked plan names only existing pages").data;
-        let mut report = FlushReport::default();
+        // Copy runs are concatenated into the scratch buffer first, one after another, so
+        // the whole flush can go to the backend as one batch (one turn at a shared file).
+        self.scratch.clear();
+        let mut copied = Vec::new();
         for run in plan.runs() {
-            match (run.shape, run.segments) {
-                (_, &[Segment::Page(i)]) => backend.write_at(page(i), run.offset)?,
-                (RunShape::Copy, segments) => {
-                    self.scratch.clear();
-                    self.scratch.reserve(run.len as usize);
-                    for seg in segments {
-                        match *seg {
-                            Segment::Page(i) => self.scratch.extend_from_slice(page(i)),
-                            Segment::Gap(n) => self.scratch.resize(self.scratch.len() + n as usize, 0),
-                        }
+            if let (RunShape::Copy, segments) = (run.shape, run.segments) {
+                if let [Segment::Page(_)] = segments {
+                    continue;
+                }
+                let start = self.scratch.len();
+                self.scratch.reserve(run.len as usize);
+                for seg in segments {
+                    match *seg {
+                        Segment::Page(i) => self.scratch.extend_from_slice(page(i)),
+                        Segment::Gap(n) => self.scratch.resize(self.scratch.len() + n as usize, 0),
                     }
-                    backend.write_at(&self.scratch, run.offset)?;
+                }
+                copied.push(start..self.scratch.len());
+            }
+        }
+        let mut copied = copied.into_iter();
+        let mut iov: Vec<IoSlice<'_>> = Vec::new();
+        let mut spans = Vec::with_capacity(plan.runs().len());
+        for run in plan.runs() {
+            let start = iov.len();
+            match (run.shape, run.segments) {
+                (_, &[Segment::Page(i)]) => iov.push(IoSlice::new(page(i))),
+                (RunShape::Copy, _) => {
+                    let range = copied.next().expect("one scratch range per copied run");
+                    iov.push(IoSlice::new(&self.scratch[range]));
                 }
                 (RunShape::Vectored, segments) => {
-                    let mut iov: Vec<IoSlice<'_>> = Vec::with_capacity(segments.len());
                     for seg in segments {
                         match *seg {
                             Segment::Page(i) => iov.push(IoSlice::new(page(i))),
@@ -94,9 +109,20 @@ impl PlanExecutor {
                             }
                         }
                     }
-                    backend.write_vectored_at(&iov, run.offset)?;
                 }
             }
+            spans.push((run.offset, start..iov.len()));
+        }
+        let calls: Vec<WriteCall<'_>> = spans
+            .into_iter()
+            .map(|(offset, range)| WriteCall {
+                offset,
+                bufs: &iov[range],
+            })
+            .collect();
+        backend.write_batch(&calls)?;
+        let mut report = FlushReport::default();
+        for run in plan.runs() {
             let gap = run.gap_bytes();
             backend.stats().record_run(gap);
             report.runs += 1;

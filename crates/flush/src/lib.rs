@@ -25,7 +25,7 @@ mod policy;
 mod stats;
 pub mod testing;
 
-pub use backend::{Backend, FileBackend, FileOptions, MemBackend};
+pub use backend::{Backend, FileBackend, FileOptions, MemBackend, WriteCall};
 pub use config::{ByteSize, FlushConfig, MAX_GAP_LIMIT, MAX_RUN_LIMIT};
 pub use error::{FlushError, IoOp, Result, ACCEPTED_FORMS};
 pub use executor::{FlushReport, PlanExecutor};
@@ -33,4 +33,4 @@ pub use gap::{FreeRanges, GapOracle, NoFreeSpace};
 pub use page::{DirtyPage, DirtyPages};
 pub use plan::{Run, RunShape, Segment, WritePlan};
 pub use policy::{FlushPolicy, GapMerge, PerPage, SortedMerge, Vectored, VectoredGap};
-pub use stats::{IoStats, IoStatsSnapshot};
+pub use stats::{IoStats, IoStatsSnapshot, WriteLockWait};

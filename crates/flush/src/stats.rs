@@ -24,8 +24,22 @@ pub struct IoStats {
     flushes: AtomicU64,
     write_lock_wait_ns: AtomicU64,
     write_lock_hold_ns: AtomicU64,
+    write_lock_turns: AtomicU64,
+    write_lock_queued: AtomicU64,
+    write_lock_parked: AtomicU64,
     populate_calls: AtomicU64,
     populated_bytes: AtomicU64,
+}
+
+/// How a turn at a file's write lock began.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteLockWait {
+    /// The lock was free.
+    Free,
+    /// The lock was taken; the writer yielded its core until it was free.
+    Yielded,
+    /// The lock stayed taken for the whole yield window; the writer slept until woken.
+    Parked,
 }
 
 /// A plain copy of [`IoStats`] at one instant. Subtract two to get the I/O between them.
@@ -57,6 +71,17 @@ pub struct IoStatsSnapshot {
     /// thread was preempted inside them (which makes everyone behind it wait).
     #[serde(default)]
     pub write_lock_hold_ns: u64,
+    /// Turns taken at the write lock: one per write call, or one per
+    /// [`crate::Backend::write_batch`] (a whole flush).
+    #[serde(default)]
+    pub write_lock_turns: u64,
+    /// Of `write_lock_turns`, those that found the lock taken and had to wait.
+    #[serde(default)]
+    pub write_lock_queued: u64,
+    /// Of `write_lock_queued`, those still waiting after `FileOptions::yield_wait`, which then
+    /// slept until woken.
+    #[serde(default)]
+    pub write_lock_parked: u64,
     /// System calls that readied never-written ranges for writing (`fallocate` and
     /// `readahead`, see [`crate::Backend::populate`]).
     #[serde(default)]
@@ -89,6 +114,9 @@ impl IoStatsSnapshot {
             flushes: f(self.flushes, rhs.flushes),
             write_lock_wait_ns: f(self.write_lock_wait_ns, rhs.write_lock_wait_ns),
             write_lock_hold_ns: f(self.write_lock_hold_ns, rhs.write_lock_hold_ns),
+            write_lock_turns: f(self.write_lock_turns, rhs.write_lock_turns),
+            write_lock_queued: f(self.write_lock_queued, rhs.write_lock_queued),
+            write_lock_parked: f(self.write_lock_parked, rhs.write_lock_parked),
             populate_calls: f(self.populate_calls, rhs.populate_calls),
             populated_bytes: f(self.populated_bytes, rhs.populated_bytes),
         }
@@ -163,8 +191,18 @@ impl IoStats {
         bump(&self.flushes, 1);
     }
 
-    /// One turn at a file's write lock: waited `wait_ns` for it, held it `hold_ns`.
-    pub fn record_write_lock(&self, wait_ns: u64, hold_ns: u64) {
+    /// One turn at a file's write lock: waited `wait_ns` for it (`queued`: it found the
+    /// lock taken; `parked`: it then slept), held it `hold_ns`.
+    pub fn record_write_lock(&self, wait: WriteLockWait, wait_ns: u64, hold_ns: u64) {
+        bump(&self.write_lock_turns, 1);
+        match wait {
+            WriteLockWait::Free => {}
+            WriteLockWait::Yielded => bump(&self.write_lock_queued, 1),
+            WriteLockWait::Parked => {
+                bump(&self.write_lock_queued, 1);
+                bump(&self.write_lock_parked, 1);
+            }
+        }
         bump(&self.write_lock_wait_ns, wait_ns);
         bump(&self.write_lock_hold_ns, hold_ns);
     }
@@ -189,6 +227,9 @@ impl IoStats {
             flushes: read(&self.flushes),
             write_lock_wait_ns: read(&self.write_lock_wait_ns),
             write_lock_hold_ns: read(&self.write_lock_hold_ns),
+            write_lock_turns: read(&self.write_lock_turns),
+            write_lock_queued: read(&self.write_lock_queued),
+            write_lock_parked: read(&self.write_lock_parked),
             populate_calls: read(&self.populate_calls),
             populated_bytes: read(&self.populated_bytes),
         }
@@ -233,13 +274,18 @@ mod tests {
         assert_eq!(s.snapshot(), IoStatsSnapshot::default());
         // Sums undo differences, field by field, and a sum of one is itself.
         assert_eq!(a + d, b);
-        s.record_write_lock(5, 7);
+        s.record_write_lock(WriteLockWait::Parked, 5, 7);
+        s.record_write_lock(WriteLockWait::Yielded, 1, 2);
+        s.record_write_lock(WriteLockWait::Free, 0, 3);
         let c = s.snapshot();
         assert_eq!(
             [a, d, c].into_iter().sum::<IoStatsSnapshot>(),
             IoStatsSnapshot {
-                write_lock_wait_ns: 5,
-                write_lock_hold_ns: 7,
+                write_lock_wait_ns: 6,
+                write_lock_hold_ns: 12,
+                write_lock_turns: 3,
+                write_lock_queued: 2,
+                write_lock_parked: 1,
                 ..b
             }
         );

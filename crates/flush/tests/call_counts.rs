@@ -42,7 +42,11 @@ fn flush_with(
         backend.read_at(&mut buf, *o).unwrap();
         assert_eq!(&buf, d, "{policy}: page at {o} reads back wrong");
     }
-    backend.stats().snapshot() - before
+    let done = backend.stats().snapshot() - before;
+    // A real file's writers take turns: a whole flush takes one.
+    let turns = u64::from(backend.file().is_some() && done.write_syscalls() > 0);
+    assert_eq!(done.write_lock_turns, turns, "{policy}: turns at the write lock");
+    done
 }
 
 /// Runs `check` against a fresh in-memory backend and a fresh real file.

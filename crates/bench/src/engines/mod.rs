@@ -75,12 +75,40 @@ pub struct IoCounters {
     pub sync_calls: Option<u64>,
     /// Bytes handed to write calls (for `ProcSelfIo`: `wchar`).
     pub bytes_written: u64,
-    /// Nanoseconds waited for and held a file's write lock, summed over writers (`None` for
-    /// `ProcSelfIo`).
-    pub write_lock_ns: Option<(u64, u64)>,
+    /// Turns at a file's write lock and the time waited for and held it, summed over
+    /// writers (`None` for `ProcSelfIo`).
+    pub write_lock: Option<WriteLockCounts>,
     /// `fallocate` and `readahead` calls that readied new pages (`None` for `ProcSelfIo`).
     pub populate_calls: Option<u64>,
     pub source: SyscallSource,
+}
+
+/// A file's write-lock turns (`flush::IoStats`), summed over writers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteLockCounts {
+    /// Turns taken.
+    pub turns: u64,
+    /// Turns that found the lock taken.
+    pub queued: u64,
+    /// Queued turns that slept after yielding.
+    pub parked: u64,
+    /// Nanoseconds waited.
+    pub wait_ns: u64,
+    /// Nanoseconds held.
+    pub hold_ns: u64,
+}
+
+impl WriteLockCounts {
+    /// The counts from `before` to `self`.
+    fn since(&self, before: &WriteLockCounts) -> WriteLockCounts {
+        WriteLockCounts {
+            turns: self.turns.saturating_sub(before.turns),
+            queued: self.queued.saturating_sub(before.queued),
+            parked: self.parked.saturating_sub(before.parked),
+            wait_ns: self.wait_ns.saturating_sub(before.wait_ns),
+            hold_ns: self.hold_ns.saturating_sub(before.hold_ns),
+        }
+    }
 }
 
 impl IoCounters {
@@ -91,7 +119,13 @@ impl IoCounters {
             vectored_calls: io.vectored_calls,
             sync_calls: Some(io.sync_calls),
             bytes_written: io.bytes_written,
-            write_lock_ns: Some((io.write_lock_wait_ns, io.write_lock_hold_ns)),
+            write_lock: Some(WriteLockCounts {
+                turns: io.write_lock_turns,
+                queued: io.write_lock_queued,
+                parked: io.write_lock_parked,
+                wait_ns: io.write_lock_wait_ns,
+                hold_ns: io.write_lock_hold_ns,
+            }),
             populate_calls: Some(io.populate_calls),
             source: SyscallSource::IoStats,
         }
@@ -107,10 +141,10 @@ impl IoCounters {
                 .zip(before.sync_calls)
                 .map(|(a, b)| a.saturating_sub(b)),
             bytes_written: self.bytes_written.saturating_sub(before.bytes_written),
-            write_lock_ns: self
-                .write_lock_ns
-                .zip(before.write_lock_ns)
-                .map(|((w, h), (w0, h0))| (w.saturating_sub(w0), h.saturating_sub(h0))),
+            write_lock: self
+                .write_lock
+                .zip(before.write_lock)
+                .map(|(now, then)| now.since(&then)),
             populate_calls: self
                 .populate_calls
                 .zip(before.populate_calls)
@@ -145,7 +179,7 @@ impl IoCounters {
             vectored_calls: 0,
             sync_calls: None,
             bytes_written: field("wchar")?,
-            write_lock_ns: None,
+            write_lock: None,
             populate_calls: None,
             source: SyscallSource::ProcSelfIo,
         })
@@ -220,7 +254,13 @@ mod tests {
             vectored_calls: v,
             sync_calls: Some(s),
             bytes_written: b,
-            write_lock_ns: Some((b * 2, b * 3)),
+            write_lock: Some(WriteLockCounts {
+                turns: w,
+                queued: v,
+                parked: s,
+                wait_ns: b * 2,
+                hold_ns: b * 3,
+            }),
             populate_calls: Some(s * 2),
             source: SyscallSource::IoStats,
         };

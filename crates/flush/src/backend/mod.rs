@@ -31,6 +31,21 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// Writes the concatenation of `bufs` at `offset`, growing the file if needed.
     fn write_vectored_at(&self, bufs: &[IoSlice<'_>], offset: u64) -> Result<()>;
 
+    /// Makes each call of `calls` in order, as [`Backend::write_at`] (one slice) or
+    /// [`Backend::write_vectored_at`] (several) would, and stops at the first error: calls
+    /// before it are written and the rest are not. A backend whose writers take turns at the
+    /// file (`FileBackend`) takes one turn for the whole batch, so a flush of several runs
+    /// queues once. Default: the calls one by one.
+    fn write_batch(&self, calls: &[WriteCall<'_>]) -> Result<()> {
+        for call in calls {
+            match call.bufs {
+                [one] => self.write_at(one, call.offset)?,
+                bufs => self.write_vectored_at(bufs, call.offset)?,
+            }
+        }
+        Ok(())
+    }
+
     /// Truncates or extends (with zeros) the file to `len` bytes.
     fn set_len(&self, len: u64) -> Result<()>;
 
@@ -69,6 +84,15 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn file(&self) -> Option<&File> {
         None
     }
+}
+
+/// One write of a [`Backend::write_batch`]: the concatenation of `bufs` at `offset`.
+#[derive(Debug, Clone, Copy)]
+pub struct WriteCall<'a> {
+    /// Where the first byte goes.
+    pub offset: u64,
+    /// The bytes, in order.
+    pub bufs: &'a [IoSlice<'a>],
 }
 
 /// Total length of a list of slices.
