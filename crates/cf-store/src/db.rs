@@ -52,9 +52,9 @@ pub struct DbBuilder {
 /// read machinery). Which side wins depends on how dear a fresh page is (W1, one file,
 /// interleaved runs on the 2-core VM; ARCHITECTURE.md has the figures):
 /// - when it is cheap, `WhenContended` ran at 0.82x-0.85x of `Never` at 2 to 8 writers;
-/// - on this VM first touches of fresh memory are at times several times dearer (at 8
-///   writers the kernel's copies held the write lock 854 ms with `Never`, 282 ms with
-///   `WhenContended`); then `WhenContended` ran at 2.1x of `Never` at 8 writers.
+/// - in this VM's slow state (after idle seconds) the kernel's copies into new pages are
+///   several times slower (at 8 writers they held the write lock 854 ms with `Never`,
+///   282 ms with `WhenContended`); then `WhenContended` ran at 2.1x of `Never` at 8 writers.
 ///
 /// `Never` is the default: it is the faster one when memory is not the bottleneck. A failed
 /// `populate` is ignored: the writes then allocate as they would without it. On a nearly

@@ -60,7 +60,7 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     ///
     /// It can pay only when writers queue for the file (see [`Backend::writes_contend`]):
     /// the work it moves out of the write calls is work they would have done anyway, plus
-    /// a zero fill. Whether it pays even then depends on how dear fresh memory is (see
+    /// a zero fill. Whether it pays even then depends on how slow the write calls are (see
     /// `cf_store::Populate`).
     fn populate(&self, offset: u64, len: u64) -> Result<()> {
         let _ = (offset, len);
