@@ -36,12 +36,12 @@ pub struct FileOptions {
     /// here sleeps on a futex instead, leaving the core to threads with other work.
     pub serialize_writes: bool,
     /// How long a writer that finds the write lock taken keeps yielding its core
-    /// (`sched_yield`) and retrying before it sleeps on the lock (default 2 ms; zero sleeps
-    /// at once). With more writers than cores, a sleeping waiter costs a futex wake-up and a
-    /// context switch per turn, and a core can go idle while its threads all sleep on the
-    /// lock; a yielding one hands its core to any thread with other work and takes the lock
-    /// the moment it is free. The window bounds what a waiter burns when nothing else is
-    /// runnable. Measured in ARCHITECTURE.md ("What one file waits for").
+    /// (`sched_yield`) and retrying before it sleeps on the lock (default zero: it sleeps at
+    /// once). A yielding waiter hands its core to any runnable thread and takes the lock the
+    /// moment it is free, with no futex wake-up; but a yield also sends the waiter to the back
+    /// of its core's queue. Measured in ARCHITECTURE.md: a 2 ms window ran W1 (only writers,
+    /// more of them than cores) 1.02x-1.12x faster and a mixed soak (writers with small
+    /// commits, some synced, beside readers) 0.75x as fast, so it stays off by default.
     pub yield_wait: Duration,
 }
 
@@ -51,7 +51,7 @@ impl Default for FileOptions {
             create: true,
             max_bytes_per_call: LINUX_MAX_RW,
             serialize_writes: true,
-            yield_wait: DEFAULT_YIELD_WAIT,
+            yield_wait: Duration::ZERO,
         }
     }
 }
@@ -107,11 +107,6 @@ pub struct FileBackend {
 /// [`Backend::writes_contend`] is true while one of this many latest write-lock turns had
 /// to queue.
 const CONTENTION_WINDOW: u64 = 64;
-
-/// [`FileOptions::yield_wait`] by default: about six turns of a W1 commit (1.4 MB) on the
-/// development machine; 0.5 ms and 1 ms measured no better at 4 and 8 writers, 10 ms worse
-/// at 4.
-const DEFAULT_YIELD_WAIT: Duration = Duration::from_millis(2);
 
 impl FileBackend {
     /// Opens (creating it if missing) `path` for reading and writing.
