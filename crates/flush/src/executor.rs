@@ -50,9 +50,10 @@ impl PlanExecutor {
     }
 
     /// Checks `plan` against `pages` and `gaps` (see [`WritePlan::check`]) and, only if it
-    /// passes, writes it run by run. A run of one page is a plain `write_at` from the page; a
-    /// `Copy` run is concatenated into the scratch buffer and written with one `write_at`; a
-    /// `Vectored` run is one `write_vectored_at` over the pages and the shared zero buffer.
+    /// passes, writes it as one [`Backend::write_batch`] of one call per run, in plan order.
+    /// A run of one page is written from the page; a `Copy` run is concatenated into the
+    /// scratch buffer (every copied run side by side) and written from there; a `Vectored`
+    /// run is one vectored call over the pages and the shared zero buffer.
     /// Records runs, gap bytes and the flush in the backend's [`crate::IoStats`].
     ///
     /// On an error, runs before the failing one are written and the rest are not.
