@@ -5,7 +5,7 @@ use std::io::{self, IoSlice};
 use std::os::unix::fs::FileExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 
@@ -36,13 +36,19 @@ pub struct FileOptions {
     /// here sleeps on a futex instead, leaving the core to threads with other work.
     pub serialize_writes: bool,
     /// How long a writer that finds the write lock taken keeps yielding its core
-    /// (`sched_yield`) and retrying before it sleeps on the lock (default zero: it sleeps at
-    /// once). A yielding waiter hands its core to any runnable thread and takes the lock the
-    /// moment it is free, with no futex wake-up; but a yield also sends the waiter to the back
-    /// of its core's queue. Measured in ARCHITECTURE.md: a 2 ms window ran W1 (only writers,
-    /// more of them than cores) 1.02x-1.12x faster and a mixed soak (writers with small
-    /// commits, some synced, beside readers) 0.75x as fast, so it stays off by default.
+    /// (`sched_yield`) and retrying before it sleeps on the lock (default 2 ms; zero sleeps
+    /// at once). It yields only while at least [`FileOptions::yield_min_queued`] writers
+    /// wait, itself included. A yielding waiter hands its core to any runnable thread and
+    /// takes the lock the moment it is free, with no futex wake-up and no idle vCPU; but a
+    /// yield also sends it behind every other runnable thread on its core. Measured in
+    /// ARCHITECTURE.md.
     pub yield_wait: Duration,
+    /// How many writers must be waiting for the write lock, the newcomer included, before
+    /// it yields rather than sleeps (default: twice the machine's cores, from
+    /// `available_parallelism`). With fewer waiters, the cores a yield frees go to other
+    /// work (readers, say) and the writer waits behind it: a soak of 4 writers and 2 readers
+    /// on 2 cores lost a quarter of its commits when every waiter yielded.
+    pub yield_min_queued: u32,
 }
 
 impl Default for FileOptions {
@@ -51,7 +57,8 @@ impl Default for FileOptions {
             create: true,
             max_bytes_per_call: LINUX_MAX_RW,
             serialize_writes: true,
-            yield_wait: Duration::ZERO,
+            yield_wait: Duration::from_millis(2),
+            yield_min_queued: 2 * std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
         }
     }
 }
@@ -80,6 +87,12 @@ impl FileOptions {
         self.yield_wait = wait;
         self
     }
+
+    /// Sets [`FileOptions::yield_min_queued`] (at least 1).
+    pub fn with_yield_min_queued(mut self, writers: u32) -> Self {
+        self.yield_min_queued = writers;
+        self
+    }
 }
 
 /// A real file. Writes go straight to the kernel (no user-space buffering): `pwrite` for a
@@ -98,6 +111,10 @@ pub struct FileBackend {
     write_lock: Option<Mutex<()>>,
     /// [`FileOptions::yield_wait`].
     yield_wait: Duration,
+    /// [`FileOptions::yield_min_queued`].
+    yield_min_queued: u32,
+    /// Writers waiting for the write lock now.
+    queued_now: AtomicU32,
     /// Turns taken at the write lock so far, and the number of the last turn that had to
     /// queue behind another writer (0: none yet): [`Backend::writes_contend`].
     turns: AtomicU64,
@@ -140,6 +157,8 @@ impl FileBackend {
             stats: IoStats::new(),
             write_lock: options.serialize_writes.then(|| Mutex::new(())),
             yield_wait: options.yield_wait,
+            queued_now: AtomicU32::new(0),
+            yield_min_queued: options.yield_min_queued.max(1),
             turns: AtomicU64::new(0),
             last_queued_turn: AtomicU64::new(0),
         }
@@ -156,7 +175,8 @@ impl FileBackend {
     }
 
     /// Waits for the write lock, when writes are serialized: a writer that finds it taken
-    /// yields its core and retries for [`FileOptions::yield_wait`], then sleeps on it. The
+    /// yields its core and retries for [`FileOptions::yield_wait`] if enough writers wait
+    /// ([`FileOptions::yield_min_queued`]), then sleeps on it. The
     /// turn ends when the returned guard drops, and the wait and the hold are added to
     /// [`IoStats`]. The lock guards no data, so a poisoned one is as good as a clean one.
     fn write_turn(&self) -> Option<WriteTurn<'_>> {
@@ -168,8 +188,13 @@ impl FileBackend {
                 Err(TryLockError::Poisoned(p)) => (p.into_inner(), WriteLockWait::Free),
                 Err(TryLockError::WouldBlock) => {
                     self.last_queued_turn.fetch_max(turn, Ordering::Relaxed);
-                    let give_up = asked + self.yield_wait;
-                    loop {
+                    let queued = self.queued_now.fetch_add(1, Ordering::Relaxed) + 1;
+                    let give_up = if queued >= self.yield_min_queued {
+                        asked + self.yield_wait
+                    } else {
+                        asked
+                    };
+                    let got = loop {
                         if Instant::now() >= give_up {
                             let guard = lock.lock().unwrap_or_else(PoisonError::into_inner);
                             break (guard, WriteLockWait::Parked);
@@ -180,7 +205,9 @@ impl FileBackend {
                             Err(TryLockError::Poisoned(p)) => break (p.into_inner(), WriteLockWait::Yielded),
                             Err(TryLockError::WouldBlock) => {}
                         }
-                    }
+                    };
+                    self.queued_now.fetch_sub(1, Ordering::Relaxed);
+                    got
                 }
             };
             WriteTurn {
@@ -578,9 +605,11 @@ mod tests {
 
     /// A writer held up behind another's turn: it yields while the window lasts, and sleeps
     /// when the window is shorter than the wait.
-    fn queue_behind_a_turn(yield_wait: Duration) -> IoStatsSnapshot {
+    fn queue_behind_a_turn(yield_wait: Duration, min_queued: u32) -> IoStatsSnapshot {
         let dir = tempfile::tempdir().unwrap();
-        let options = FileOptions::default().with_yield_wait(yield_wait);
+        let options = FileOptions::default()
+            .with_yield_wait(yield_wait)
+            .with_yield_min_queued(min_queued);
         let b = FileBackend::open_with(dir.path().join("f"), options).unwrap();
         std::thread::scope(|s| {
             let held = b.write_turn();
@@ -600,18 +629,24 @@ mod tests {
     }
 
     #[test]
-    fn a_queued_writer_yields_within_its_window_and_sleeps_after_it() {
-        let s = queue_behind_a_turn(Duration::from_secs(600));
+    fn a_queued_writer_yields_within_its_window_and_only_behind_enough_others() {
+        let s = queue_behind_a_turn(Duration::from_secs(600), 1);
         assert_eq!(
             (s.write_lock_turns, s.write_lock_queued, s.write_lock_parked),
             (2, 1, 0),
             "yielded all along"
         );
-        let s = queue_behind_a_turn(Duration::ZERO);
+        let s = queue_behind_a_turn(Duration::ZERO, 1);
         assert_eq!(
             (s.write_lock_turns, s.write_lock_queued, s.write_lock_parked),
             (2, 1, 1),
             "slept at once"
+        );
+        let s = queue_behind_a_turn(Duration::from_secs(600), 2);
+        assert_eq!(
+            (s.write_lock_turns, s.write_lock_queued, s.write_lock_parked),
+            (2, 1, 1),
+            "one waiter of the two needed to yield: slept at once"
         );
     }
 
