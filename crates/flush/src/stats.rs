@@ -38,7 +38,8 @@ pub enum WriteLockWait {
     Free,
     /// The lock was taken; the writer yielded its core until it was free.
     Yielded,
-    /// The lock stayed taken for the whole yield window; the writer slept until woken.
+    /// The lock stayed taken for the whole yield window (or the writer did not yield); the
+    /// writer then blocked on the lock, asleep unless it came free at that moment.
     Parked,
 }
 
@@ -78,8 +79,9 @@ pub struct IoStatsSnapshot {
     /// Of `write_lock_turns`, those that found the lock taken and had to wait.
     #[serde(default)]
     pub write_lock_queued: u64,
-    /// Of `write_lock_queued`, those still waiting after `FileOptions::yield_wait`, which then
-    /// slept until woken.
+    /// Of `write_lock_queued`, those that did not get the lock by yielding (the window
+    /// passed, or too few writers waited to yield) and blocked on it, asleep unless it came
+    /// free at that moment.
     #[serde(default)]
     pub write_lock_parked: u64,
     /// System calls that readied never-written ranges for writing (`fallocate` and
