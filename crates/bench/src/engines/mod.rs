@@ -90,7 +90,8 @@ pub struct WriteLockCounts {
     pub turns: u64,
     /// Turns that found the lock taken.
     pub queued: u64,
-    /// Queued turns that slept after yielding.
+    /// Queued turns that blocked on the lock (the yield window passed, or too few writers
+    /// waited to yield).
     pub parked: u64,
     /// Nanoseconds waited.
     pub wait_ns: u64,
