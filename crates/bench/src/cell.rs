@@ -82,6 +82,8 @@ pub struct CellConfig {
     pub engine: EngineKind,
     /// `Some` exactly for the cf-store engines.
     pub policy: Option<FlushConfig>,
+    /// `Some` exactly for the cf-store engines: the page size of their files.
+    pub page_size: Option<u32>,
     pub threads: usize,
     pub txns: u64,
     pub ops_per_txn: u64,

@@ -37,6 +37,10 @@ struct Cli {
     /// `gap-merge[:GAP[:RUN]]`, `vectored`, `vectored-gap[:GAP]`) [default: vectored].
     #[arg(long, value_name = "POLICY")]
     policy: Option<FlushConfig>,
+    /// Page size of the cf-store engines' files, in bytes: a power of two from 512 to 65536
+    /// [default: 4096, the store's default].
+    #[arg(long, value_name = "BYTES", value_parser = parse_page_size)]
+    page_size: Option<u32>,
     /// Writer threads, each with its own column family, file or keyspace.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=4096))]
     threads: u64,
@@ -101,9 +105,21 @@ impl Cli {
             }
             None
         };
+        let page_size = if self.engine.is_cf_store() {
+            Some(self.page_size.unwrap_or(cf_store::DEFAULT_PAGE_SIZE))
+        } else {
+            if let Some(bytes) = self.page_size {
+                eprintln!(
+                    "bench: note: --page-size {bytes} is ignored by engine {} (it applies to cf-store engines)",
+                    self.engine.name()
+                );
+            }
+            None
+        };
         Ok(CellConfig {
             engine: self.engine,
             policy,
+            page_size,
             threads: threads as usize,
             txns: self.txns,
             ops_per_txn: self.ops_per_txn,
@@ -116,6 +132,19 @@ impl Cli {
     }
 }
 
+/// `--page-size`: a power of two the page cache accepts.
+fn parse_page_size(text: &str) -> std::result::Result<u32, String> {
+    let range = pagecache::MIN_PAGE_SIZE..=pagecache::MAX_PAGE_SIZE;
+    match text.trim().parse::<u32>() {
+        Ok(bytes) if bytes.is_power_of_two() && range.contains(&bytes) => Ok(bytes),
+        _ => Err(format!(
+            "`{text}` is not a power of two from {} to {} bytes",
+            range.start(),
+            range.end()
+        )),
+    }
+}
+
 /// The one JSON line of a cell (schema 1). Counts of system calls and bytes are deltas over
 /// the timed phase only (the overwrite preload and the setup are not in them).
 #[derive(Debug, Serialize)]
@@ -125,6 +154,8 @@ struct Report {
     engine: &'static str,
     /// The flush policy's short form for the cf-store engines, `null` for the others.
     policy: Option<String>,
+    /// The page size of the cf-store engines' files, `null` for the others.
+    page_size: Option<u32>,
     threads: usize,
     /// Transactions per thread.
     txns: u64,
@@ -192,6 +223,7 @@ fn report(config: &CellConfig, m: &cell::Measurement) -> Report {
         schema: SCHEMA,
         engine: config.engine.name(),
         policy: config.policy.map(|p| p.to_string()),
+        page_size: config.page_size,
         threads: config.threads,
         txns: config.txns,
         ops_per_txn: config.ops_per_txn,
@@ -264,6 +296,7 @@ mod tests {
         let c = config(&[]).unwrap();
         assert_eq!(c.engine, EngineKind::CfStore);
         assert_eq!(c.policy, Some(FlushConfig::default()));
+        assert_eq!(c.page_size, Some(4096));
         assert_eq!(c.threads, 1);
         assert_eq!(c.txns, 100);
         assert_eq!(c.ops_per_txn, 1000);
@@ -281,6 +314,8 @@ mod tests {
             "cf-store-files",
             "--policy",
             "gap-merge:32KiB",
+            "--page-size",
+            "8192",
             "--threads",
             "4",
             "--txns",
@@ -301,6 +336,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.engine, EngineKind::CfStoreFiles);
         assert_eq!(c.policy.unwrap().to_string(), "gap-merge:32KiB");
+        assert_eq!(c.page_size, Some(8192));
         assert_eq!((c.threads, c.txns, c.ops_per_txn, c.value_size), (4, 7, 3, 0));
         assert_eq!(c.keys, KeyMode::Overwrite);
         assert_eq!(c.durability, Durability::Immediate);
@@ -330,6 +366,12 @@ mod tests {
         );
         let c = config(&["--policy", "per-page"]).unwrap();
         assert_eq!(c.policy, Some(FlushConfig::PerPage));
+        assert_eq!(
+            config(&["--engine", "raw", "--page-size", "8192"])
+                .unwrap()
+                .page_size,
+            None
+        );
     }
 
     #[test]
@@ -338,6 +380,10 @@ mod tests {
             (&["--engine", "rocksdb"], "--engine"),
             (&["--policy", "fastest"], "--policy"),
             (&["--policy", "gap-merge:1.5KiB"], "--policy"),
+            (&["--page-size", "4000"], "--page-size"),
+            (&["--page-size", "256"], "--page-size"),
+            (&["--page-size", "131072"], "--page-size"),
+            (&["--page-size", "4K"], "--page-size"),
             (&["--threads", "0"], "--threads"),
             (&["--threads=-1"], "--threads"),
             (&["--txns", "0"], "--txns"),

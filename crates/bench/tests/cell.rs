@@ -8,10 +8,11 @@ use std::process::{Command, Output};
 use serde_json::{Map, Value};
 
 /// Every field of schema 1, in order.
-const FIELDS: [&str; 30] = [
+const FIELDS: [&str; 31] = [
     "schema",
     "engine",
     "policy",
+    "page_size",
     "threads",
     "txns",
     "ops_per_txn",
@@ -137,6 +138,7 @@ fn check(o: &Map<String, Value>, engine: &str, durability: &str, value_size: u64
     if peer {
         assert_eq!(o["syscall_source"], "proc-self-io");
         assert_eq!(o["policy"], Value::Null);
+        assert_eq!(o["page_size"], Value::Null);
         // /proc/self/io does not count syncs.
         for k in [
             "sync_calls",
@@ -159,12 +161,14 @@ fn check(o: &Map<String, Value>, engine: &str, durability: &str, value_size: u64
         if engine == "raw" {
             // Each commit is 10 x 1032 bytes: one pwrite, plus one fdatasync when immediate.
             assert_eq!(o["policy"], Value::Null);
+            assert_eq!(o["page_size"], Value::Null);
             assert_eq!(int(o, "write_calls"), commits);
             assert_eq!(int(o, "vectored_calls"), 0);
             assert_eq!(written, int(o, "bytes_inserted"));
             assert_eq!(syncs, if durability == "immediate" { commits } else { 0 });
         } else {
             assert!(o["policy"].is_string());
+            assert!(o["page_size"].is_u64());
         }
     }
 }
@@ -177,6 +181,7 @@ fn cf_store_engines_and_raw_report_every_field() {
             check(&o, engine, durability, 1024);
             if engine != "raw" {
                 assert_eq!(o["policy"], "vectored", "the default policy");
+                assert_eq!(int(&o, "page_size"), 4096, "the store's default page size");
             }
         }
     }
@@ -205,7 +210,27 @@ fn options_reach_the_cell() {
     // The preload is untimed: 2 commits per thread are measured, not 4.
     assert_eq!(int(&o, "commits"), 4);
 
-    let o = cell("raw", &["--keys", "overwrite", "--policy", "per-page"]);
+    // Every commit writes at least one whole page: 64 KiB pages show in the bytes written
+    // (10 inserts of 1032 bytes need well under 64 KiB at the default page size).
+    let o = cell("cf-store", &["--page-size", "65536"]);
+    check(&o, "cf-store", "none", 1024);
+    assert_eq!(int(&o, "page_size"), 65536);
+    assert!(
+        int(&o, "bytes_written") >= int(&o, "commits") * 65536,
+        "64 KiB pages: {o:?}"
+    );
+
+    let o = cell(
+        "raw",
+        &[
+            "--keys",
+            "overwrite",
+            "--policy",
+            "per-page",
+            "--page-size",
+            "8192",
+        ],
+    );
     check(&o, "raw", "none", 1024);
     assert_eq!(o["policy"], Value::Null, "--policy is ignored by raw");
 }
@@ -217,6 +242,7 @@ fn bad_input_exits_non_zero_without_a_panic() {
         (&["--engine", "rocksdb"], "--engine"),
         (&["--threads", "0"], "--threads"),
         (&["--policy", "nope"], "--policy"),
+        (&["--page-size", "3000"], "--page-size"),
         (&["--keys", "zipf"], "--keys"),
         (&["--durability", "sometimes"], "--durability"),
         (

@@ -27,6 +27,11 @@ use crate::{CfOptions, Error, Result};
 pub const MAX_CF_NAME_LEN: usize = 255;
 /// Pages 0 and 1: the superblock slots.
 const SUPERBLOCK_PAGES: PageId = 2;
+/// Default page size of a new file, in bytes: the OS page size, so that a page is one
+/// unit of the kernel's page cache. Larger pages suit large values appended in key order
+/// (fewer, fuller leaves) and cost random writes a bigger page per changed entry; measured
+/// in ARCHITECTURE.md ("Page size").
+pub const DEFAULT_PAGE_SIZE: u32 = 4096;
 /// Default first extent of a column family (pages); later extents double.
 pub const DEFAULT_INITIAL_EXTENT_PAGES: u64 = 16;
 
@@ -78,7 +83,7 @@ pub enum Populate {
 impl Default for DbBuilder {
     fn default() -> Self {
         Self {
-            page_size: 4096,
+            page_size: DEFAULT_PAGE_SIZE,
             cache_bytes: 64 << 20,
             flush: FlushConfig::default(),
             initial_extent_pages: DEFAULT_INITIAL_EXTENT_PAGES,
@@ -89,8 +94,8 @@ impl Default for DbBuilder {
 }
 
 impl DbBuilder {
-    /// Page size of a new file (a power of two, 512 to 65536; default 4096). An existing
-    /// file keeps the page size it was created with.
+    /// Page size of a new file (a power of two, 512 to 65536; default
+    /// [`DEFAULT_PAGE_SIZE`]). An existing file keeps the page size it was created with.
     pub fn page_size(mut self, bytes: u32) -> Self {
         self.page_size = bytes;
         self

@@ -41,7 +41,9 @@ mod sync;
 mod txn;
 
 pub use cf::{CfOptions, CfStats, ColumnFamily};
-pub use db::{Db, DbBuilder, DbStats, Populate, DEFAULT_INITIAL_EXTENT_PAGES, MAX_CF_NAME_LEN};
+pub use db::{
+    Db, DbBuilder, DbStats, Populate, DEFAULT_INITIAL_EXTENT_PAGES, DEFAULT_PAGE_SIZE, MAX_CF_NAME_LEN,
+};
 pub use error::{Error, Result};
 pub use flush::FlushConfig;
 pub use keys::{i64_key, key_i64, key_u64, u64_key};

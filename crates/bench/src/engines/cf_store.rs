@@ -19,9 +19,11 @@ pub struct CfStore {
 impl CfStore {
     pub fn open(config: &CellConfig, dir: &Path) -> Result<Self> {
         let policy = config.policy.unwrap_or_default();
+        let page_size = config.page_size.unwrap_or(cf_store::DEFAULT_PAGE_SIZE);
         let open = |file: &str| -> Result<Db> {
             let path = dir.join(file);
             Db::builder()
+                .page_size(page_size)
                 .flush(policy)
                 .open(&path)
                 .with_context(|| format!("opening {}", path.display()))
