@@ -94,28 +94,13 @@ impl Cli {
         if usize::try_from(commit_bytes).is_err() || usize::try_from(self.ops_per_txn).is_err() {
             bail!("--ops-per-txn x (8 + --value-size) = {commit_bytes} bytes does not fit this machine");
         }
-        let policy = if self.engine.is_cf_store() {
-            Some(self.policy.unwrap_or_default())
-        } else {
-            if let Some(p) = self.policy {
-                eprintln!(
-                    "bench: note: --policy {p} is ignored by engine {} (it applies to cf-store engines)",
-                    self.engine.name()
-                );
-            }
-            None
-        };
-        let page_size = if self.engine.is_cf_store() {
-            Some(self.page_size.unwrap_or(cf_store::DEFAULT_PAGE_SIZE))
-        } else {
-            if let Some(bytes) = self.page_size {
-                eprintln!(
-                    "bench: note: --page-size {bytes} is ignored by engine {} (it applies to cf-store engines)",
-                    self.engine.name()
-                );
-            }
-            None
-        };
+        let policy = cf_store_option(self.engine, "--policy", self.policy, FlushConfig::default());
+        let page_size = cf_store_option(
+            self.engine,
+            "--page-size",
+            self.page_size,
+            cf_store::DEFAULT_PAGE_SIZE,
+        );
         Ok(CellConfig {
             engine: self.engine,
             policy,
@@ -130,6 +115,26 @@ impl Cli {
             dir: self.dir,
         })
     }
+}
+
+/// An option of the cf-store engines: `given` or `default` for them; `None` for the other
+/// engines, with a note on stderr when it was given.
+fn cf_store_option<T: std::fmt::Display>(
+    engine: EngineKind,
+    flag: &str,
+    given: Option<T>,
+    default: T,
+) -> Option<T> {
+    if engine.is_cf_store() {
+        return Some(given.unwrap_or(default));
+    }
+    if let Some(value) = given {
+        eprintln!(
+            "bench: note: {flag} {value} is ignored by engine {} (it applies to cf-store engines)",
+            engine.name()
+        );
+    }
+    None
 }
 
 /// `--page-size`: a power of two the page cache accepts.
