@@ -18,7 +18,7 @@ use crate::btree::{self, PageId, TreeRoot, WriteTree};
 use crate::cf::{CfShared, ColumnFamily, Snapshot};
 use crate::epoch::Epoch;
 use crate::format::{self, Extent, Slot, SlotProblem, CF_SLOT_MAGIC, SUPERBLOCK_MAGIC};
-use crate::source::{CacheSource, CommitSink};
+use crate::source::{CacheSource, CommitSink, ValuePool};
 use crate::space::Space;
 use crate::sync::GroupSync;
 use crate::{CfOptions, Error, Result};
@@ -404,6 +404,7 @@ fn new_space(
         alloc,
         buffer: core.cache.write_buffer(),
         policy: flush.build(),
+        values: ValuePool::default(),
         root: TreeRoot::default(),
         aux: 0,
         last_txn: 0,
@@ -968,6 +969,7 @@ fn commit_catalog(core: &DbCore, space: &mut Space, tree: WriteTree) -> Result<(
             alloc: &mut space.alloc,
             buffer: &mut space.buffer,
             grow: &mut grow,
+            values: &mut space.values,
         };
         tree.commit(&core.source(), &mut sink)
     };

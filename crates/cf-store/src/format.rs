@@ -6,7 +6,7 @@
 //! | bytes        | field                                                             |
 //! |--------------|-------------------------------------------------------------------|
 //! | 0..8         | magic: `CFSTORE\0` (superblock) or `CFSLOT\0\0` (column family)     |
-//! | 8..12        | format version (1)                                                |
+//! | 8..12        | format version (2: leaves may span pages)                         |
 //! | 12..16       | page size                                                         |
 //! | 16..24       | owner: 0 for the superblock, the column family's id otherwise     |
 //! | 24..32       | txn: commit counter of the owner; the newer valid slot wins       |
@@ -25,7 +25,7 @@
 use crate::btree::{PageId, TreeRoot};
 
 /// The format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// Magic of a superblock slot.
 pub const SUPERBLOCK_MAGIC: [u8; 8] = *b"CFSTORE\0";
 /// Magic of a column family's commit slot.

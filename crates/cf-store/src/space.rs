@@ -11,6 +11,7 @@ use crate::btree::{PageId, TreeRoot};
 use crate::db::{DbCore, Populate};
 use crate::epoch::Epoch;
 use crate::format::{Extent, Slot};
+use crate::source::ValuePool;
 use crate::{Error, Result};
 
 /// How far past the highest page a flush writes into a fresh extent the pages are readied
@@ -33,6 +34,8 @@ pub struct Space {
     pub buffer: WriteBuffer,
     /// How the buffer reaches the file.
     pub policy: Box<dyn FlushPolicy>,
+    /// Value buffers for the next transaction's inserts.
+    pub values: ValuePool,
     /// Root of the newest commit.
     pub root: TreeRoot,
     /// Slot field `aux`: next column-family id (catalog) or the catalog txn that created the

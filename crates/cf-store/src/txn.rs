@@ -10,7 +10,7 @@ use parking_lot::RawMutex;
 
 use crate::btree::{self, PageId, TreeRoot, WriteTree};
 use crate::cf::{CfShared, Snapshot};
-use crate::source::{CacheSource, CommitSink};
+use crate::source::{CacheSource, CommitSink, ValuePool};
 use crate::space::Space;
 use crate::{Error, Result};
 
@@ -95,6 +95,9 @@ struct TxnState {
     tables: HashMap<String, TableSlot>,
     /// Pages of deleted tables.
     freed: Vec<(PageId, u64)>,
+    /// The space's value buffers, lent for this transaction's inserts and given back at
+    /// commit.
+    values: ValuePool,
 }
 
 /// The one write transaction of a column family. Tables opened from it commit atomically
@@ -130,6 +133,7 @@ impl WriteTxn {
                 dir: WriteTree::new(base.dir),
                 tables: HashMap::new(),
                 freed: Vec::new(),
+                values: std::mem::take(&mut space.values),
             }),
             cf,
             space,
@@ -234,6 +238,7 @@ impl WriteTxn {
                 .values()
                 .any(|s| matches!(s, TableSlot::Idle { tree, new } if *new || tree.is_dirty()));
         if !changed {
+            space.values = st.values;
             drop(space);
             return if durable { cf.make_durable(true) } else { Ok(()) };
         }
@@ -245,6 +250,7 @@ impl WriteTxn {
                 alloc: &mut space.alloc,
                 buffer: &mut space.buffer,
                 grow: &mut grow,
+                values: &mut st.values,
             };
             let mut freed = std::mem::take(&mut st.freed);
             let mut names: Vec<String> = st.tables.keys().cloned().collect();
@@ -263,6 +269,7 @@ impl WriteTxn {
             Ok::<_, Error>((dir, freed))
         })();
         drop(grow);
+        space.values = std::mem::take(&mut st.values);
         if let Some(e) = fresh {
             space.fresh_extent(e);
         }
@@ -322,10 +329,11 @@ impl Table<'_> {
     /// Inserts or replaces; returns the previous value.
     pub fn insert(&mut self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>> {
         let source = &self.txn.source;
+        let value = self.txn.state.borrow_mut().values.copy_of(value);
         self.tree
             .as_mut()
             .expect("a Table holds its tree until dropped")
-            .insert(source, key, value)
+            .insert_owned(source, key, value)
     }
 
     /// Removes; returns the value it had.

@@ -188,28 +188,33 @@ fn a_database_cut_anywhere_never_panics() {
 
 #[test]
 fn another_format_version_is_unsupported() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("v2.cf");
-    sample_db(&path);
-    let mut bytes = std::fs::read(&path).unwrap();
-    const PS: usize = 4096;
-    for slot in 0..2 {
-        let page = &mut bytes[slot * PS..(slot + 1) * PS];
-        assert_eq!(&page[0..8], b"CFSTORE\0", "slot {slot} is written");
-        assert_eq!(u32::from_le_bytes(page[8..12].try_into().unwrap()), 1);
-        page[8..12].copy_from_slice(&2u32.to_le_bytes());
-        let crc = crc32c::crc32c(&page[..PS - 4]);
-        page[PS - 4..].copy_from_slice(&crc.to_le_bytes());
+    // Version 1 (before leaves could span pages) and a future version 3.
+    for version in [1u32, 3] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(format!("v{version}.cf"));
+        sample_db(&path);
+        let mut bytes = std::fs::read(&path).unwrap();
+        const PS: usize = 4096;
+        for slot in 0..2 {
+            let page = &mut bytes[slot * PS..(slot + 1) * PS];
+            assert_eq!(&page[0..8], b"CFSTORE\0", "slot {slot} is written");
+            assert_eq!(u32::from_le_bytes(page[8..12].try_into().unwrap()), 2);
+            page[8..12].copy_from_slice(&version.to_le_bytes());
+            let crc = crc32c::crc32c(&page[..PS - 4]);
+            page[PS - 4..].copy_from_slice(&crc.to_le_bytes());
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        match open_err(&path) {
+            Error::UnsupportedVersion { found, supported, .. } => {
+                assert_eq!((found, supported), (version, 2))
+            }
+            other => panic!("expected UnsupportedVersion, got {other:?}"),
+        }
+        assert!(
+            std::fs::read(&path).unwrap() == bytes,
+            "a failed open changed the file"
+        );
     }
-    std::fs::write(&path, &bytes).unwrap();
-    match open_err(&path) {
-        Error::UnsupportedVersion { found, supported, .. } => assert_eq!((found, supported), (2, 1)),
-        other => panic!("expected UnsupportedVersion, got {other:?}"),
-    }
-    assert!(
-        std::fs::read(&path).unwrap() == bytes,
-        "a failed open changed the file"
-    );
 }
 
 #[test]

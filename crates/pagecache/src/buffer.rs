@@ -10,6 +10,11 @@ use indexmap::IndexMap;
 
 use crate::{PageCache, PageCacheError, Result};
 
+/// The longest entry, in pages, whose buffer a flush keeps for reuse
+/// ([`WriteBuffer::run_buffer`]): a tree node spans at most a few pages; longer entries
+/// (large values) are freed.
+pub const SPARE_MAX_PAGES: usize = 16;
+
 /// The dirty pages of one writer (one column-family transaction). Only its owner touches
 /// it, so it needs no locking; it is not `Clone`, and two writers never share one, so one
 /// writer's flush never writes another's bytes.
@@ -33,7 +38,8 @@ pub struct WriteBuffer {
     ends: BTreeMap<u64, u64>,
     dirty_bytes: u64,
     executor: PlanExecutor,
-    /// Single-page buffers of earlier flushes, for [`WriteBuffer::page_buffer`].
+    /// Buffers of one to [`SPARE_MAX_PAGES`] pages from earlier flushes, for
+    /// [`WriteBuffer::run_buffer`].
     spare: Vec<Box<[u8]>>,
     /// Bytes of the cache's spare budget ([`crate::CacheOptions::spare_bytes`]) this buffer
     /// holds. Between flushes it covers `spare` and the recycled buffers now among its
@@ -72,15 +78,24 @@ impl WriteBuffer {
         }
     }
 
-    /// A buffer of one page to encode a page into before [`WriteBuffer::put`]: a spare one
-    /// from an earlier flush when there is one (holding that page's old bytes: the caller
-    /// overwrites all of it), else a new zeroed one. Reusing buffers spares the allocator a
-    /// page-sized allocation and free per page written, and the page faults of a heap that
-    /// shrinks after each flush and grows again in the next commit.
+    /// A buffer of one page to encode a page into before [`WriteBuffer::put`]:
+    /// [`WriteBuffer::run_buffer`] of one page.
     pub fn page_buffer(&mut self) -> Box<[u8]> {
-        self.spare
-            .pop()
-            .unwrap_or_else(|| vec![0; self.cache.page_size() as usize].into_boxed_slice())
+        self.run_buffer(1)
+    }
+
+    /// A buffer of `pages` contiguous pages to encode into before [`WriteBuffer::put`]: a
+    /// spare one of that length from an earlier flush when there is one (holding its old
+    /// bytes: the caller overwrites all of it), else a new zeroed one. Reusing buffers spares
+    /// the allocator an allocation, a zero fill and a free per entry written, and the page
+    /// faults of a heap that shrinks after each flush and grows again in the next commit.
+    /// Entries of up to [`SPARE_MAX_PAGES`] pages are kept for reuse.
+    pub fn run_buffer(&mut self, pages: usize) -> Box<[u8]> {
+        let len = pages.saturating_mul(self.cache.page_size() as usize);
+        match self.spare.iter().rposition(|b| b.len() == len) {
+            Some(i) => self.spare.swap_remove(i),
+            None => vec![0; len].into_boxed_slice(),
+        }
     }
 
     /// The cache this buffer flushes into.
@@ -219,21 +234,25 @@ impl WriteBuffer {
             Ok(report) => {
                 self.ends.clear();
                 self.dirty_bytes = 0;
-                let page = self.cache.page_size() as usize;
+                let most = SPARE_MAX_PAGES * self.cache.page_size() as usize;
                 let returned: Vec<Box<[u8]>> = self
                     .pages
                     .drain(..)
                     .filter_map(|(offset, data)| self.cache.admit_flushed(offset, data))
-                    .filter(|buf| buf.len() == page)
+                    .filter(|buf| buf.len() <= most)
                     .collect();
                 // Keep as many as the budget allows, reserving only what this buffer lacks.
-                let want = ((self.spare.len() + returned.len()) * page) as u64;
+                let mut held = self.spare.iter().map(|b| b.len() as u64).sum::<u64>();
+                let want = held + returned.iter().map(|b| b.len() as u64).sum::<u64>();
                 if want > self.spare_budget {
                     self.spare_budget += self.cache.reserve_spare(want - self.spare_budget);
                 }
-                let room = (self.spare_budget / page as u64) as usize;
-                self.spare
-                    .extend(returned.into_iter().take(room.saturating_sub(self.spare.len())));
+                for buf in returned {
+                    if held + buf.len() as u64 <= self.spare_budget {
+                        held += buf.len() as u64;
+                        self.spare.push(buf);
+                    }
+                }
                 self.trim_spare_budget();
                 Ok(report)
             }
@@ -262,9 +281,9 @@ mod tests {
         .write_buffer()
     }
 
-    /// Flushed single-page buffers come back from `page_buffer` (still holding their old
-    /// bytes), within one budget the whole cache shares; multi-page entries and pages the
-    /// read cache takes are not kept; dropping a buffer returns its budget.
+    /// Flushed buffers come back from `page_buffer` (still holding their old bytes), within
+    /// one budget the whole cache shares; pages the read cache takes are not kept; dropping
+    /// a buffer returns its budget.
     #[test]
     fn flushed_pages_are_recycled_within_the_cache_wide_budget() {
         let cache = PageCache::new(
@@ -306,6 +325,37 @@ mod tests {
         b.put(4096, spare).unwrap();
         b.clear();
         assert_eq!(cache.spare_bytes_held(), 0);
+    }
+
+    /// Entries of up to `SPARE_MAX_PAGES` pages come back from `run_buffer` of their own
+    /// length (budget permitting); longer ones are freed.
+    #[test]
+    fn multi_page_buffers_are_recycled_by_length() {
+        let cache = PageCache::new(
+            Arc::new(MemBackend::new()),
+            CacheOptions::default()
+                .with_page_size(512)
+                .with_cache_on_flush(false)
+                .with_spare_bytes(64 << 10),
+        )
+        .unwrap();
+        let mut b = cache.write_buffer();
+        b.put_copy(0, &[1; 512]).unwrap();
+        b.put_copy(512, &[2; 4 * 512]).unwrap();
+        b.put_copy(8192, &vec![3; (SPARE_MAX_PAGES + 1) * 512]).unwrap();
+        b.flush(&PerPage, &NoFreeSpace).unwrap();
+        assert_eq!(
+            cache.spare_bytes_held(),
+            5 * 512,
+            "the over-long entry is not kept"
+        );
+        assert_eq!(&b.run_buffer(4)[..], &[2u8; 4 * 512][..]);
+        assert_eq!(&b.run_buffer(4)[..], &[0u8; 4 * 512][..], "one four-page spare");
+        assert_eq!(&b.page_buffer()[..], &[1u8; 512][..]);
+        assert_eq!(
+            &b.run_buffer(SPARE_MAX_PAGES + 1)[..],
+            &vec![0u8; (SPARE_MAX_PAGES + 1) * 512][..]
+        );
     }
 
     #[test]

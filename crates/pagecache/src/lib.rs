@@ -44,6 +44,6 @@ mod cache;
 mod error;
 mod mmap;
 
-pub use buffer::WriteBuffer;
+pub use buffer::{WriteBuffer, SPARE_MAX_PAGES};
 pub use cache::{CacheOptions, CacheStats, PageCache, PageRef, ReadPath, MAX_PAGE_SIZE, MIN_PAGE_SIZE};
 pub use error::{PageCacheError, Result};

@@ -2,7 +2,9 @@
 //!
 //! # Page format
 //!
-//! A node is one page. Integers are little-endian; every byte after the last entry is zero.
+//! A branch is one page; a leaf is one page or a run of up to [`MAX_LEAF_PAGES`] contiguous
+//! pages (see "Leaf size" below). Integers are little-endian; every byte after the last
+//! entry, to the end of the node's last page, is zero.
 //! The format is canonical: [`Node::decode`] accepts exactly what [`Node::encode`] produces,
 //! so `encode(decode(page)) == page` for every page that decodes.
 //!
@@ -11,7 +13,8 @@
 //! | offset | size | field                                                        |
 //! |--------|------|--------------------------------------------------------------|
 //! | 0      | 1    | kind: 1 = leaf, 2 = branch (anything else is corruption)     |
-//! | 1      | 1    | reserved, 0                                                  |
+//! | 1      | 1    | pages after the first: 0 for a branch; for a leaf, the fewest |
+//! |        |      | that hold it, so 0 unless it is over one page                 |
 //! | 2      | 2    | `n`, u16: leaf entries, or branch separator keys; `n >= 1`   |
 //!
 //! A leaf is followed by `n` entries, keys strictly ascending (bytewise):
@@ -43,6 +46,17 @@
 //! | 12   | child `i + 1`: page u64, crc32c u32            |
 //!
 //! Child `i` holds the keys `key` with `separator[i - 1] <= key < separator[i]`.
+//!
+//! # Leaf size
+//!
+//! The size limits above (the longest key, the largest inline entry) are fractions of the
+//! page size, whatever the leaf's length. A leaf grows past one page only by appends at the
+//! right edge of the tree, and only while it is new in the transaction or already longer
+//! than a page: three 1 KiB entries fill a 4 KiB page to three quarters, and a four-page
+//! leaf holds fifteen (95%), so large values appended in key order cost a fifth fewer bytes.
+//! Any other change to a leaf longer than a page splits it in halves, so a grown leaf shrinks
+//! back to single pages as random writes reach it, and random writes keep rewriting one page
+//! each ([`crate::btree::write`]).
 
 use std::cmp::Ordering;
 use std::ops::ControlFlow;
@@ -67,6 +81,8 @@ const ENTRY_HEAD_LEN: usize = 3;
 const MAX_RESERVED_ITEMS: usize = 512;
 /// An encoded overflow reference: page u64, length u64, crc u32.
 const OVERFLOW_REF_LEN: usize = 20;
+/// The most pages a leaf spans.
+pub(crate) const MAX_LEAF_PAGES: usize = 4;
 
 /// The largest value, in bytes.
 pub(crate) const MAX_VALUE_LEN: usize = 1 << 30;
@@ -203,30 +219,39 @@ impl Node {
             }
     }
 
+    /// Pages the node is encoded into: the fewest that hold it for a leaf, one for a branch.
+    pub(crate) fn pages(&self, page_size: usize) -> usize {
+        match self {
+            Node::Leaf(_) => self.encoded_len().div_ceil(page_size).max(1),
+            Node::Branch { .. } => 1,
+        }
+    }
+
     /// Encodes a node whose children are all clean and whose values are not pending (commit
-    /// resolves both first) into a new page of `page_size` bytes.
+    /// resolves both first) into new pages ([`Node::pages`] of them).
     #[cfg(test)]
     pub(crate) fn encode(&self, page_size: usize) -> Box<[u8]> {
-        let mut page = vec![0; page_size].into_boxed_slice();
-        self.encode_into(&mut page);
+        let mut page = vec![0; self.pages(page_size) * page_size].into_boxed_slice();
+        self.encode_into(&mut page, page_size);
         page
     }
 
-    /// Encodes the node into `page` (the page size is `page.len()`), overwriting every byte:
-    /// the node, then zeros to the end.
-    pub(crate) fn encode_into(&self, page: &mut [u8]) {
-        let page_size = page.len();
+    /// Encodes the node into `page`, [`Node::pages`] pages of `page_size` bytes, overwriting
+    /// every byte: the node, then zeros to the end.
+    pub(crate) fn encode_into(&self, page: &mut [u8], page_size: usize) {
+        let pages = self.pages(page_size);
         assert!(
-            self.encoded_len() <= page_size,
-            "node of {} bytes overflows its page",
-            self.encoded_len()
+            page.len() == pages * page_size && pages <= MAX_LEAF_PAGES,
+            "node of {} bytes does not fit {} bytes",
+            self.encoded_len(),
+            page.len()
         );
         let mut out = PageWriter { page, at: 0 };
         let (kind, n) = match self {
             Node::Leaf(entries) => (LEAF, entries.len()),
             Node::Branch { keys, .. } => (BRANCH, keys.len()),
         };
-        out.put(&[kind, 0]);
+        out.put(&[kind, (pages - 1) as u8]);
         out.put(&(n as u16).to_le_bytes());
         match self {
             Node::Leaf(entries) => {
@@ -263,9 +288,10 @@ impl Node {
         page[at..].fill(0);
     }
 
-    /// Decodes one page (the page size is `bytes.len()`) with [`parse`]. Never panics:
-    /// anything that is not exactly what [`Node::encode`] writes is `Error::Corruption`.
-    pub(crate) fn decode(page: PageId, bytes: &[u8]) -> Result<Node> {
+    /// Decodes one node (`bytes`: its pages of `page_size` bytes) with [`parse`]. Never
+    /// panics: anything that is not exactly what [`Node::encode`] writes is
+    /// `Error::Corruption`.
+    pub(crate) fn decode(page: PageId, bytes: &[u8], page_size: usize) -> Result<Node> {
         // Room for the header's count and one insert, so decoding and the first change of a
         // node copied into a write arena do not grow its vectors. The count is not checked
         // yet (`parse` rejects a wrong one), so it is capped by the most items the page could
@@ -281,7 +307,7 @@ impl Node {
         } else {
             (Vec::new(), Vec::with_capacity(room), Vec::with_capacity(room + 1))
         };
-        parse(page, bytes, |item| {
+        parse(page, bytes, page_size, |item| {
             match item {
                 Item::Entry(key, value) => entries.push(Entry {
                     key: Key::from_slice(key),
@@ -308,18 +334,21 @@ impl Node {
     /// A split always exists: a node overflows by one entry at most (at most half a usable
     /// leaf; at most `14 + page_size / 4` bytes in a branch), and every entry is at most that
     /// big, so the largest left part that fits leaves a right part that fits too.
-    pub(crate) fn split(&mut self, page_size: usize, append: bool) -> (Key, Node) {
+    ///
+    /// `cap` is the most bytes either half may take: a page for a branch, and for a leaf a
+    /// page or, for leaves that may grow, up to [`MAX_LEAF_PAGES`] pages.
+    pub(crate) fn split(&mut self, cap: usize, append: bool) -> (Key, Node) {
         match self {
             Node::Leaf(entries) => {
                 let sizes: Vec<usize> = entries.iter().map(Entry::encoded_len).collect();
-                let m = split_point(&sizes, HEADER_LEN, page_size, false, append);
+                let m = split_point(&sizes, HEADER_LEN, cap, false, append);
                 let right = entries.split_off(m);
                 let sep = separator(&entries[m - 1].key, &right[0].key);
                 (sep, Node::Leaf(right))
             }
             Node::Branch { keys, children } => {
                 let sizes: Vec<usize> = keys.iter().map(|k| 2 + k.len() + CHILD_LEN).collect();
-                let m = split_point(&sizes, HEADER_LEN + CHILD_LEN, page_size, true, append);
+                let m = split_point(&sizes, HEADER_LEN + CHILD_LEN, cap, true, append);
                 let right_keys = keys.split_off(m + 1);
                 let right_children = children.split_off(m + 1);
                 let sep = keys
@@ -385,23 +414,40 @@ impl From<ValueRef<'_>> for Value {
     }
 }
 
-/// The decoder: reads the node in `bytes` (one page of `bytes.len()` bytes) and hands each
-/// item to `f` in page order, stopping early if `f` breaks (then the rest of the page is
-/// not checked). Every length and offset is bounds-checked and every rule of the format
+/// The first page of a node says how many pages follow it (header byte 1); a node that would
+/// need more than [`MAX_LEAF_PAGES`] pages, or a branch with any, is corrupt. `None` when the
+/// page is too short to tell.
+pub(crate) fn pages_of(first_page: &[u8]) -> Option<usize> {
+    first_page.get(1).map(|&more| usize::from(more) + 1)
+}
+
+/// The decoder: reads the node in `bytes` (all its pages, of `page_size` bytes each) and
+/// hands each item to `f` in page order, stopping early if `f` breaks (then the rest of the
+/// node is not checked). Every length and offset is bounds-checked and every rule of the format
 /// enforced, so it never panics: a violation is `Error::Corruption` naming `page`. Used
 /// whole by [`Node::decode`], and with early stops by lookups that need not copy a node.
 pub(crate) fn parse<'p>(
     page: PageId,
     bytes: &'p [u8],
+    page_size: usize,
     mut f: impl FnMut(Item<'p>) -> ControlFlow<()>,
 ) -> Result<()> {
-    let page_size = bytes.len();
     let max_key = max_key_len(page_size);
     let mut r = Reader { page, bytes, pos: 0 };
-    let [kind, reserved] = r.array("header")?;
+    let [kind, more] = r.array("header")?;
     let n = r.u16("header")?;
-    if reserved != 0 {
-        return Err(corrupt(page, "nonzero reserved header byte"));
+    let pages = usize::from(more) + 1;
+    if bytes.len() != pages * page_size {
+        return Err(corrupt(
+            page,
+            format!("node of {} bytes in {pages} pages", bytes.len()),
+        ));
+    }
+    if pages > 1 && kind != LEAF {
+        return Err(corrupt(page, "a branch spanning pages"));
+    }
+    if pages > MAX_LEAF_PAGES {
+        return Err(corrupt(page, format!("leaf of {pages} pages")));
     }
     if n == 0 {
         return Err(corrupt(page, "node with no entries"));
@@ -476,19 +522,25 @@ pub(crate) fn parse<'p>(
     if bytes[r.pos..].iter().any(|&b| b != 0) {
         return Err(corrupt(page, "nonzero bytes after the last entry"));
     }
+    if r.pos.div_ceil(page_size).max(1) != pages {
+        return Err(corrupt(
+            page,
+            format!("leaf of {} bytes spanning {pages} pages", r.pos),
+        ));
+    }
     Ok(())
 }
 
 /// The index `m` where a node of entries with encoded `sizes` splits: entries `..m` go left
 /// and `m..` right (`promote`: entry `m` moves up instead). Both halves, each `base` bytes
-/// plus their entries, must fit a page and be non-empty.
-fn split_point(sizes: &[usize], base: usize, page_size: usize, promote: bool, append: bool) -> usize {
+/// plus their entries, must fit `cap` bytes and be non-empty.
+fn split_point(sizes: &[usize], base: usize, cap: usize, promote: bool, append: bool) -> usize {
     let total: usize = sizes.iter().sum();
     let mut left = 0;
     let fitting = (1..sizes.len() - usize::from(promote)).filter_map(|m| {
         left += sizes[m - 1];
         let right = total - left - if promote { sizes[m] } else { 0 };
-        (base + left <= page_size && base + right <= page_size).then_some((m, left.abs_diff(right)))
+        (base + left <= cap && base + right <= cap).then_some((m, left.abs_diff(right)))
     });
     let best = if append {
         fitting.last()

@@ -12,16 +12,43 @@ use std::ops::{Bound, RangeBounds};
 
 use pagecache::PageRef;
 
-use super::node::{child_index, corrupt, overflow_pages, parse, search, Child, Entry, Item, Node, Value};
+use super::node::MAX_LEAF_PAGES;
+use super::node::{
+    child_index, corrupt, overflow_pages, pages_of, parse, search, Child, Entry, Item, Node, Value,
+};
 use super::store::{NodePtr, PageId, PageSource, TreeRoot};
 use crate::Result;
 
-/// Reads the page `ptr` points to and verifies it against the pointer's checksum.
+/// Reads the node `ptr` points to (its first page, and the pages its header says follow,
+/// at most [`MAX_LEAF_PAGES`] in all) and verifies it against the pointer's checksum.
 fn read_page(src: &dyn PageSource, ptr: NodePtr) -> Result<PageRef> {
-    let bytes = src.read(ptr.page)?;
-    if bytes.len() != src.page_size() {
-        return Err(corrupt(ptr.page, format!("page of {} bytes", bytes.len())));
+    let page_size = src.page_size();
+    let first = src.read(ptr.page)?;
+    if first.len() != page_size {
+        return Err(corrupt(ptr.page, format!("page of {} bytes", first.len())));
     }
+    let pages = pages_of(&first).unwrap_or(1);
+    let bytes = if pages == 1 {
+        first
+    } else {
+        if pages > MAX_LEAF_PAGES {
+            return Err(corrupt(ptr.page, format!("node of {pages} pages")));
+        }
+        let mut all = Vec::with_capacity(pages * page_size);
+        all.extend_from_slice(&first);
+        for i in 1..pages as u64 {
+            let next = ptr
+                .page
+                .checked_add(i)
+                .ok_or_else(|| corrupt(ptr.page, "node runs past the last page"))?;
+            let bytes = src.read(next)?;
+            if bytes.len() != page_size {
+                return Err(corrupt(next, format!("page of {} bytes", bytes.len())));
+            }
+            all.extend_from_slice(&bytes);
+        }
+        PageRef::from(all)
+    };
     if crc32c::crc32c(&bytes) != ptr.crc {
         return Err(corrupt(ptr.page, "checksum mismatch"));
     }
@@ -30,7 +57,7 @@ fn read_page(src: &dyn PageSource, ptr: NodePtr) -> Result<PageRef> {
 
 /// Reads, verifies and decodes the node `ptr` points to.
 pub(crate) fn read_node(src: &dyn PageSource, ptr: NodePtr) -> Result<Node> {
-    Node::decode(ptr.page, &read_page(src, ptr)?)
+    Node::decode(ptr.page, &read_page(src, ptr)?, src.page_size())
 }
 
 /// A node by reference: borrowed from the arena if dirty, read from its page if clean.
@@ -121,19 +148,24 @@ pub(crate) fn lookup(
             // A committed node is searched in its page, without copying it.
             Child::Clean(ptr) => {
                 let (mut next, mut found) = (None, None);
-                parse(ptr.page, &read_page(src, ptr)?, |item| match item {
-                    Item::Child(ptr) => {
-                        next = Some(Child::Clean(ptr));
-                        Continue(())
-                    }
-                    Item::Separator(sep) if sep <= key => Continue(()),
-                    Item::Entry(k, _) if k < key => Continue(()),
-                    Item::Entry(k, value) => {
-                        found = (k == key).then(|| value.into());
-                        Break(())
-                    }
-                    Item::Separator(_) => Break(()),
-                })?;
+                parse(
+                    ptr.page,
+                    &read_page(src, ptr)?,
+                    src.page_size(),
+                    |item| match item {
+                        Item::Child(ptr) => {
+                            next = Some(Child::Clean(ptr));
+                            Continue(())
+                        }
+                        Item::Separator(sep) if sep <= key => Continue(()),
+                        Item::Entry(k, _) if k < key => Continue(()),
+                        Item::Entry(k, value) => {
+                            found = (k == key).then(|| value.into());
+                            Break(())
+                        }
+                        Item::Separator(_) => Break(()),
+                    },
+                )?;
                 (next, found)
             }
         };
@@ -157,7 +189,7 @@ pub(crate) fn range<'a>(
     Range::new(src, &[], root.root.map(Child::Clean), bounds)
 }
 
-/// Calls `f(page, count)` for every page run reachable from `root`: each node (count 1)
+/// Calls `f(page, count)` for every page run reachable from `root`: each node (its pages)
 /// and each overflow run. Node checksums are always verified (a node must be read to find
 /// its children), overflow values only if `verify_overflow`.
 pub(crate) fn visit_pages(
@@ -176,9 +208,10 @@ pub(crate) fn visit_pages(
         if depth > MAX_DEPTH {
             return Err(too_deep(ptr.page));
         }
-        match read_node(src, ptr)? {
+        let node = read_node(src, ptr)?;
+        f(ptr.page, node.pages(src.page_size()) as u64);
+        match node {
             Node::Branch { children, .. } => {
-                f(ptr.page, 1);
                 for child in children {
                     // Decoded nodes only hold clean children.
                     if let Child::Clean(child) = child {
@@ -187,7 +220,6 @@ pub(crate) fn visit_pages(
                 }
             }
             Node::Leaf(entries) => {
-                f(ptr.page, 1);
                 for entry in entries {
                     if let Value::Overflow { page, len, crc } = entry.value {
                         if verify_overflow {

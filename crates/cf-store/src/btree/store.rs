@@ -10,9 +10,10 @@ pub type PageId = u64;
 /// bit-flipped page is caught when it is read, whichever state reached it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct NodePtr {
-    /// Where the node is.
+    /// Where the node is (its first page).
     pub page: PageId,
-    /// crc32c of all `page_size` bytes of the page.
+    /// crc32c of all the node's bytes: its one page, or every page of a leaf that spans
+    /// several.
     pub crc: u32,
 }
 
@@ -78,9 +79,13 @@ pub trait PageSink {
     /// `bytes.len()` is a non-zero multiple of the page size.
     fn write(&mut self, page: PageId, bytes: Box<[u8]>) -> Result<()>;
 
-    /// A buffer of `page_size` bytes to encode one page into (its old bytes, if any, are
-    /// all overwritten). The default allocates a zeroed one.
-    fn page_buffer(&mut self, page_size: usize) -> Box<[u8]> {
-        vec![0; page_size].into_boxed_slice()
+    /// Takes back the buffer of an inline value whose leaf has been encoded. The default
+    /// frees it.
+    fn recycle_value(&mut self, _value: Vec<u8>) {}
+
+    /// A buffer of `len` bytes (whole pages) to encode a node into (its old bytes, if any,
+    /// are all overwritten). The default allocates a zeroed one.
+    fn node_buffer(&mut self, len: usize) -> Box<[u8]> {
+        vec![0; len].into_boxed_slice()
     }
 }

@@ -10,8 +10,8 @@ use proptest::prelude::*;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use super::node::MAX_VALUE_LEN;
 use super::node::{check_sizes, max_inline_entry, max_key_len, Child, Entry, Node, Value};
+use super::node::{MAX_LEAF_PAGES, MAX_VALUE_LEN};
 use super::{get, range, visit_pages, NodePtr, PageId, PageSink, PageSource, TreeRoot, WriteTree};
 use crate::{Error, Result};
 
@@ -329,7 +329,8 @@ fn node_strategy(page_size: usize) -> impl Strategy<Value = Node> {
         any::<u64>(),
         any::<u32>(),
     );
-    let leaf = prop::collection::btree_map(key_strategy(), value, 1..40).prop_map(move |map| {
+    // Leaves of up to MAX_LEAF_PAGES pages.
+    let leaf = prop::collection::btree_map(key_strategy(), value, 1..80).prop_map(move |map| {
         let mut entries = Vec::new();
         for (key, (len, page, crc)) in map {
             let value = match Value::new(key.len(), value_bytes(len, 7), page_size) {
@@ -344,7 +345,7 @@ fn node_strategy(page_size: usize) -> impl Strategy<Value = Node> {
                 key: key.into(),
                 value,
             });
-            if Node::Leaf(entries.clone()).encoded_len() > page_size {
+            if Node::Leaf(entries.clone()).encoded_len() > MAX_LEAF_PAGES * page_size {
                 entries.pop();
                 break;
             }
@@ -390,7 +391,7 @@ proptest! {
         bytes[0] = kind;
         bytes[1] = 0;
         bytes[2..4].copy_from_slice(&count.to_le_bytes());
-        if let Ok(node) = Node::decode(3, &bytes) {
+        if let Ok(node) = Node::decode(3, &bytes, 512) {
             prop_assert_eq!(&node.encode(512)[..], &bytes[..]);
         }
     }
@@ -403,19 +404,19 @@ proptest! {
         mutations in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..5),
     ) {
         let mut bytes = node.encode(page_size).into_vec();
-        prop_assert_eq!(Node::decode(9, &bytes).unwrap(), node);
+        prop_assert_eq!(Node::decode(9, &bytes, page_size).unwrap(), node);
         for (at, byte) in mutations {
             let at = at.index(bytes.len());
             bytes[at] = byte;
         }
-        match Node::decode(9, &bytes) {
+        match Node::decode(9, &bytes, page_size) {
             Ok(node) => prop_assert_eq!(&node.encode(page_size)[..], &bytes[..]),
             Err(Error::Corruption { page: 9, .. }) => {}
             Err(e) => prop_assert!(false, "unexpected error {e}"),
         }
         // Nor do pages cut short (a short page may decode: the limits scale with its size).
         for cut in [0, 1, 3, 4, 5, bytes.len() / 3] {
-            let _ = Node::decode(9, &bytes[..cut]);
+            let _ = Node::decode(9, &bytes[..cut], page_size);
         }
     }
 }
@@ -569,13 +570,17 @@ fn limits_leave_room() {
     assert_eq!(reachable(&mem, &root).len(), 3, "two leaves and a root");
 }
 
-fn count_leaves(mem: &Mem, root: &TreeRoot) -> usize {
-    let mut pages = Vec::new();
-    visit_pages(mem, root, false, &mut |p, c| pages.push((p, c))).unwrap();
-    pages
-        .iter()
-        .filter(|&&(p, c)| c == 1 && matches!(Node::decode(p, &mem.read(p).unwrap()), Ok(Node::Leaf(_))))
-        .count()
+/// The page count of every leaf reachable from `root`.
+fn leaf_pages(mem: &Mem, root: &TreeRoot) -> Vec<u64> {
+    let mut runs = Vec::new();
+    visit_pages(mem, root, false, &mut |p, c| runs.push((p, c))).unwrap();
+    runs.into_iter()
+        .filter(|&(p, c)| {
+            let bytes: Vec<u8> = (p..p + c).flat_map(|p| mem.read(p).unwrap().to_vec()).collect();
+            matches!(Node::decode(p, &bytes, mem.page_size()), Ok(Node::Leaf(_)))
+        })
+        .map(|(_, c)| c)
+        .collect()
 }
 
 #[test]
@@ -592,17 +597,21 @@ fn sequential_inserts_fill_leaves() {
             }
             root = commit(&mem, tree, root);
         }
-        let minimal = 10_000usize.div_ceil(3);
-        let leaves = count_leaves(&mem, &root);
+        // Appended leaves grow to MAX_LEAF_PAGES pages, fifteen 1,037-byte entries in four
+        // pages: within a tenth of the pages the entries fill end to end (one page holds
+        // only three, three quarters full).
+        let leaves = leaf_pages(&mem, &root);
+        let pages: u64 = leaves.iter().sum();
+        let minimal = (10_000u64 * (3 + 8 + 2 + 1024)).div_ceil(4096);
         assert!(
-            leaves * 10 <= minimal * 11,
-            "{leaves} leaves for {minimal} minimal"
+            pages * 10 <= minimal * 11,
+            "{pages} leaf pages for {minimal} minimal"
         );
+        assert!(leaves.iter().all(|&c| c as usize <= MAX_LEAF_PAGES));
         // One commit allocates children before parents: its pages are one run, ending in
         // the root.
         if txns == 1 {
-            let mut pages = Vec::new();
-            visit_pages(&mem, &root, false, &mut |p, _| pages.push(p)).unwrap();
+            let mut pages = Vec::from_iter(reachable(&mem, &root));
             pages.sort_unstable();
             assert!(pages.windows(2).all(|w| w[0] + 1 == w[1]), "{pages:?}");
             assert_eq!(pages.last().copied(), root.root.map(|r| r.page));

@@ -7,10 +7,18 @@
 //! reads and writes of siblings on every remove, while deletes that leave a range sparse
 //! are rare in this store's workloads, and the space comes back as the range is refilled
 //! or emptied (an emptied leaf is freed at once).
+//!
+//! Leaf size: an insert at the end of the rightmost leaf may grow that leaf past one page,
+//! up to [`MAX_LEAF_PAGES`], when the leaf is new in this transaction or already longer than a
+//! page; a full one splits with its left half full and a new one-entry leaf on its right.
+//! Large values appended in key order thus fill their pages, while a transaction that appends
+//! a few entries to a one-page leaf keeps rewriting one page. Any other insert into a leaf
+//! longer than a page splits it in halves by bytes, so a grown leaf shrinks back towards
+//! single pages as random writes reach it (see the node module's "Leaf size").
 
 use std::ops::RangeBounds;
 
-use super::node::{check_sizes, child_index, overflow_pages, search, Child, Entry, Node};
+use super::node::{check_sizes, child_index, overflow_pages, search, Child, Entry, Node, MAX_LEAF_PAGES};
 use super::node::{Key, Value, MAX_VALUE_LEN};
 use super::read::{lookup, read_node, read_value, visit_pages, Range};
 use super::store::{NodePtr, PageId, PageSink, PageSource, TreeRoot};
@@ -35,6 +43,9 @@ pub(crate) struct WriteTree {
     root: Option<Child>,
     /// Dirty nodes; `Child::Dirty(i)` is `arena[i]`. Unlinked nodes stay until commit.
     arena: Vec<Node>,
+    /// `fresh[i]`: `arena[i]` was made by this transaction (a split's right half or a new
+    /// root), not copied from a committed page.
+    fresh: Vec<bool>,
     len: u64,
     /// Runs of the base state this tree no longer references.
     freed: Vec<(PageId, u64)>,
@@ -47,6 +58,7 @@ impl WriteTree {
             base,
             root: base.root.map(Child::Clean),
             arena: Vec::new(),
+            fresh: Vec::new(),
             len: base.len,
             freed: Vec::new(),
         }
@@ -83,14 +95,24 @@ impl WriteTree {
         key: &[u8],
         value: &[u8],
     ) -> Result<Option<Vec<u8>>> {
+        self.insert_owned(src, key, value.to_vec())
+    }
+
+    /// [`WriteTree::insert`] of a value the caller has copied already.
+    pub(crate) fn insert_owned(
+        &mut self,
+        src: &dyn PageSource,
+        key: &[u8],
+        value: Vec<u8>,
+    ) -> Result<Option<Vec<u8>>> {
         let page_size = src.page_size();
         check_sizes(key.len(), value.len(), page_size, MAX_VALUE_LEN)?;
         let entry = Entry {
             key: Key::from_slice(key),
-            value: Value::new(key.len(), value.to_vec(), page_size),
+            value: Value::new(key.len(), value, page_size),
         };
         if self.root.is_none() {
-            self.root = Some(Child::Dirty(self.push(Node::Leaf(vec![entry]))));
+            self.root = Some(Child::Dirty(self.push(Node::Leaf(vec![entry]), true)));
             self.len += 1;
             return Ok(None);
         }
@@ -100,8 +122,11 @@ impl WriteTree {
             Ok(i) => Some(read_value(src, &self.leaf_of(&steps)[i].value)?),
             Err(_) => None,
         };
-        let path = self.adopt(steps);
-        let entries = self.leaf_mut(path[path.len() - 1].0);
+        let path = self.adopt(steps, page_size);
+        let leaf = path[path.len() - 1].0;
+        let grown = self.arena[leaf].encoded_len() > page_size;
+        let fresh = self.fresh[leaf];
+        let entries = self.leaf_mut(leaf);
         let append = match found {
             Ok(i) => {
                 let replaced = std::mem::replace(&mut entries[i].value, entry.value);
@@ -115,7 +140,18 @@ impl WriteTree {
                 rightmost && at_end
             }
         };
-        self.split_up(&path, page_size, append);
+        // How far the leaf may grow before it splits, and how it splits.
+        let (cap, append) = match (append, grown) {
+            (true, _) if grown || fresh => (MAX_LEAF_PAGES * page_size, true),
+            (false, true) => {
+                // A grown leaf changed elsewhere than at its end splits in halves, whatever
+                // its length: a cap just under its length forces the split.
+                let len = self.arena[leaf].encoded_len();
+                ((len - 1).clamp(page_size, MAX_LEAF_PAGES * page_size), false)
+            }
+            _ => (page_size, append),
+        };
+        self.split_up(&path, page_size, cap, append);
         Ok(old)
     }
 
@@ -129,7 +165,7 @@ impl WriteTree {
             return Ok(None);
         };
         let old = read_value(src, &self.leaf_of(&steps)[i].value)?;
-        let path = self.adopt(steps);
+        let path = self.adopt(steps, src.page_size());
         let (leaf, _) = path[path.len() - 1];
         let removed = self.leaf_mut(leaf).remove(i);
         self.release(removed.value, src.page_size());
@@ -188,8 +224,9 @@ impl WriteTree {
         Ok(merge_runs(runs))
     }
 
-    fn push(&mut self, node: Node) -> usize {
+    fn push(&mut self, node: Node, fresh: bool) -> usize {
         self.arena.push(node);
+        self.fresh.push(fresh);
         self.arena.len() - 1
     }
 
@@ -252,14 +289,14 @@ impl WriteTree {
 
     /// Makes every node of a path dirty (copying clean ones into the arena, freeing their
     /// pages, relinking their parents); returns the path as (arena index, child index).
-    fn adopt(&mut self, steps: Vec<Step>) -> Vec<(usize, usize)> {
+    fn adopt(&mut self, steps: Vec<Step>, page_size: usize) -> Vec<(usize, usize)> {
         let mut path: Vec<(usize, usize)> = Vec::with_capacity(steps.len());
         for step in steps {
             let i = match step.node {
                 Loaded::Dirty(i) => i,
                 Loaded::Clean(ptr, node) => {
-                    self.freed.push((ptr.page, 1));
-                    let i = self.push(node);
+                    self.freed.push((ptr.page, node.pages(page_size) as u64));
+                    let i = self.push(node, false);
                     match path.last() {
                         None => self.root = Some(Child::Dirty(i)),
                         Some(&(parent, pos)) => self.branch_mut(parent).1[pos] = Child::Dirty(i),
@@ -279,23 +316,29 @@ impl WriteTree {
         }
     }
 
-    /// Splits the nodes of a just-changed (dirty) path that overflow their page, bottom up,
-    /// growing a new root if the old one splits.
-    fn split_up(&mut self, path: &[(usize, usize)], page_size: usize, append: bool) {
+    /// Splits the nodes of a just-changed (dirty) path that overflow, bottom up, growing a
+    /// new root if the old one splits. The leaf splits when over `leaf_cap` bytes, into
+    /// halves of at most that; branches when over a page.
+    fn split_up(&mut self, path: &[(usize, usize)], page_size: usize, leaf_cap: usize, append: bool) {
         for level in (0..path.len()).rev() {
             let (node, _) = path[level];
-            if self.arena[node].encoded_len() <= page_size {
+            let cap = if level + 1 == path.len() {
+                leaf_cap
+            } else {
+                page_size
+            };
+            if self.arena[node].encoded_len() <= cap {
                 return;
             }
-            let (separator, right) = self.arena[node].split(page_size, append);
-            let right = Child::Dirty(self.push(right));
+            let (separator, right) = self.arena[node].split(cap, append);
+            let right = Child::Dirty(self.push(right, true));
             match level.checked_sub(1) {
                 None => {
                     let root = Node::Branch {
                         keys: vec![separator],
                         children: vec![Child::Dirty(node), right],
                     };
-                    self.root = Some(Child::Dirty(self.push(root)));
+                    self.root = Some(Child::Dirty(self.push(root, true)));
                 }
                 Some(parent) => {
                     let (parent, pos) = path[parent];
@@ -338,13 +381,21 @@ impl WriteTree {
                 }
             }
         }
-        // The node's page comes after everything below it, so the nodes the next commit is
+        // The node's pages come after everything below it, so the nodes the next commit is
         // likeliest to rewrite (the root and the right edge) end the run, together.
-        let page = sink.alloc(1)?;
-        let mut bytes = sink.page_buffer(page_size);
-        node.encode_into(&mut bytes);
+        let pages = node.pages(page_size);
+        let page = sink.alloc(pages as u64)?;
+        let mut bytes = sink.node_buffer(pages * page_size);
+        node.encode_into(&mut bytes, page_size);
         let crc = crc32c::crc32c(&bytes);
         sink.write(page, bytes)?;
+        if let Node::Leaf(entries) = node {
+            for entry in entries {
+                if let Value::Inline(value) = entry.value {
+                    sink.recycle_value(value);
+                }
+            }
+        }
         Ok(NodePtr { page, crc })
     }
 }
