@@ -743,3 +743,69 @@ fn insert_cost() {
         start.elapsed().as_nanos() as f64 / 1e5
     );
 }
+
+/// Commits one transaction that sets each key of `keys` (as u64) to a 1 KiB value.
+fn put_all(mem: &Mem, root: TreeRoot, keys: impl IntoIterator<Item = u64>, seed: u8) -> TreeRoot {
+    let mut tree = WriteTree::new(root);
+    for k in keys {
+        tree.insert(mem, &k.to_be_bytes(), &value_bytes(1024, seed))
+            .unwrap();
+    }
+    commit(mem, tree, root)
+}
+
+/// Appends spread over many small transactions rewrite the one-page right edge: no leaf
+/// grows past a page, since none is new in its transaction when the appends reach it.
+#[test]
+fn small_appending_transactions_keep_one_page_leaves() {
+    let mem = Mem::new(4096);
+    let mut root = TreeRoot::default();
+    for t in 0..100u64 {
+        root = put_all(&mem, root, [2 * t, 2 * t + 1], 1);
+    }
+    let leaves = leaf_pages(&mem, &root);
+    assert_eq!(leaves.len(), 200usize.div_ceil(3));
+    assert!(leaves.iter().all(|&c| c == 1), "{leaves:?}");
+}
+
+/// Keys in random order split leaves in halves and never grow them past a page, except at
+/// most the rightmost one, which appends reach.
+#[test]
+fn random_inserts_keep_one_page_leaves() {
+    let mem = Mem::new(4096);
+    let mut rng = SmallRng::seed_from_u64(7);
+    let keys: Vec<u64> = (0..3000).map(|_| rng.gen()).collect();
+    let root = put_all(&mem, TreeRoot::default(), keys, 2);
+    let leaves = leaf_pages(&mem, &root);
+    assert!(leaves.len() > 1000, "{} leaves", leaves.len());
+    assert!(leaves.iter().filter(|&&c| c > 1).count() <= 1, "{leaves:?}");
+}
+
+/// A leaf that grew by appends splits in halves on the first change that is not an append,
+/// and keeps every entry.
+#[test]
+fn changing_a_grown_leaf_splits_it() {
+    let mem = Mem::new(4096);
+    let root = put_all(&mem, TreeRoot::default(), 0..15, 3);
+    assert_eq!(
+        leaf_pages(&mem, &root),
+        vec![MAX_LEAF_PAGES as u64],
+        "15 entries fill 4 pages"
+    );
+    assert_eq!(reachable(&mem, &root).len(), MAX_LEAF_PAGES);
+    let root = put_all(&mem, root, [7], 4);
+    let leaves = leaf_pages(&mem, &root);
+    assert_eq!(leaves.len(), 2, "{leaves:?}");
+    assert!(
+        leaves.iter().all(|&c| (c as usize) < MAX_LEAF_PAGES),
+        "{leaves:?}"
+    );
+    assert_eq!(root.len, 15);
+    for k in 0..15u64 {
+        let want = value_bytes(1024, if k == 7 { 4 } else { 3 });
+        assert_eq!(get(&mem, &root, &k.to_be_bytes()).unwrap(), Some(want));
+    }
+    // An append to the grown right half grows it further instead of splitting it.
+    let root = put_all(&mem, root, [15], 5);
+    assert_eq!(leaf_pages(&mem, &root).len(), 2);
+}
