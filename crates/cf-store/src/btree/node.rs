@@ -178,7 +178,8 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
-    fn encoded_len(&self) -> usize {
+    /// Bytes this entry encodes to in a leaf (a pending value counts as its reference).
+    pub(crate) fn encoded_len(&self) -> usize {
         ENTRY_HEAD_LEN
             + self.key.len()
             + match &self.value {

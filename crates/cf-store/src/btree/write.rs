@@ -124,34 +124,36 @@ impl WriteTree {
         };
         let path = self.adopt(steps, page_size);
         let leaf = path[path.len() - 1].0;
-        let grown = self.arena[leaf].encoded_len() > page_size;
+        // The leaf's length is summed once and then kept up to date: a grown leaf holds
+        // hundreds of small entries.
+        let before = self.arena[leaf].encoded_len();
+        let grown = before > page_size;
         let fresh = self.fresh[leaf];
+        let added = entry.encoded_len();
         let entries = self.leaf_mut(leaf);
-        let append = match found {
+        let (append, after) = match found {
             Ok(i) => {
+                let removed = entries[i].encoded_len();
                 let replaced = std::mem::replace(&mut entries[i].value, entry.value);
                 self.release(replaced, page_size);
-                false
+                (false, before - removed + added)
             }
             Err(i) => {
                 entries.insert(i, entry);
                 let at_end = i + 1 == entries.len();
                 self.len += 1;
-                rightmost && at_end
+                (rightmost && at_end, before + added)
             }
         };
         // How far the leaf may grow before it splits, and how it splits.
         let (cap, append) = match (append, grown) {
             (true, _) if grown || fresh => (MAX_LEAF_PAGES * page_size, true),
-            (false, true) => {
-                // A grown leaf changed elsewhere than at its end splits in halves, whatever
-                // its length: a cap just under its length forces the split.
-                let len = self.arena[leaf].encoded_len();
-                ((len - 1).clamp(page_size, MAX_LEAF_PAGES * page_size), false)
-            }
+            // A grown leaf changed elsewhere than at its end splits in halves, whatever its
+            // length: a cap just under its length forces the split.
+            (false, true) => ((after - 1).clamp(page_size, MAX_LEAF_PAGES * page_size), false),
             _ => (page_size, append),
         };
-        self.split_up(&path, page_size, cap, append);
+        self.split_up(&path, page_size, (after, cap), append);
         Ok(old)
     }
 
@@ -317,17 +319,18 @@ impl WriteTree {
     }
 
     /// Splits the nodes of a just-changed (dirty) path that overflow, bottom up, growing a
-    /// new root if the old one splits. The leaf splits when over `leaf_cap` bytes, into
-    /// halves of at most that; branches when over a page.
-    fn split_up(&mut self, path: &[(usize, usize)], page_size: usize, leaf_cap: usize, append: bool) {
+    /// new root if the old one splits. `leaf` is the leaf's encoded length and the most it
+    /// may take: it splits when over that, into halves of at most that; branches split when
+    /// over a page.
+    fn split_up(&mut self, path: &[(usize, usize)], page_size: usize, leaf: (usize, usize), append: bool) {
         for level in (0..path.len()).rev() {
             let (node, _) = path[level];
-            let cap = if level + 1 == path.len() {
-                leaf_cap
+            let (len, cap) = if level + 1 == path.len() {
+                leaf
             } else {
-                page_size
+                (self.arena[node].encoded_len(), page_size)
             };
-            if self.arena[node].encoded_len() <= cap {
+            if len <= cap {
                 return;
             }
             let (separator, right) = self.arena[node].split(cap, append);
