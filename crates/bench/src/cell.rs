@@ -84,6 +84,8 @@ pub struct CellConfig {
     pub policy: Option<FlushConfig>,
     /// `Some` exactly for the cf-store engines: the page size of their files.
     pub page_size: Option<u32>,
+    /// `Some` exactly for the cf-store engines: the most pages a leaf grows to.
+    pub leaf_pages: Option<usize>,
     pub threads: usize,
     pub txns: u64,
     pub ops_per_txn: u64,

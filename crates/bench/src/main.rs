@@ -41,6 +41,10 @@ struct Cli {
     /// [default: 4096, the store's default].
     #[arg(long, value_name = "BYTES", value_parser = parse_page_size)]
     page_size: Option<u32>,
+    /// Most pages a B+tree leaf of the cf-store engines grows to by appends, 1 to 4
+    /// [default: 4, the store's default].
+    #[arg(long, value_name = "PAGES", value_parser = clap::value_parser!(u64).range(1..=cf_store::MAX_LEAF_PAGES as u64))]
+    leaf_pages: Option<u64>,
     /// Writer threads, each with its own column family, file or keyspace.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=4096))]
     threads: u64,
@@ -101,10 +105,17 @@ impl Cli {
             self.page_size,
             cf_store::DEFAULT_PAGE_SIZE,
         );
+        let leaf_pages = cf_store_option(
+            self.engine,
+            "--leaf-pages",
+            self.leaf_pages.map(|p| p as usize),
+            cf_store::MAX_LEAF_PAGES,
+        );
         Ok(CellConfig {
             engine: self.engine,
             policy,
             page_size,
+            leaf_pages,
             threads: threads as usize,
             txns: self.txns,
             ops_per_txn: self.ops_per_txn,
@@ -161,6 +172,8 @@ struct Report {
     policy: Option<String>,
     /// The page size of the cf-store engines' files, `null` for the others.
     page_size: Option<u32>,
+    /// The most pages a leaf of the cf-store engines grows to, `null` for the others.
+    leaf_pages: Option<usize>,
     threads: usize,
     /// Transactions per thread.
     txns: u64,
@@ -229,6 +242,7 @@ fn report(config: &CellConfig, m: &cell::Measurement) -> Report {
         engine: config.engine.name(),
         policy: config.policy.map(|p| p.to_string()),
         page_size: config.page_size,
+        leaf_pages: config.leaf_pages,
         threads: config.threads,
         txns: config.txns,
         ops_per_txn: config.ops_per_txn,
@@ -302,6 +316,7 @@ mod tests {
         assert_eq!(c.engine, EngineKind::CfStore);
         assert_eq!(c.policy, Some(FlushConfig::default()));
         assert_eq!(c.page_size, Some(4096));
+        assert_eq!(c.leaf_pages, Some(4));
         assert_eq!(c.threads, 1);
         assert_eq!(c.txns, 100);
         assert_eq!(c.ops_per_txn, 1000);
@@ -321,6 +336,8 @@ mod tests {
             "gap-merge:32KiB",
             "--page-size",
             "8192",
+            "--leaf-pages",
+            "2",
             "--threads",
             "4",
             "--txns",
@@ -342,6 +359,7 @@ mod tests {
         assert_eq!(c.engine, EngineKind::CfStoreFiles);
         assert_eq!(c.policy.unwrap().to_string(), "gap-merge:32KiB");
         assert_eq!(c.page_size, Some(8192));
+        assert_eq!(c.leaf_pages, Some(2));
         assert_eq!((c.threads, c.txns, c.ops_per_txn, c.value_size), (4, 7, 3, 0));
         assert_eq!(c.keys, KeyMode::Overwrite);
         assert_eq!(c.durability, Durability::Immediate);
@@ -389,6 +407,8 @@ mod tests {
             (&["--page-size", "256"], "--page-size"),
             (&["--page-size", "131072"], "--page-size"),
             (&["--page-size", "4K"], "--page-size"),
+            (&["--leaf-pages", "0"], "--leaf-pages"),
+            (&["--leaf-pages", "5"], "--leaf-pages"),
             (&["--threads", "0"], "--threads"),
             (&["--threads=-1"], "--threads"),
             (&["--txns", "0"], "--txns"),

@@ -8,11 +8,12 @@ use std::process::{Command, Output};
 use serde_json::{Map, Value};
 
 /// Every field of schema 1, in order.
-const FIELDS: [&str; 31] = [
+const FIELDS: [&str; 32] = [
     "schema",
     "engine",
     "policy",
     "page_size",
+    "leaf_pages",
     "threads",
     "txns",
     "ops_per_txn",
@@ -53,6 +54,11 @@ fn bench(args: &[&str], dir: &Path) -> Output {
 
 /// Runs a tiny cell (2 threads x 2 txns x 10 ops) and returns its JSON object.
 fn cell(engine: &str, extra: &[&str]) -> Map<String, Value> {
+    cell_of(engine, "10", extra)
+}
+
+/// [`cell`] with `ops` inserts per transaction.
+fn cell_of(engine: &str, ops: &str, extra: &[&str]) -> Map<String, Value> {
     let dir = tempfile::tempdir().unwrap();
     let mut args = vec![
         "--engine",
@@ -60,7 +66,7 @@ fn cell(engine: &str, extra: &[&str]) -> Map<String, Value> {
         "--txns",
         "2",
         "--ops-per-txn",
-        "10",
+        ops,
         "--threads",
         "2",
     ];
@@ -139,6 +145,7 @@ fn check(o: &Map<String, Value>, engine: &str, durability: &str, value_size: u64
         assert_eq!(o["syscall_source"], "proc-self-io");
         assert_eq!(o["policy"], Value::Null);
         assert_eq!(o["page_size"], Value::Null);
+        assert_eq!(o["leaf_pages"], Value::Null);
         // /proc/self/io does not count syncs.
         for k in [
             "sync_calls",
@@ -162,6 +169,7 @@ fn check(o: &Map<String, Value>, engine: &str, durability: &str, value_size: u64
             // Each commit is 10 x 1032 bytes: one pwrite, plus one fdatasync when immediate.
             assert_eq!(o["policy"], Value::Null);
             assert_eq!(o["page_size"], Value::Null);
+            assert_eq!(o["leaf_pages"], Value::Null);
             assert_eq!(int(o, "write_calls"), commits);
             assert_eq!(int(o, "vectored_calls"), 0);
             assert_eq!(written, int(o, "bytes_inserted"));
@@ -169,6 +177,7 @@ fn check(o: &Map<String, Value>, engine: &str, durability: &str, value_size: u64
         } else {
             assert!(o["policy"].is_string());
             assert!(o["page_size"].is_u64());
+            assert!(o["leaf_pages"].is_u64());
         }
     }
 }
@@ -182,6 +191,7 @@ fn cf_store_engines_and_raw_report_every_field() {
             if engine != "raw" {
                 assert_eq!(o["policy"], "vectored", "the default policy");
                 assert_eq!(int(&o, "page_size"), 4096, "the store's default page size");
+                assert_eq!(int(&o, "leaf_pages"), 4, "the store's default leaf growth");
             }
         }
     }
@@ -218,6 +228,16 @@ fn options_reach_the_cell() {
     assert!(
         int(&o, "bytes_written") >= int(&o, "commits") * 65536,
         "64 KiB pages: {o:?}"
+    );
+
+    // Leaves grow by appends: 1 KiB values in one-page leaves write more bytes than in
+    // four-page ones (3 entries a page against 15 in four).
+    let grown = cell_of("cf-store", "200", &[]);
+    let flat = cell_of("cf-store", "200", &["--leaf-pages", "1"]);
+    assert_eq!(int(&flat, "leaf_pages"), 1);
+    assert!(
+        num(&flat, "write_amplification") > 1.2 * num(&grown, "write_amplification"),
+        "{flat:?} against {grown:?}"
     );
 
     let o = cell(

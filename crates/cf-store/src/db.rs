@@ -32,6 +32,8 @@ const SUPERBLOCK_PAGES: PageId = 2;
 /// (fewer, fuller leaves) and cost random writes a bigger page per changed entry; measured
 /// in ARCHITECTURE.md ("Page size").
 pub const DEFAULT_PAGE_SIZE: u32 = 4096;
+/// The most pages a B+tree leaf spans (see [`DbBuilder::leaf_pages`]).
+pub const MAX_LEAF_PAGES: usize = btree::MAX_LEAF_PAGES;
 /// Default first extent of a column family (pages); later extents double.
 pub const DEFAULT_INITIAL_EXTENT_PAGES: u64 = 16;
 
@@ -44,6 +46,7 @@ pub struct DbBuilder {
     initial_extent_pages: u64,
     cache_written_pages: bool,
     populate: Populate,
+    leaf_pages: usize,
 }
 
 /// When a column family readies the never-written pages of its newest extent before writing
@@ -89,6 +92,7 @@ impl Default for DbBuilder {
             initial_extent_pages: DEFAULT_INITIAL_EXTENT_PAGES,
             cache_written_pages: false,
             populate: Populate::default(),
+            leaf_pages: MAX_LEAF_PAGES,
         }
     }
 }
@@ -121,6 +125,20 @@ impl DbBuilder {
     /// [`Populate::Never`]).
     pub fn populate(mut self, when: Populate) -> Self {
         self.populate = when;
+        self
+    }
+
+    /// Most pages a B+tree leaf grows to while appends fill it (1 to [`MAX_LEAF_PAGES`];
+    /// default [`MAX_LEAF_PAGES`] = 4; out-of-range values are clamped). A transaction that
+    /// appends many entries at the end of a table lets its rightmost leaf grow past one page
+    /// instead of splitting, so large values fill their pages: 1 KiB entries fill a 4 KiB
+    /// page to 76% and four pages to 95%. The first other change to such a leaf cuts it into
+    /// one-page leaves, which writes all of them once: a load in key order followed by
+    /// random updates of it pays that (measured in ARCHITECTURE.md, "Leaves longer than a
+    /// page"), and 1 keeps every leaf at one page. Files hold leaves of any length up to
+    /// [`MAX_LEAF_PAGES`] whatever this is set to, so it can change between opens.
+    pub fn leaf_pages(mut self, pages: usize) -> Self {
+        self.leaf_pages = pages.clamp(1, MAX_LEAF_PAGES);
         self
     }
 
@@ -174,6 +192,7 @@ impl DbBuilder {
             backend,
             cache,
             populate: self.populate,
+            leaf_pages: self.leaf_pages,
             group: GroupSync::default(),
             files: Mutex::new(FileSpace::default()),
             poisoned: AtomicBool::new(false),
@@ -233,6 +252,8 @@ pub(crate) struct DbCore {
     pub backend: Arc<dyn Backend>,
     pub cache: Arc<PageCache>,
     pub populate: Populate,
+    /// [`DbBuilder::leaf_pages`].
+    pub leaf_pages: usize,
     group: GroupSync,
     files: Mutex<FileSpace>,
     poisoned: AtomicBool,
@@ -276,6 +297,7 @@ impl DbCore {
     pub fn source(&self) -> CacheSource {
         CacheSource {
             cache: self.cache.clone(),
+            leaf_pages: self.leaf_pages,
         }
     }
 

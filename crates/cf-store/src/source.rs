@@ -14,11 +14,17 @@ use crate::{Error, Result};
 #[derive(Debug, Clone)]
 pub struct CacheSource {
     pub cache: Arc<PageCache>,
+    /// Most pages a leaf grows to by appends ([`crate::DbBuilder::leaf_pages`]).
+    pub leaf_pages: usize,
 }
 
 impl PageSource for CacheSource {
     fn page_size(&self) -> usize {
         self.cache.page_size() as usize
+    }
+
+    fn leaf_pages(&self) -> usize {
+        self.leaf_pages
     }
 
     fn read(&self, page: PageId) -> Result<PageRef> {
@@ -50,20 +56,31 @@ pub struct CommitSink<'a> {
 #[derive(Debug, Default)]
 pub struct ValuePool {
     buffers: Vec<Vec<u8>>,
+    /// Capacity of the kept buffers plus [`ValuePool::OVERHEAD`] each.
     bytes: usize,
 }
 
 impl ValuePool {
-    /// Most bytes of buffers a pool keeps.
+    /// Most bytes a pool keeps, counting [`ValuePool::OVERHEAD`] per buffer.
     pub const MAX_BYTES: usize = 4 << 20;
-    /// The longest buffer a pool keeps (an inline value is at most half a page).
+    /// The shortest buffer a pool keeps: small allocations are cheap to make again, and a
+    /// pool of tiny ones would cost more in bookkeeping than it saves.
+    pub const MIN_BUFFER: usize = 256;
+    /// The longest buffer a pool keeps, and the longest value copied into a kept one (an
+    /// inline value is at most half a page, so longer ones go to overflow pages).
     pub const MAX_BUFFER: usize = 32 << 10;
+    /// What a kept buffer costs beyond its capacity: its `Vec` and the allocator's header.
+    pub const OVERHEAD: usize = 32;
 
-    /// A copy of `value`, in a kept buffer when there is one.
+    /// A copy of `value`, in a kept buffer when there is one and the value is not longer
+    /// than [`ValuePool::MAX_BUFFER`].
     pub fn copy_of(&mut self, value: &[u8]) -> Vec<u8> {
+        if value.len() > Self::MAX_BUFFER {
+            return value.to_vec();
+        }
         match self.buffers.pop() {
             Some(mut buf) => {
-                self.bytes -= buf.capacity();
+                self.bytes -= buf.capacity() + Self::OVERHEAD;
                 buf.clear();
                 buf.extend_from_slice(value);
                 buf
@@ -72,11 +89,14 @@ impl ValuePool {
         }
     }
 
-    /// Keeps `buf` for a later [`ValuePool::copy_of`], within the bounds.
+    /// Keeps `buf` for a later [`ValuePool::copy_of`] if its capacity is from
+    /// [`ValuePool::MIN_BUFFER`] to [`ValuePool::MAX_BUFFER`] and the pool has room.
     pub fn keep(&mut self, buf: Vec<u8>) {
-        let cap = buf.capacity();
-        if cap > 0 && cap <= Self::MAX_BUFFER && self.bytes + cap <= Self::MAX_BYTES {
-            self.bytes += cap;
+        let cost = buf.capacity() + Self::OVERHEAD;
+        if (Self::MIN_BUFFER..=Self::MAX_BUFFER).contains(&buf.capacity())
+            && self.bytes + cost <= Self::MAX_BYTES
+        {
+            self.bytes += cost;
             self.buffers.push(buf);
         }
     }
@@ -101,5 +121,38 @@ impl PageSink for CommitSink<'_> {
         let buf = self.buffer.run_buffer(len / page_size);
         debug_assert_eq!(buf.len(), len);
         buf
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ValuePool;
+
+    /// Kept buffers come back for copies; tiny, huge and over-budget ones are not kept, and
+    /// the pool's count of bytes never passes its bound.
+    #[test]
+    fn value_pool_keeps_bounded_buffers() {
+        let mut pool = ValuePool::default();
+        let buf = pool.copy_of(&[7; 1024]);
+        let ptr = buf.as_ptr();
+        pool.keep(buf);
+        let again = pool.copy_of(&[9; 1000]);
+        assert_eq!(again.as_ptr(), ptr, "the kept buffer is reused");
+        assert_eq!(again, vec![9; 1000]);
+        pool.keep(vec![0; 16]);
+        pool.keep(vec![0; ValuePool::MAX_BUFFER + 1]);
+        assert!(pool.buffers.is_empty(), "tiny and huge buffers are freed");
+        assert_eq!(
+            pool.copy_of(&[1; ValuePool::MAX_BUFFER + 1]).len(),
+            ValuePool::MAX_BUFFER + 1
+        );
+        for _ in 0..10_000 {
+            pool.keep(vec![0; 1024]);
+        }
+        assert!(pool.bytes <= ValuePool::MAX_BYTES);
+        assert_eq!(
+            pool.buffers.len(),
+            ValuePool::MAX_BYTES / (1024 + ValuePool::OVERHEAD)
+        );
     }
 }

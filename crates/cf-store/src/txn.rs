@@ -329,11 +329,11 @@ impl Table<'_> {
     /// Inserts or replaces; returns the previous value.
     pub fn insert(&mut self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>> {
         let source = &self.txn.source;
-        let value = self.txn.state.borrow_mut().values.copy_of(value);
+        let mut st = self.txn.state.borrow_mut();
         self.tree
             .as_mut()
             .expect("a Table holds its tree until dropped")
-            .insert_owned(source, key, value)
+            .insert_with(source, key, value, &mut |v| st.values.copy_of(v))
     }
 
     /// Removes; returns the value it had.

@@ -20,10 +20,12 @@ impl CfStore {
     pub fn open(config: &CellConfig, dir: &Path) -> Result<Self> {
         let policy = config.policy.unwrap_or_default();
         let page_size = config.page_size.unwrap_or(cf_store::DEFAULT_PAGE_SIZE);
+        let leaf_pages = config.leaf_pages.unwrap_or(cf_store::MAX_LEAF_PAGES);
         let open = |file: &str| -> Result<Db> {
             let path = dir.join(file);
             Db::builder()
                 .page_size(page_size)
+                .leaf_pages(leaf_pages)
                 .flush(policy)
                 .open(&path)
                 .with_context(|| format!("opening {}", path.display()))

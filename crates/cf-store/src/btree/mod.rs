@@ -10,7 +10,7 @@ mod store;
 mod tests;
 mod write;
 
-pub(crate) use node::{max_key_len, MAX_VALUE_LEN};
+pub(crate) use node::{max_key_len, MAX_LEAF_PAGES, MAX_VALUE_LEN};
 pub(crate) use read::{get, range, visit_pages, Range};
 #[cfg(test)]
 pub(crate) use store::NodePtr;

@@ -330,38 +330,106 @@ impl Node {
     /// Splits an over-full node in two, leaving the left half in `self` and returning the
     /// separator and the right half. `append` (an insert at the end of the rightmost leaf)
     /// keeps the left half as full as possible, so sequential inserts fill pages; otherwise
-    /// the halves are balanced by bytes.
+    /// the halves are balanced by bytes. `cap` is the most bytes either half may take: a page
+    /// for a branch, and for a leaf a page or, for leaves that may grow, up to
+    /// [`MAX_LEAF_PAGES`] pages.
     ///
-    /// A split always exists: a node overflows by one entry at most (at most half a usable
-    /// leaf; at most `14 + page_size / 4` bytes in a branch), and every entry is at most that
-    /// big, so the largest left part that fits leaves a right part that fits too.
-    ///
-    /// `cap` is the most bytes either half may take: a page for a branch, and for a leaf a
-    /// page or, for leaves that may grow, up to [`MAX_LEAF_PAGES`] pages.
-    pub(crate) fn split(&mut self, cap: usize, append: bool) -> (Key, Node) {
+    /// A split exists when a node overflows `cap` by one entry at most (at most half a usable
+    /// leaf; at most `14 + page_size / 4` bytes in a branch), since every entry is at most
+    /// that big: the largest left part that fits leaves a right part that fits too. A node
+    /// over by more (a branch that took the separators of a leaf cut into pages) may have
+    /// none: then this returns `None` and changes nothing, and [`Node::split_into`] applies.
+    pub(crate) fn split(&mut self, cap: usize, append: bool) -> Option<(Key, Node)> {
         match self {
             Node::Leaf(entries) => {
                 let sizes: Vec<usize> = entries.iter().map(Entry::encoded_len).collect();
-                let m = split_point(&sizes, HEADER_LEN, cap, false, append);
+                let m = split_point(&sizes, HEADER_LEN, cap, false, append)?;
                 let right = entries.split_off(m);
                 let sep = separator(&entries[m - 1].key, &right[0].key);
-                (sep, Node::Leaf(right))
+                Some((sep, Node::Leaf(right)))
             }
             Node::Branch { keys, children } => {
                 let sizes: Vec<usize> = keys.iter().map(|k| 2 + k.len() + CHILD_LEN).collect();
-                let m = split_point(&sizes, HEADER_LEN + CHILD_LEN, cap, true, append);
+                let m = split_point(&sizes, HEADER_LEN + CHILD_LEN, cap, true, append)?;
                 let right_keys = keys.split_off(m + 1);
                 let right_children = children.split_off(m + 1);
-                let sep = keys
-                    .pop()
-                    .expect("split point leaves the promoted key on the left");
+                let sep = keys.pop()?;
                 let right = Node::Branch {
                     keys: right_keys,
                     children: right_children,
                 };
-                (sep, right)
+                Some((sep, right))
             }
         }
+    }
+
+    /// Cuts an over-full node into pieces of at most `cap` bytes, each as full as it can be
+    /// from the left: `self` keeps the first piece, and the others come back in key order,
+    /// each after its separator. A leaf longer than a page becomes one-page leaves this way,
+    /// and a branch that took several separators at once fits pages again. `cap` must hold
+    /// any one entry with the header (a page always does).
+    ///
+    /// Every piece is a valid node: a leaf piece has an entry; a branch piece has a key, since
+    /// its last piece, if it would hold a lone child, takes the previous piece's last key and
+    /// child (that piece was full, so it keeps at least two).
+    pub(crate) fn split_into(&mut self, cap: usize) -> Vec<(Key, Node)> {
+        let mut pieces = Vec::new();
+        match self {
+            Node::Leaf(entries) => {
+                let mut starts = Vec::new();
+                let mut used = HEADER_LEN;
+                for (i, entry) in entries.iter().enumerate() {
+                    let size = entry.encoded_len();
+                    if i > 0 && used + size > cap {
+                        starts.push(i);
+                        used = HEADER_LEN;
+                    }
+                    used += size;
+                }
+                for &start in starts.iter().rev() {
+                    let right = entries.split_off(start);
+                    let sep = separator(&entries[start - 1].key, &right[0].key);
+                    pieces.push((sep, Node::Leaf(right)));
+                }
+            }
+            Node::Branch { keys, children } => {
+                // `promoted[i]`: keys[promoted[i]] goes up, between two pieces.
+                let mut promoted: Vec<usize> = Vec::new();
+                let mut used = HEADER_LEN + CHILD_LEN;
+                let mut pairs = 0;
+                for (i, key) in keys.iter().enumerate() {
+                    let size = 2 + key.len() + CHILD_LEN;
+                    if pairs > 0 && used + size > cap {
+                        promoted.push(i);
+                        used = HEADER_LEN + CHILD_LEN;
+                        pairs = 0;
+                        continue;
+                    }
+                    used += size;
+                    pairs += 1;
+                }
+                if pairs == 0 {
+                    if let Some(last) = promoted.last_mut() {
+                        *last -= 1;
+                    }
+                }
+                for &at in promoted.iter().rev() {
+                    let right_keys = keys.split_off(at + 1);
+                    let right_children = children.split_off(at + 1);
+                    if let Some(sep) = keys.pop() {
+                        pieces.push((
+                            sep,
+                            Node::Branch {
+                                keys: right_keys,
+                                children: right_children,
+                            },
+                        ));
+                    }
+                }
+            }
+        }
+        pieces.reverse();
+        pieces
     }
 }
 
@@ -534,11 +602,11 @@ pub(crate) fn parse<'p>(
 
 /// The index `m` where a node of entries with encoded `sizes` splits: entries `..m` go left
 /// and `m..` right (`promote`: entry `m` moves up instead). Both halves, each `base` bytes
-/// plus their entries, must fit `cap` bytes and be non-empty.
-fn split_point(sizes: &[usize], base: usize, cap: usize, promote: bool, append: bool) -> usize {
+/// plus their entries, must fit `cap` bytes and be non-empty; `None` if no split does.
+fn split_point(sizes: &[usize], base: usize, cap: usize, promote: bool, append: bool) -> Option<usize> {
     let total: usize = sizes.iter().sum();
     let mut left = 0;
-    let fitting = (1..sizes.len() - usize::from(promote)).filter_map(|m| {
+    let fitting = (1..sizes.len().saturating_sub(usize::from(promote))).filter_map(|m| {
         left += sizes[m - 1];
         let right = total - left - if promote { sizes[m] } else { 0 };
         (base + left <= cap && base + right <= cap).then_some((m, left.abs_diff(right)))
@@ -548,8 +616,7 @@ fn split_point(sizes: &[usize], base: usize, cap: usize, promote: bool, append: 
     } else {
         fitting.min_by_key(|&(_, imbalance)| imbalance)
     };
-    best.expect("an over-full node has a split point (see Node::split)")
-        .0
+    best.map(|(m, _)| m)
 }
 
 /// The shortest separator `s` with `left < s <= right` (given `left < right`): the prefix

@@ -64,6 +64,12 @@ pub trait PageSource {
     /// The page size in bytes.
     fn page_size(&self) -> usize;
 
+    /// Most pages a leaf may grow to by appends, from 1 to [`super::MAX_LEAF_PAGES`]
+    /// (clamped to that); leaves of up to that many pages are read whatever this says.
+    fn leaf_pages(&self) -> usize {
+        super::MAX_LEAF_PAGES
+    }
+
     /// The bytes of one committed page. A page beyond the file is an error, never a panic.
     fn read(&self, page: PageId) -> Result<pagecache::PageRef>;
 }

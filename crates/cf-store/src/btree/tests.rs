@@ -781,10 +781,10 @@ fn random_inserts_keep_one_page_leaves() {
     assert!(leaves.iter().filter(|&&c| c > 1).count() <= 1, "{leaves:?}");
 }
 
-/// A leaf that grew by appends splits in halves on the first change that is not an append,
-/// and keeps every entry.
+/// A leaf that grew by appends is cut into full one-page leaves on the first change that is
+/// not an append, and keeps every entry.
 #[test]
-fn changing_a_grown_leaf_splits_it() {
+fn changing_a_grown_leaf_cuts_it_into_pages() {
     let mem = Mem::new(4096);
     let root = put_all(&mem, TreeRoot::default(), 0..15, 3);
     assert_eq!(
@@ -794,18 +794,145 @@ fn changing_a_grown_leaf_splits_it() {
     );
     assert_eq!(reachable(&mem, &root).len(), MAX_LEAF_PAGES);
     let root = put_all(&mem, root, [7], 4);
-    let leaves = leaf_pages(&mem, &root);
-    assert_eq!(leaves.len(), 2, "{leaves:?}");
-    assert!(
-        leaves.iter().all(|&c| (c as usize) < MAX_LEAF_PAGES),
-        "{leaves:?}"
-    );
+    assert_eq!(leaf_pages(&mem, &root), vec![1; 5], "three 1 KiB entries a page");
     assert_eq!(root.len, 15);
     for k in 0..15u64 {
         let want = value_bytes(1024, if k == 7 { 4 } else { 3 });
         assert_eq!(get(&mem, &root, &k.to_be_bytes()).unwrap(), Some(want));
     }
-    // An append to the grown right half grows it further instead of splitting it.
+    // An append to the full one-page right edge in a later transaction splits it as before.
     let root = put_all(&mem, root, [15], 5);
-    assert_eq!(leaf_pages(&mem, &root).len(), 2);
+    assert_eq!(leaf_pages(&mem, &root), vec![1; 6]);
+}
+
+/// Long keys at 512-byte pages: cutting a grown leaf hands its parent several separators of
+/// over 100 bytes at once, more than one split can absorb, so branches are cut into pieces
+/// and the root grows. Every state matches the model, and `commit` checks the pages.
+#[test]
+fn cutting_grown_leaves_with_long_keys_keeps_the_model() {
+    let mem = Mem::new(512);
+    let key = |i: u64| [&[b'k'; 100][..], &i.to_be_bytes()].concat();
+    let mut model = BTreeMap::new();
+    let mut root = TreeRoot::default();
+    let mut tree = WriteTree::new(root);
+    for i in 0..3000u64 {
+        let v = value_bytes(40, i as u8);
+        tree.insert(&mem, &key(i * 2), &v).unwrap();
+        model.insert(key(i * 2), v);
+    }
+    root = commit(&mem, tree, root);
+    assert!(leaf_pages(&mem, &root)
+        .iter()
+        .any(|&c| c as usize == MAX_LEAF_PAGES));
+    let mut rng = SmallRng::seed_from_u64(11);
+    for round in 0..6u8 {
+        let mut tree = WriteTree::new(root);
+        for _ in 0..400 {
+            let k = key(rng.gen_range(0..6000));
+            let v = value_bytes(rng.gen_range(0..60), round);
+            assert_eq!(tree.insert(&mem, &k, &v).unwrap(), model.insert(k, v));
+        }
+        root = commit(&mem, tree, root);
+        assert_eq!(root.len, model.len() as u64);
+        let all: Vec<(Vec<u8>, Vec<u8>)> = range(&mem, &root, ..).map(|e| e.unwrap()).collect();
+        assert!(all.iter().eq(model
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect::<Vec<_>>()
+            .iter()));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+
+    /// `split_into` cuts any over-full node (up to four pages of leaf entries, or a branch
+    /// of up to three pages) into valid pieces that each fit a page and keep every entry,
+    /// child and key in order.
+    #[test]
+    fn split_into_makes_valid_pieces_that_fit(
+        is_leaf in any::<bool>(),
+        lens in prop::collection::vec(1usize..=128, 3..200),
+    ) {
+        const PS: usize = 512;
+        let key = |i: usize, len: usize| -> Vec<u8> {
+            let mut k = vec![b'a'; len.saturating_sub(2)];
+            k.splice(0..0, (i as u16).to_be_bytes());
+            k
+        };
+        let mut node = if is_leaf {
+            let mut entries = Vec::new();
+            for (i, &len) in lens.iter().enumerate() {
+                let value = Value::new(len, value_bytes(len, 1), PS);
+                entries.push(Entry { key: key(i, len.max(2)).into(), value });
+                if Node::Leaf(entries.clone()).encoded_len() > MAX_LEAF_PAGES * PS {
+                    entries.pop();
+                    break;
+                }
+            }
+            Node::Leaf(entries)
+        } else {
+            let child = |i: usize| Child::Clean(NodePtr { page: i as u64, crc: 0 });
+            let mut keys = Vec::new();
+            let mut children = vec![child(0)];
+            for (i, &len) in lens.iter().enumerate() {
+                keys.push(key(i, len.max(2)).into());
+                children.push(child(i + 1));
+                if (Node::Branch { keys: keys.clone(), children: children.clone() }).encoded_len() > 3 * PS {
+                    keys.pop();
+                    children.pop();
+                    break;
+                }
+            }
+            Node::Branch { keys, children }
+        };
+        prop_assume!(node.encoded_len() > PS);
+        let whole = node.clone();
+        let pieces = node.split_into(PS);
+        prop_assert!(!pieces.is_empty());
+        let mut all = vec![node];
+        let mut seps = Vec::new();
+        for (sep, piece) in pieces {
+            seps.push(sep);
+            all.push(piece);
+        }
+        for piece in &all {
+            prop_assert!(piece.encoded_len() <= PS, "piece of {} bytes", piece.encoded_len());
+            match piece {
+                Node::Leaf(entries) => prop_assert!(!entries.is_empty()),
+                Node::Branch { keys, children } => {
+                    prop_assert!(!keys.is_empty());
+                    prop_assert_eq!(keys.len() + 1, children.len());
+                }
+            }
+        }
+        match whole {
+            Node::Leaf(entries) => {
+                let joined: Vec<Entry> = all.iter().flat_map(|n| match n {
+                    Node::Leaf(e) => e.clone(),
+                    Node::Branch { .. } => unreachable!(),
+                }).collect();
+                prop_assert_eq!(&joined, &entries);
+                // Each separator lies between the pieces around it.
+                for (i, sep) in seps.iter().enumerate() {
+                    let (Node::Leaf(l), Node::Leaf(r)) = (&all[i], &all[i + 1]) else { unreachable!() };
+                    prop_assert!(l.last().unwrap().key < *sep && *sep <= r[0].key);
+                }
+            }
+            Node::Branch { keys, children } => {
+                let mut joined_keys = Vec::new();
+                let mut joined_children = Vec::new();
+                for (i, n) in all.iter().enumerate() {
+                    let Node::Branch { keys, children } = n else { unreachable!() };
+                    if i > 0 {
+                        joined_keys.push(seps[i - 1].clone());
+                    }
+                    joined_keys.extend(keys.iter().cloned());
+                    joined_children.extend(children.iter().copied());
+                }
+                prop_assert_eq!(joined_keys, keys);
+                prop_assert_eq!(joined_children, children);
+            }
+        }
+    }
 }

@@ -13,8 +13,9 @@
 //! page; a full one splits with its left half full and a new one-entry leaf on its right.
 //! Large values appended in key order thus fill their pages, while a transaction that appends
 //! a few entries to a one-page leaf keeps rewriting one page. Any other insert into a leaf
-//! longer than a page splits it in halves by bytes, so a grown leaf shrinks back towards
-//! single pages as random writes reach it (see the node module's "Leaf size").
+//! longer than a page cuts it into one-page leaves, each as full as it can be, so random
+//! writes after a load in key order rewrite one page each again (see the node module's
+//! "Leaf size").
 
 use std::ops::RangeBounds;
 
@@ -23,6 +24,17 @@ use super::node::{Key, Value, MAX_VALUE_LEN};
 use super::read::{lookup, read_node, read_value, visit_pages, Range};
 use super::store::{NodePtr, PageId, PageSink, PageSource, TreeRoot};
 use crate::Result;
+
+/// How an insert's leaf splits when it is over its cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LeafSplit {
+    /// In two, balanced by bytes.
+    Balanced,
+    /// In two, the left as full as it can be (an append at the right edge).
+    Append,
+    /// Into one-page pieces, each as full as it can be (a grown leaf changed elsewhere).
+    Pages,
+}
 
 /// A node on the path of an operation, before the operation decides to change it.
 enum Loaded {
@@ -46,6 +58,9 @@ pub(crate) struct WriteTree {
     /// `fresh[i]`: `arena[i]` was made by this transaction (a split's right half or a new
     /// root), not copied from a committed page.
     fresh: Vec<bool>,
+    /// `lens[i]`: the encoded length of leaf `arena[i]` when known (kept by inserts, so an
+    /// append into a grown leaf of hundreds of entries does not sum them all again).
+    lens: Vec<Option<usize>>,
     len: u64,
     /// Runs of the base state this tree no longer references.
     freed: Vec<(PageId, u64)>,
@@ -59,6 +74,7 @@ impl WriteTree {
             root: base.root.map(Child::Clean),
             arena: Vec::new(),
             fresh: Vec::new(),
+            lens: Vec::new(),
             len: base.len,
             freed: Vec::new(),
         }
@@ -95,18 +111,21 @@ impl WriteTree {
         key: &[u8],
         value: &[u8],
     ) -> Result<Option<Vec<u8>>> {
-        self.insert_owned(src, key, value.to_vec())
+        self.insert_with(src, key, value, &mut |v| v.to_vec())
     }
 
-    /// [`WriteTree::insert`] of a value the caller has copied already.
-    pub(crate) fn insert_owned(
+    /// [`WriteTree::insert`], the tree's copy of `value` made by `copy` once the sizes are
+    /// checked.
+    pub(crate) fn insert_with(
         &mut self,
         src: &dyn PageSource,
         key: &[u8],
-        value: Vec<u8>,
+        value: &[u8],
+        copy: &mut dyn FnMut(&[u8]) -> Vec<u8>,
     ) -> Result<Option<Vec<u8>>> {
         let page_size = src.page_size();
         check_sizes(key.len(), value.len(), page_size, MAX_VALUE_LEN)?;
+        let value = copy(value);
         let entry = Entry {
             key: Key::from_slice(key),
             value: Value::new(key.len(), value, page_size),
@@ -124,9 +143,9 @@ impl WriteTree {
         };
         let path = self.adopt(steps, page_size);
         let leaf = path[path.len() - 1].0;
-        // The leaf's length is summed once and then kept up to date: a grown leaf holds
-        // hundreds of small entries.
-        let before = self.arena[leaf].encoded_len();
+        // The leaf's length is summed when first needed and then kept (`lens`): a grown
+        // leaf holds hundreds of small entries.
+        let before = self.lens[leaf].unwrap_or_else(|| self.arena[leaf].encoded_len());
         let grown = before > page_size;
         let fresh = self.fresh[leaf];
         let added = entry.encoded_len();
@@ -146,14 +165,18 @@ impl WriteTree {
             }
         };
         // How far the leaf may grow before it splits, and how it splits.
-        let (cap, append) = match (append, grown) {
-            (true, _) if grown || fresh => (MAX_LEAF_PAGES * page_size, true),
-            // A grown leaf changed elsewhere than at its end splits in halves, whatever its
-            // length: a cap just under its length forces the split.
-            (false, true) => ((after - 1).clamp(page_size, MAX_LEAF_PAGES * page_size), false),
-            _ => (page_size, append),
+        let (cap, how) = match (append, grown || fresh) {
+            (true, true) => (
+                src.leaf_pages().clamp(1, MAX_LEAF_PAGES) * page_size,
+                LeafSplit::Append,
+            ),
+            (true, false) => (page_size, LeafSplit::Append),
+            // A grown leaf changed elsewhere than at its end is cut into one-page leaves.
+            (false, _) if grown => (page_size, LeafSplit::Pages),
+            (false, _) => (page_size, LeafSplit::Balanced),
         };
-        self.split_up(&path, page_size, (after, cap), append);
+        self.lens[leaf] = Some(after);
+        self.split_up(&path, page_size, (after, cap), how);
         Ok(old)
     }
 
@@ -170,6 +193,7 @@ impl WriteTree {
         let path = self.adopt(steps, src.page_size());
         let (leaf, _) = path[path.len() - 1];
         let removed = self.leaf_mut(leaf).remove(i);
+        self.lens[leaf] = None;
         self.release(removed.value, src.page_size());
         self.len -= 1;
         if !self.leaf_mut(leaf).is_empty() {
@@ -229,6 +253,7 @@ impl WriteTree {
     fn push(&mut self, node: Node, fresh: bool) -> usize {
         self.arena.push(node);
         self.fresh.push(fresh);
+        self.lens.push(None);
         self.arena.len() - 1
     }
 
@@ -318,14 +343,17 @@ impl WriteTree {
         }
     }
 
-    /// Splits the nodes of a just-changed (dirty) path that overflow, bottom up, growing a
-    /// new root if the old one splits. `leaf` is the leaf's encoded length and the most it
-    /// may take: it splits when over that, into halves of at most that; branches split when
-    /// over a page.
-    fn split_up(&mut self, path: &[(usize, usize)], page_size: usize, leaf: (usize, usize), append: bool) {
+    /// Splits the nodes of a just-changed (dirty) path that overflow, bottom up, growing new
+    /// roots while the root splits. `leaf` is the leaf's encoded length and the most it may
+    /// take, and `how` says how it splits; a branch splits when over a page, like the leaf's
+    /// split (left full after an append, else balanced), or into as many pieces as it needs
+    /// when it took more than one separator.
+    fn split_up(&mut self, path: &[(usize, usize)], page_size: usize, leaf: (usize, usize), how: LeafSplit) {
+        let append = how == LeafSplit::Append;
         for level in (0..path.len()).rev() {
             let (node, _) = path[level];
-            let (len, cap) = if level + 1 == path.len() {
+            let is_leaf = level + 1 == path.len();
+            let (len, cap) = if is_leaf {
                 leaf
             } else {
                 (self.arena[node].encoded_len(), page_size)
@@ -333,24 +361,52 @@ impl WriteTree {
             if len <= cap {
                 return;
             }
-            let (separator, right) = self.arena[node].split(cap, append);
-            let right = Child::Dirty(self.push(right, true));
+            let pieces = self.split_node(node, cap, is_leaf && how == LeafSplit::Pages, append);
+            self.lens[node] = None;
             match level.checked_sub(1) {
-                None => {
-                    let root = Node::Branch {
-                        keys: vec![separator],
-                        children: vec![Child::Dirty(node), right],
-                    };
-                    self.root = Some(Child::Dirty(self.push(root, true)));
-                }
+                None => self.grow_root(node, pieces, page_size),
                 Some(parent) => {
                     let (parent, pos) = path[parent];
                     let (keys, children) = self.branch_mut(parent);
-                    keys.insert(pos, separator);
-                    children.insert(pos + 1, right);
+                    let (seps, rights): (Vec<Key>, Vec<Child>) = pieces.into_iter().unzip();
+                    keys.splice(pos..pos, seps);
+                    children.splice(pos + 1..pos + 1, rights);
                 }
             }
         }
+    }
+
+    /// Splits arena node `node` (over `cap` bytes): cut into full pieces when `into_pieces` or
+    /// when no two-way split fits, else in two. Returns the new right pieces, each after its
+    /// separator.
+    fn split_node(&mut self, node: usize, cap: usize, into_pieces: bool, append: bool) -> Vec<(Key, Child)> {
+        let split = if into_pieces {
+            None
+        } else {
+            self.arena[node].split(cap, append).map(|piece| vec![piece])
+        };
+        let pieces = split.unwrap_or_else(|| self.arena[node].split_into(cap));
+        pieces
+            .into_iter()
+            .map(|(sep, right)| (sep, Child::Dirty(self.push(right, true))))
+            .collect()
+    }
+
+    /// Puts a new root above `node`, which split into `pieces`; while that root is over a
+    /// page (many pieces of long separators), splits it and puts another above.
+    fn grow_root(&mut self, node: usize, pieces: Vec<(Key, Child)>, page_size: usize) {
+        let (mut top, mut pieces) = (node, pieces);
+        loop {
+            let (keys, rest): (Vec<Key>, Vec<Child>) = pieces.into_iter().unzip();
+            let mut children = vec![Child::Dirty(top)];
+            children.extend(rest);
+            top = self.push(Node::Branch { keys, children }, true);
+            if self.arena[top].encoded_len() <= page_size {
+                break;
+            }
+            pieces = self.split_node(top, page_size, true, false);
+        }
+        self.root = Some(Child::Dirty(top));
     }
 
     /// Writes the pending values and dirty children of dirty node `i`, then allocates its
