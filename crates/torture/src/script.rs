@@ -14,11 +14,20 @@ pub enum Kind {
     Catalog,
     /// Four threads committing to their own column families at once (group commit).
     Threads,
+    /// Keys appended in ascending order, many a commit, so leaves grow past a page; then
+    /// rewrites and removes in random order, which cut the grown leaves into pages.
+    Appends,
 }
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 4] = [Kind::Mixed, Kind::Growth, Kind::Catalog, Kind::Threads];
+    pub const ALL: [Kind; 5] = [
+        Kind::Mixed,
+        Kind::Growth,
+        Kind::Catalog,
+        Kind::Threads,
+        Kind::Appends,
+    ];
 
     /// Its name on the command line.
     pub fn name(self) -> &'static str {
@@ -27,6 +36,7 @@ impl Kind {
             Kind::Growth => "growth",
             Kind::Catalog => "catalog",
             Kind::Threads => "threads",
+            Kind::Appends => "appends",
         }
     }
 }
@@ -34,10 +44,9 @@ impl Kind {
 impl std::str::FromStr for Kind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        Kind::ALL
-            .into_iter()
-            .find(|k| k.name() == s)
-            .ok_or_else(|| format!("unknown workload {s:?}; accepted: mixed, growth, catalog, threads"))
+        Kind::ALL.into_iter().find(|k| k.name() == s).ok_or_else(|| {
+            format!("unknown workload {s:?}; accepted: mixed, growth, catalog, threads, appends")
+        })
     }
 }
 
@@ -165,6 +174,33 @@ impl Script {
                         ("small", 10, (8, 64))
                     };
                     steps.push(commit(&mut rng, cf, n, 30, sizes, 0.6));
+                }
+            }
+            Kind::Appends => {
+                steps.push(Step::Create("log".into()));
+                steps.push(Step::Create("other".into()));
+                let mut next = 0u64;
+                for i in 0..10 {
+                    let n = rng.gen_range(20..50);
+                    // A commit of `n` random operations, its keys then made the next `n`.
+                    let mut step = commit(&mut rng, "log", n as usize, 1, (60, 400), 0.5);
+                    if let Step::Commit { ops, .. } = &mut step {
+                        for (key, value) in ops.iter_mut() {
+                            *key = next;
+                            value.get_or_insert(100);
+                            next += 1;
+                        }
+                    }
+                    steps.push(step);
+                    if i == 5 {
+                        steps.push(Step::Reopen);
+                    }
+                }
+                steps.push(Step::Sync("log".into()));
+                for _ in 0..10 {
+                    let cf = if rng.gen_bool(0.8) { "log" } else { "other" };
+                    let n = rng.gen_range(3..12);
+                    steps.push(commit(&mut rng, cf, n, next, (60, 400), 0.5));
                 }
             }
             Kind::Catalog => {

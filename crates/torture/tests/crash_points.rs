@@ -1,4 +1,4 @@
-//! At least 2,000 crash points over three workloads: every crash image reopens to committed
+//! At least 3,500 crash points over five workloads: every crash image reopens to committed
 //! states, none older than the last durable commit, no column family changed by another's work.
 
 use torture::{explore, replay_command, script::Kind, Script};
@@ -50,4 +50,9 @@ fn four_threads_committing_at_once() {
     // The crash point falls wherever the threads' interleaving puts it; each image must
     // still hold committed states only.
     assert!(crash_everywhere(Kind::Threads).0 >= MIN_POINTS);
+}
+
+#[test]
+fn appended_leaves_grow_and_are_cut() {
+    assert!(crash_everywhere(Kind::Appends).0 >= MIN_POINTS);
 }
