@@ -36,6 +36,16 @@ impl PageSource for CacheSource {
             })?;
         Ok(self.cache.read_page(offset)?)
     }
+
+    fn read_run(&self, first: PageId, count: usize) -> Result<PageRef> {
+        let offset = first
+            .checked_mul(self.cache.page_size() as u64)
+            .ok_or_else(|| Error::Corruption {
+                page: first,
+                what: "page number beyond the address space".into(),
+            })?;
+        Ok(self.cache.read_run(offset, count)?)
+    }
 }
 
 /// Allocates from one space and buffers the encoded pages in its write buffer.

@@ -374,6 +374,49 @@ impl PageCache {
         Ok(PageRef(Repr::Cached(page)))
     }
 
+    /// `pages` committed pages from `offset` as one buffer: a tree node that spans several
+    /// pages. One page is [`PageCache::read_page`]. Cache path: when every page is cached,
+    /// one copy of them into a new buffer; otherwise one `read_at` of the whole run, whose
+    /// pages then enter the cache (each as a copy of its own, so the cache's byte bound
+    /// stays exact). Mmap path: a slice of the mapping. Errors as for `read_page`.
+    pub fn read_run(&self, offset: u64, pages: usize) -> Result<PageRef> {
+        if pages <= 1 {
+            return self.read_page(offset);
+        }
+        self.check_aligned(offset)?;
+        let page = u64::from(self.options.page_size);
+        let len = page
+            .checked_mul(pages as u64)
+            .ok_or(FlushError::OffsetOverflow { offset, len: page })?;
+        let end = offset
+            .checked_add(len)
+            .ok_or(FlushError::OffsetOverflow { offset, len })?;
+        if let Some(mmap) = &self.mmap {
+            return Ok(PageRef(Repr::Mapped(mmap.read(
+                &*self.backend,
+                offset,
+                len,
+                end,
+            )?)));
+        }
+        let stripe = &self.stripes[(offset >> self.page_shift) as usize % STRIPES];
+        let offsets = (0..pages as u64).map(|i| offset + i * page);
+        let cached: Option<Vec<Bytes>> = offsets.clone().map(|at| self.pages.get(&at)).collect();
+        if let Some(parts) = cached {
+            stripe.hits.fetch_add(pages as u64, Ordering::Relaxed);
+            return Ok(PageRef(Repr::Cached(Bytes::from(parts.concat()))));
+        }
+        let all = self.load(offset, len)?;
+        for (i, at) in offsets.enumerate() {
+            let start = i * page as usize;
+            self.pages
+                .insert(at, Bytes::copy_from_slice(&all[start..start + page as usize]));
+        }
+        stripe.misses.fetch_add(pages as u64, Ordering::Relaxed);
+        self.inserted.fetch_add(pages as u64, Ordering::Relaxed);
+        Ok(PageRef(Repr::Cached(all)))
+    }
+
     fn load(&self, offset: u64, len: u64) -> Result<Bytes> {
         let mut buf = vec![0u8; len as usize].into_boxed_slice();
         match self.backend.read_at(&mut buf, offset) {

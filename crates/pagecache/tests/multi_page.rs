@@ -59,3 +59,46 @@ fn multi_page_entries_read_back_page_by_page() {
         assert_eq!(&mapped.read_page(0).unwrap()[..], &[0u8; 4096][..]);
     }
 }
+
+/// `read_run` reads a run of pages as one buffer: a miss reads the whole run with one call
+/// and caches its pages; when every page is cached it reads nothing; past the end of the
+/// file it is `PastEnd`; on the mmap path it is a slice of the mapping.
+#[test]
+fn runs_read_as_one_buffer_with_one_call() {
+    let data = entry(4);
+    let mem = Arc::new(MemBackend::new());
+    let cache = PageCache::new(mem.clone(), CacheOptions::default().with_cache_on_flush(false)).unwrap();
+    let mut buffer = cache.write_buffer();
+    buffer.put(4096, data.clone().into_boxed_slice()).unwrap();
+    buffer
+        .flush(&*FlushConfig::default().build(), &NoFreeSpace)
+        .unwrap();
+    let reads = || mem.stats().snapshot().read_calls;
+    let before = reads();
+    assert_eq!(&cache.read_run(4096, 4).unwrap()[..], &data[..]);
+    assert_eq!(reads() - before, 1, "one read for the whole run");
+    assert_eq!(&cache.read_run(4096, 4).unwrap()[..], &data[..]);
+    assert_eq!(&cache.read_run(8192, 2).unwrap()[..], &data[4096..12288]);
+    check_pages(&cache, 4096, &data);
+    assert_eq!(reads() - before, 1, "the pages were cached");
+    assert!(matches!(
+        cache.read_run(8192, 4),
+        Err(pagecache::PageCacheError::PastEnd { .. })
+    ));
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = Arc::new(FileBackend::open(dir.path().join("run")).unwrap());
+    let cache = PageCache::new(
+        file.clone(),
+        CacheOptions::default().with_read_path(ReadPath::Mmap),
+    )
+    .unwrap();
+    let mut buffer = cache.write_buffer();
+    buffer.put(4096, data.clone().into_boxed_slice()).unwrap();
+    buffer
+        .flush(&*FlushConfig::default().build(), &NoFreeSpace)
+        .unwrap();
+    let run = cache.read_run(4096, 4).unwrap();
+    assert!(run.is_mapped());
+    assert_eq!(&run[..], &data[..]);
+}

@@ -34,20 +34,13 @@ fn read_page(src: &dyn PageSource, ptr: NodePtr) -> Result<PageRef> {
         if pages > MAX_LEAF_PAGES {
             return Err(corrupt(ptr.page, format!("node of {pages} pages")));
         }
-        let mut all = Vec::with_capacity(pages * page_size);
-        all.extend_from_slice(&first);
-        for i in 1..pages as u64 {
-            let next = ptr
-                .page
-                .checked_add(i)
-                .ok_or_else(|| corrupt(ptr.page, "node runs past the last page"))?;
-            let bytes = src.read(next)?;
-            if bytes.len() != page_size {
-                return Err(corrupt(next, format!("page of {} bytes", bytes.len())));
-            }
-            all.extend_from_slice(&bytes);
+        // The whole node, its first page again among it (a cache hit), so that a miss
+        // costs one read of the run.
+        let all = src.read_run(ptr.page, pages)?;
+        if all.len() != pages * page_size {
+            return Err(corrupt(ptr.page, format!("node of {} bytes", all.len())));
         }
-        PageRef::from(all)
+        all
     };
     if crc32c::crc32c(&bytes) != ptr.crc {
         return Err(corrupt(ptr.page, "checksum mismatch"));

@@ -72,6 +72,20 @@ pub trait PageSource {
 
     /// The bytes of one committed page. A page beyond the file is an error, never a panic.
     fn read(&self, page: PageId) -> Result<pagecache::PageRef>;
+
+    /// The bytes of `count` committed pages from `first`, as one buffer (a node that spans
+    /// pages). The default reads them one by one and joins them.
+    fn read_run(&self, first: PageId, count: usize) -> Result<pagecache::PageRef> {
+        let mut all = Vec::new();
+        for i in 0..count as u64 {
+            let page = first.checked_add(i).ok_or_else(|| crate::Error::Corruption {
+                page: first,
+                what: "node runs past the last page".into(),
+            })?;
+            all.extend_from_slice(&self.read(page)?);
+        }
+        Ok(all.into())
+    }
 }
 
 /// Where a committing tree puts its new pages. Implemented by the store over the column
