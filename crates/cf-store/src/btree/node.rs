@@ -483,8 +483,9 @@ impl From<ValueRef<'_>> for Value {
     }
 }
 
-/// The first page of a node says how many pages follow it (header byte 1); a node that would
-/// need more than [`MAX_LEAF_PAGES`] pages, or a branch with any, is corrupt. `None` when the
+/// How many pages a node spans, as its first page says (header byte 1, plus one), before
+/// anything is verified: the reader refuses more than [`MAX_LEAF_PAGES`], the checksum
+/// catches a wrong count, and [`parse`] refuses a branch over several pages. `None` when the
 /// page is too short to tell.
 pub(crate) fn pages_of(first_page: &[u8]) -> Option<usize> {
     first_page.get(1).map(|&more| usize::from(more) + 1)
