@@ -346,18 +346,9 @@ impl PageCache {
     /// and caches it (concurrent misses on one page share one read). Mmap path: a slice of the
     /// current mapping, remapping first if the file has grown past it.
     pub fn read_page(&self, offset: u64) -> Result<PageRef> {
-        self.check_aligned(offset)?;
         let len = u64::from(self.options.page_size);
-        let end = offset
-            .checked_add(len)
-            .ok_or(FlushError::OffsetOverflow { offset, len })?;
-        if let Some(mmap) = &self.mmap {
-            return Ok(PageRef(Repr::Mapped(mmap.read(
-                &*self.backend,
-                offset,
-                len,
-                end,
-            )?)));
+        if let Some(mapped) = self.check_span(offset, len)? {
+            return Ok(mapped);
         }
         let mut missed = false;
         let page = self.pages.get_or_insert_with(&offset, || {
@@ -383,21 +374,12 @@ impl PageCache {
         if pages <= 1 {
             return self.read_page(offset);
         }
-        self.check_aligned(offset)?;
         let page = u64::from(self.options.page_size);
         let len = page
             .checked_mul(pages as u64)
             .ok_or(FlushError::OffsetOverflow { offset, len: page })?;
-        let end = offset
-            .checked_add(len)
-            .ok_or(FlushError::OffsetOverflow { offset, len })?;
-        if let Some(mmap) = &self.mmap {
-            return Ok(PageRef(Repr::Mapped(mmap.read(
-                &*self.backend,
-                offset,
-                len,
-                end,
-            )?)));
+        if let Some(mapped) = self.check_span(offset, len)? {
+            return Ok(mapped);
         }
         let stripe = &self.stripes[(offset >> self.page_shift) as usize % STRIPES];
         let offsets = (0..pages as u64).map(|i| offset + i * page);
@@ -415,6 +397,24 @@ impl PageCache {
         stripe.misses.fetch_add(pages as u64, Ordering::Relaxed);
         self.inserted.fetch_add(pages as u64, Ordering::Relaxed);
         Ok(PageRef(Repr::Cached(all)))
+    }
+
+    /// Checks a read of `len` bytes at `offset` (aligned, no overflow); on the mmap path
+    /// returns the mapped bytes, remapping first if the file has grown past the mapping.
+    fn check_span(&self, offset: u64, len: u64) -> Result<Option<PageRef>> {
+        self.check_aligned(offset)?;
+        let end = offset
+            .checked_add(len)
+            .ok_or(FlushError::OffsetOverflow { offset, len })?;
+        let Some(mmap) = &self.mmap else {
+            return Ok(None);
+        };
+        Ok(Some(PageRef(Repr::Mapped(mmap.read(
+            &*self.backend,
+            offset,
+            len,
+            end,
+        )?))))
     }
 
     fn load(&self, offset: u64, len: u64) -> Result<Bytes> {
