@@ -59,10 +59,11 @@ pub struct CommitSink<'a> {
 
 /// Value buffers of one space's committed transactions, for its next transaction's inserts
 /// to copy their values into. A transaction copies every inserted value into a buffer of
-/// its own and frees them all when its leaves are encoded at commit; with several writers
-/// that freed megabyte sits at the top of the allocator's heap, and glibc gives it back to
-/// the OS and faults it in again at the next transaction. Reusing the buffers avoids that
-/// (W1 at one writer: see ARCHITECTURE.md, "Leaves longer than a page").
+/// its own and frees them all when its leaves are encoded at commit. In W1 at one writer
+/// that freed megabyte sat at the top of the allocator's heap, and glibc gave it back to
+/// the OS and faulted it in again at the next transaction (ARCHITECTURE.md, "Leaves longer
+/// than a page"). Reusing the buffers avoids that. Values that go to overflow pages are
+/// copied but their buffers are not kept.
 #[derive(Debug, Default)]
 pub struct ValuePool {
     buffers: Vec<Vec<u8>>,
