@@ -322,6 +322,98 @@ proptest! {
     }
 }
 
+/// A change for [`append_path_builds_what_descents_build`].
+#[derive(Debug, Clone)]
+enum EdgeOp {
+    /// `count` keys past every key so far (`0xff 0xff` then a counter), values of `len`.
+    Append(u16, usize),
+    Insert(Vec<u8>, usize),
+    Remove(Vec<u8>),
+    /// Removes `count` appended keys from `at`/256 of the way along those appended so far:
+    /// empties leaves on the right edge or beside it, and collapses branches.
+    RemoveAppended(u8, u16),
+    Commit,
+}
+
+fn edge_op_strategy() -> impl Strategy<Value = EdgeOp> {
+    let len = prop_oneof![4 => 0..40usize, 4 => 900..1100usize, 1 => 0..6000usize];
+    prop_oneof![
+        6 => (1..80u16, len.clone()).prop_map(|(n, l)| EdgeOp::Append(n, l)),
+        3 => (key_strategy(), len).prop_map(|(k, l)| EdgeOp::Insert(k, l)),
+        2 => key_strategy().prop_map(EdgeOp::Remove),
+        2 => (any::<u8>(), 1..200u16).prop_map(|(at, n)| EdgeOp::RemoveAppended(at, n)),
+        1 => Just(EdgeOp::Commit),
+    ]
+}
+
+/// Every insert's and remove's result, and the pages each commit wrote.
+type EdgeRun = (Vec<Option<Vec<u8>>>, Vec<Vec<(PageId, Bytes)>>);
+
+/// Runs `ops` on a tree; with `descend_always` every insert forgets the kept right edge
+/// first.
+fn run_edge_ops(page_size: usize, ops: &[EdgeOp], descend_always: bool) -> EdgeRun {
+    let mem = Mem::new(page_size);
+    let mut root = TreeRoot::default();
+    let mut tree = WriteTree::new(root);
+    let (mut results, mut commits) = (Vec::new(), Vec::new());
+    let mut next = 0u32;
+    let put = |tree: &mut WriteTree, key: &[u8], len: usize| {
+        if descend_always {
+            tree.forget_right_edge();
+        }
+        tree.insert(&mem, key, &value_bytes(len, key.len() as u8))
+            .unwrap()
+    };
+    for op in ops.iter().chain([&EdgeOp::Commit]) {
+        match op {
+            EdgeOp::Append(count, len) => {
+                for _ in 0..*count {
+                    let key = [&[0xff, 0xff][..], &next.to_be_bytes()].concat();
+                    next += 1;
+                    results.push(put(&mut tree, &key, *len));
+                }
+            }
+            EdgeOp::Insert(key, len) => results.push(put(&mut tree, key, *len)),
+            EdgeOp::Remove(key) => results.push(tree.remove(&mem, key).unwrap()),
+            EdgeOp::RemoveAppended(at, count) => {
+                let start = (u64::from(next) * u64::from(*at) / 256) as u32;
+                for i in start..(start + u32::from(*count)).min(next) {
+                    let key = [&[0xff, 0xff][..], &i.to_be_bytes()].concat();
+                    results.push(tree.remove(&mem, &key).unwrap());
+                }
+            }
+            EdgeOp::Commit => {
+                let done = std::mem::replace(&mut tree, WriteTree::new(root));
+                root = commit(&mem, done, root);
+                let mut written: Vec<(PageId, Bytes)> = expand(&mem.written.borrow())
+                    .into_iter()
+                    .map(|p| (p, mem.pages.borrow()[&p].clone()))
+                    .collect();
+                written.sort();
+                commits.push(written);
+                tree = WriteTree::new(root);
+            }
+        }
+    }
+    (results, commits)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Inserts past the end of a kept right edge skip the descent; the tree they build,
+    /// page for page, and every result, are those of descending for every insert.
+    #[test]
+    fn append_path_builds_what_descents_build(
+        ops in prop::collection::vec(edge_op_strategy(), 1..40),
+        page_size in prop::sample::select(vec![512usize, 4096]),
+    ) {
+        let kept = run_edge_ops(page_size, &ops, false);
+        let descended = run_edge_ops(page_size, &ops, true);
+        prop_assert_eq!(kept, descended);
+    }
+}
+
 /// A random valid node for a page of `page_size` bytes.
 fn node_strategy(page_size: usize) -> impl Strategy<Value = Node> {
     let value = (

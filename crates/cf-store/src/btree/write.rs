@@ -64,6 +64,12 @@ pub(crate) struct WriteTree {
     len: u64,
     /// Runs of the base state this tree no longer references.
     freed: Vec<(PageId, u64)>,
+    /// The path (arena node, child index) of the last change when that change was an
+    /// insert at the right edge that split nothing, else empty. Every node on it is then
+    /// dirty and the tree has not changed shape since, so it is still the rightmost path,
+    /// and a key past the last one of its leaf goes there without a descent: the append
+    /// path of inserts in key order (see [`WriteTree::insert_with`]).
+    right_edge: Vec<(usize, usize)>,
 }
 
 impl WriteTree {
@@ -77,6 +83,7 @@ impl WriteTree {
             lens: Vec::new(),
             len: base.len,
             freed: Vec::new(),
+            right_edge: Vec::new(),
         }
     }
 
@@ -135,13 +142,24 @@ impl WriteTree {
             self.len += 1;
             return Ok(None);
         }
-        let (steps, rightmost) = self.descend(src, key)?;
-        let found = search(self.leaf_of(&steps), key);
-        let old = match found {
-            Ok(i) => Some(read_value(src, &self.leaf_of(&steps)[i].value)?),
-            Err(_) => None,
+        // A key past the end of the rightmost leaf of an unchanged right edge goes there
+        // without a descent: the descent would take the last child at every branch (every
+        // separator is at most the leaf's first key) and find no equal key in the leaf.
+        // Appends in key order then compare one key per insert, not one per halving of
+        // every node on the path.
+        let edge = std::mem::take(&mut self.right_edge);
+        let (path, found, old, rightmost) = match self.appends_to(&edge, key) {
+            Some(at) => (edge, Err(at), None, true),
+            None => {
+                let (steps, rightmost) = self.descend(src, key)?;
+                let found = search(self.leaf_of(&steps), key);
+                let old = match found {
+                    Ok(i) => Some(read_value(src, &self.leaf_of(&steps)[i].value)?),
+                    Err(_) => None,
+                };
+                (self.adopt(steps, page_size), found, old, rightmost)
+            }
         };
-        let path = self.adopt(steps, page_size);
         let leaf = path[path.len() - 1].0;
         // The leaf's length is summed when first needed and then kept (`lens`): a grown
         // leaf holds hundreds of small entries.
@@ -176,8 +194,32 @@ impl WriteTree {
             (false, _) => (page_size, LeafSplit::Balanced),
         };
         self.lens[leaf] = Some(after);
-        self.split_up(&path, page_size, (after, cap), how);
+        let split = self.split_up(&path, page_size, (after, cap), how);
+        if append && !split {
+            self.right_edge = path;
+        }
         Ok(old)
+    }
+
+    /// Where `key` goes in the leaf that `edge` (a kept [`WriteTree::right_edge`]) ends in,
+    /// when it is past that leaf's last key; `None` when there is no edge or the key is not
+    /// past it (the caller descends).
+    fn appends_to(&self, edge: &[(usize, usize)], key: &[u8]) -> Option<usize> {
+        let &(leaf, _) = edge.last()?;
+        match &self.arena[leaf] {
+            Node::Leaf(entries) => entries
+                .last()
+                .filter(|last| last.key.as_slice() < key)
+                .map(|_| entries.len()),
+            Node::Branch { .. } => None,
+        }
+    }
+
+    /// Forgets the kept right edge, so that the next insert descends (tests compare the two
+    /// ways).
+    #[cfg(test)]
+    pub(crate) fn forget_right_edge(&mut self) {
+        self.right_edge.clear();
     }
 
     /// Removes `key`; returns its value. Changes nothing if the key is absent.
@@ -185,6 +227,7 @@ impl WriteTree {
         if self.root.is_none() {
             return Ok(None);
         }
+        self.right_edge.clear();
         let (steps, _) = self.descend(src, key)?;
         let Ok(i) = search(self.leaf_of(&steps), key) else {
             return Ok(None);
@@ -347,8 +390,14 @@ impl WriteTree {
     /// roots while the root splits. `leaf` is the leaf's encoded length and the most it may
     /// take, and `how` says how it splits; a branch splits when over a page, like the leaf's
     /// split (left full after an append, else balanced), or into as many pieces as it needs
-    /// when it took more than one separator.
-    fn split_up(&mut self, path: &[(usize, usize)], page_size: usize, leaf: (usize, usize), how: LeafSplit) {
+    /// when it took more than one separator. Returns whether anything split.
+    fn split_up(
+        &mut self,
+        path: &[(usize, usize)],
+        page_size: usize,
+        leaf: (usize, usize),
+        how: LeafSplit,
+    ) -> bool {
         let append = how == LeafSplit::Append;
         for level in (0..path.len()).rev() {
             let (node, _) = path[level];
@@ -359,7 +408,7 @@ impl WriteTree {
                 (self.arena[node].encoded_len(), page_size)
             };
             if len <= cap {
-                return;
+                return level + 1 < path.len();
             }
             let pieces = self.split_node(node, cap, is_leaf && how == LeafSplit::Pages, append);
             self.lens[node] = None;
@@ -374,6 +423,7 @@ impl WriteTree {
                 }
             }
         }
+        true
     }
 
     /// Splits arena node `node` (over `cap` bytes): cut into full pieces when `into_pieces` or
