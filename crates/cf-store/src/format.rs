@@ -110,7 +110,7 @@ impl Slot {
             p[at..at + 8].copy_from_slice(&e.start.to_le_bytes());
             p[at + 8..at + 16].copy_from_slice(&e.pages.to_le_bytes());
         }
-        let crc = crc32c::crc32c(&p[..page_size - 4]);
+        let crc = crate::checksum::crc32c(&p[..page_size - 4]);
         p[page_size - 4..].copy_from_slice(&crc.to_le_bytes());
         Some(p)
     }
@@ -123,7 +123,7 @@ impl Slot {
             return Err(SlotProblem::BadMagic);
         }
         let stored = u32::from_le_bytes(page[page_size - 4..].try_into().expect("4 bytes"));
-        if crc32c::crc32c(&page[..page_size - 4]) != stored {
+        if crate::checksum::crc32c(&page[..page_size - 4]) != stored {
             return Err(SlotProblem::Checksum);
         }
         let version = u32_at(8);

@@ -30,6 +30,7 @@
 mod alloc;
 mod btree;
 mod cf;
+mod checksum;
 mod db;
 mod epoch;
 mod error;

@@ -42,7 +42,7 @@ fn read_page(src: &dyn PageSource, ptr: NodePtr) -> Result<PageRef> {
         }
         all
     };
-    if crc32c::crc32c(&bytes) != ptr.crc {
+    if crate::checksum::crc32c(&bytes) != ptr.crc {
         return Err(corrupt(ptr.page, "checksum mismatch"));
     }
     Ok(bytes)
@@ -71,18 +71,18 @@ fn scan_overflow(
     out: &mut dyn FnMut(&[u8]),
 ) -> Result<()> {
     let page_size = src.page_size();
-    let (mut left, mut actual) = (len, 0);
+    let (mut left, mut actual) = (len, crate::checksum::Crc32c::new());
     for p in page..page + overflow_pages(len, page_size) {
         let bytes = src.read(p)?;
         if bytes.len() != page_size {
             return Err(corrupt(p, format!("page of {} bytes", bytes.len())));
         }
         let piece = &bytes[..left.min(page_size as u64) as usize];
-        actual = crc32c::crc32c_append(actual, piece);
+        actual.update(piece);
         out(piece);
         left -= piece.len() as u64;
     }
-    if actual != crc {
+    if actual.finish() != crc {
         return Err(corrupt(page, "overflow value checksum mismatch"));
     }
     Ok(())

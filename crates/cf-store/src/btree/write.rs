@@ -469,7 +469,7 @@ impl WriteTree {
                     if let Value::Pending(bytes) = &mut entry.value {
                         let mut bytes = std::mem::take(bytes);
                         let len = bytes.len() as u64;
-                        let crc = crc32c::crc32c(&bytes);
+                        let crc = crate::checksum::crc32c(&bytes);
                         let count = overflow_pages(len, page_size);
                         let first = sink.alloc(count)?;
                         bytes.resize(count as usize * page_size, 0);
@@ -496,7 +496,7 @@ impl WriteTree {
         let page = sink.alloc(pages as u64)?;
         let mut bytes = sink.node_buffer(pages * page_size);
         node.encode_into(&mut bytes, page_size);
-        let crc = crc32c::crc32c(&bytes);
+        let crc = crate::checksum::crc32c(&bytes);
         sink.write(page, bytes)?;
         if let Node::Leaf(entries) = node {
             for entry in entries {
