@@ -52,5 +52,18 @@ mod tests {
             }
             assert_eq!(pieces.finish(), want, "length {len} in pieces");
         }
+        // Pieces longer than the vector paths' blocks, of uneven lengths, as a value's
+        // overflow pages are fed.
+        let big: Vec<u8> = (0..300_000u32)
+            .map(|i| (i.wrapping_mul(2_246_822_519) >> 24) as u8)
+            .collect();
+        for piece_len in [4096, 4095, 65_536, 70_001] {
+            let mut pieces = Crc32c::new();
+            for piece in big.chunks(piece_len) {
+                pieces.update(piece);
+            }
+            assert_eq!(pieces.finish(), ::crc32c::crc32c(&big), "pieces of {piece_len}");
+        }
+        assert_eq!(crc32c(&big), ::crc32c::crc32c(&big));
     }
 }

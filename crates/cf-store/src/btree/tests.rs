@@ -332,6 +332,9 @@ enum EdgeOp {
     /// Removes `count` appended keys from `at`/256 of the way along those appended so far:
     /// empties leaves on the right edge or beside it, and collapses branches.
     RemoveAppended(u8, u16),
+    /// Sets the appended key `at`/256 of the way along, or the last one with 255, again (an
+    /// overwrite, which must not take the append path), with a value of `len`.
+    ResetAppended(u8, usize),
     Commit,
 }
 
@@ -342,6 +345,7 @@ fn edge_op_strategy() -> impl Strategy<Value = EdgeOp> {
         3 => (key_strategy(), len).prop_map(|(k, l)| EdgeOp::Insert(k, l)),
         2 => key_strategy().prop_map(EdgeOp::Remove),
         2 => (any::<u8>(), 1..200u16).prop_map(|(at, n)| EdgeOp::RemoveAppended(at, n)),
+        2 => (prop_oneof![Just(255u8), any::<u8>()], 0..1100usize).prop_map(|(at, l)| EdgeOp::ResetAppended(at, l)),
         1 => Just(EdgeOp::Commit),
     ]
 }
@@ -380,6 +384,17 @@ fn run_edge_ops(page_size: usize, ops: &[EdgeOp], descend_always: bool) -> EdgeR
                 for i in start..(start + u32::from(*count)).min(next) {
                     let key = [&[0xff, 0xff][..], &i.to_be_bytes()].concat();
                     results.push(tree.remove(&mem, &key).unwrap());
+                }
+            }
+            EdgeOp::ResetAppended(at, len) => {
+                if let Some(last) = next.checked_sub(1) {
+                    let i = if *at == 255 {
+                        last
+                    } else {
+                        (u64::from(next) * u64::from(*at) / 256) as u32
+                    };
+                    let key = [&[0xff, 0xff][..], &i.to_be_bytes()].concat();
+                    results.push(put(&mut tree, &key, *len));
                 }
             }
             EdgeOp::Commit => {
