@@ -7,12 +7,18 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|text: &str| {
     if let Ok(config) = text.parse::<FlushConfig>() {
-        let again: FlushConfig = config.to_string().parse().expect("Display gives a parsable short form");
+        let again: FlushConfig = config
+            .to_string()
+            .parse()
+            .expect("Display gives a parsable short form");
         assert_eq!(again, config);
         config.validate().expect("parsed configs are valid");
         let _ = config.build();
     }
     if let Ok(config) = toml::from_str::<FlushConfig>(text) {
-        assert_eq!(config.to_string().parse::<FlushConfig>().expect("round trip"), config);
+        assert_eq!(
+            config.to_string().parse::<FlushConfig>().expect("round trip"),
+            config
+        );
     }
 });

@@ -24,7 +24,11 @@ enum Op {
 type State = BTreeMap<Vec<u8>, Vec<u8>>;
 
 fn open(backend: &Arc<MemBackend>) -> Db {
-    Db::builder().page_size(512).initial_extent_pages(4).open_backend(backend.clone(), "fuzz").expect("open")
+    Db::builder()
+        .page_size(512)
+        .initial_extent_pages(4)
+        .open_backend(backend.clone(), "fuzz")
+        .expect("open")
 }
 
 fn read(db: &Db, cf: usize) -> State {
@@ -35,6 +39,9 @@ fn read(db: &Db, cf: usize) -> State {
     }
 }
 
+/// A key set to a value, or removed (`None`).
+type Change = (Vec<u8>, Option<Vec<u8>>);
+
 fuzz_target!(|ops: Vec<Op>| {
     let backend = Arc::new(MemBackend::new());
     let mut db = open(&backend);
@@ -43,7 +50,7 @@ fuzz_target!(|ops: Vec<Op>| {
     }
     let mut committed = [State::new(), State::new(), State::new()];
     // Pending changes per column family (applied in one transaction at Commit).
-    let mut pending: [Vec<(Vec<u8>, Option<Vec<u8>>)>; 3] = Default::default();
+    let mut pending: [Vec<Change>; 3] = Default::default();
     for op in ops.into_iter().take(200) {
         match op {
             Op::Put { cf, key, len } => {
@@ -57,14 +64,22 @@ fuzz_target!(|ops: Vec<Op>| {
                 let r = db.cf(&format!("cf{i}")).unwrap().begin_read().unwrap();
                 if let Ok(t) = r.open_table("t") {
                     let mut got: Vec<_> = if rev {
-                        t.range([lo].as_slice()..[hi].as_slice()).rev().map(|e| e.unwrap()).collect()
+                        t.range([lo].as_slice()..[hi].as_slice())
+                            .rev()
+                            .map(|e| e.unwrap())
+                            .collect()
                     } else {
-                        t.range([lo].as_slice()..[hi].as_slice()).map(|e| e.unwrap()).collect()
+                        t.range([lo].as_slice()..[hi].as_slice())
+                            .map(|e| e.unwrap())
+                            .collect()
                     };
                     if rev {
                         got.reverse();
                     }
-                    let want: Vec<_> = committed[i].range(vec![lo]..vec![hi]).map(|(k, v)| (k.clone(), v.clone())).collect();
+                    let want: Vec<_> = committed[i]
+                        .range(vec![lo]..vec![hi])
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect();
                     assert_eq!(got, want);
                 }
             }
@@ -72,7 +87,11 @@ fuzz_target!(|ops: Vec<Op>| {
                 let i = cf as usize % 3;
                 let handle = db.cf(&format!("cf{i}")).unwrap();
                 let mut txn = handle.begin_write().unwrap();
-                txn.set_durability(if durable { Durability::Immediate } else { Durability::None });
+                txn.set_durability(if durable {
+                    Durability::Immediate
+                } else {
+                    Durability::None
+                });
                 {
                     let mut t = txn.open_table("t").unwrap();
                     for (k, v) in pending[i].drain(..) {

@@ -165,7 +165,7 @@ fn writers_on_separate_cfs_and_readers_see_only_whole_commits() {
             let writers_done = writers_done.clone();
             thread::spawn(move || {
                 for k in 1..=COMMITS {
-                    let durability = if (k + w as u64) % 3 == 0 {
+                    let durability = if (k + w as u64).is_multiple_of(3) {
                         Durability::Immediate
                     } else {
                         Durability::None

@@ -397,7 +397,7 @@ impl CrashBackend {
             let mut at = *offset;
             while at < end {
                 let piece_end = ((at / SECTOR + 1) * SECTOR).min(end);
-                if keep == 1 || rng.next() % 2 == 0 {
+                if keep == 1 || rng.next().is_multiple_of(2) {
                     if image.len() < piece_end as usize {
                         image.resize(piece_end as usize, 0);
                     }

@@ -70,7 +70,7 @@ impl PageSink for Sink<'_> {
 
     fn write(&mut self, page: PageId, bytes: Box<[u8]>) -> Result<()> {
         let ps = self.0.page_size;
-        assert!(!bytes.is_empty() && bytes.len() % ps == 0);
+        assert!(!bytes.is_empty() && bytes.len().is_multiple_of(ps));
         let count = (bytes.len() / ps) as u64;
         assert!(page + count <= self.0.next.get(), "write of unallocated pages");
         let mut pages = self.0.pages.borrow_mut();
