@@ -16,6 +16,10 @@
 //! longer than a page cuts it into one-page leaves, each as full as it can be, so random
 //! writes after a load in key order rewrite one page each again (see the node module's
 //! "Leaf size").
+//!
+//! Appends: after an insert at the right edge that split nothing, the tree keeps that path
+//! (`right_edge`), and the next key past the end of its leaf goes there without a descent.
+//! Any split or remove forgets it.
 
 use std::ops::RangeBounds;
 
