@@ -86,6 +86,9 @@ pub struct CellConfig {
     pub page_size: Option<u32>,
     /// `Some` exactly for the cf-store engines: the most pages a leaf grows to.
     pub leaf_pages: Option<usize>,
+    /// The cf-store engines' cap on bytes per write call; `None`: no cap (the default), or
+    /// not a cf-store engine.
+    pub max_write_bytes: Option<usize>,
     pub threads: usize,
     pub txns: u64,
     pub ops_per_txn: u64,

@@ -45,6 +45,11 @@ struct Cli {
     /// [default: 4, the store's default].
     #[arg(long, value_name = "PAGES", value_parser = clap::value_parser!(u64).range(1..=cf_store::MAX_LEAF_PAGES as u64))]
     leaf_pages: Option<u64>,
+    /// Most bytes one write call of the cf-store engines carries (`FileOptions::
+    /// max_bytes_per_call`), at least 4096; longer runs are written in several calls
+    /// [default: no cap, the store's default].
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(4096..=0x7fff_f000))]
+    max_write_bytes: Option<u64>,
     /// Writer threads, each with its own column family, file or keyspace.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=4096))]
     threads: u64,
@@ -111,11 +116,22 @@ impl Cli {
             self.leaf_pages.map(|p| p as usize),
             cf_store::MAX_LEAF_PAGES,
         );
+        if let (Some(bytes), false) = (self.max_write_bytes, self.engine.is_cf_store()) {
+            eprintln!(
+                "bench: note: --max-write-bytes {bytes} is ignored by engine {} (it applies to cf-store engines)",
+                self.engine.name()
+            );
+        }
+        let max_write_bytes = self
+            .max_write_bytes
+            .filter(|_| self.engine.is_cf_store())
+            .map(|b| b as usize);
         Ok(CellConfig {
             engine: self.engine,
             policy,
             page_size,
             leaf_pages,
+            max_write_bytes,
             threads: threads as usize,
             txns: self.txns,
             ops_per_txn: self.ops_per_txn,
@@ -174,6 +190,8 @@ struct Report {
     page_size: Option<u32>,
     /// The most pages a leaf of the cf-store engines grows to, `null` for the others.
     leaf_pages: Option<usize>,
+    /// The cf-store engines' cap on bytes per write call; `null`: no cap, or not cf-store.
+    max_write_bytes: Option<usize>,
     threads: usize,
     /// Transactions per thread.
     txns: u64,
@@ -243,6 +261,7 @@ fn report(config: &CellConfig, m: &cell::Measurement) -> Report {
         policy: config.policy.map(|p| p.to_string()),
         page_size: config.page_size,
         leaf_pages: config.leaf_pages,
+        max_write_bytes: config.max_write_bytes,
         threads: config.threads,
         txns: config.txns,
         ops_per_txn: config.ops_per_txn,
@@ -317,6 +336,7 @@ mod tests {
         assert_eq!(c.policy, Some(FlushConfig::default()));
         assert_eq!(c.page_size, Some(4096));
         assert_eq!(c.leaf_pages, Some(4));
+        assert_eq!(c.max_write_bytes, None);
         assert_eq!(c.threads, 1);
         assert_eq!(c.txns, 100);
         assert_eq!(c.ops_per_txn, 1000);
@@ -338,6 +358,8 @@ mod tests {
             "8192",
             "--leaf-pages",
             "2",
+            "--max-write-bytes",
+            "262144",
             "--threads",
             "4",
             "--txns",
@@ -360,6 +382,7 @@ mod tests {
         assert_eq!(c.policy.unwrap().to_string(), "gap-merge:32KiB");
         assert_eq!(c.page_size, Some(8192));
         assert_eq!(c.leaf_pages, Some(2));
+        assert_eq!(c.max_write_bytes, Some(262_144));
         assert_eq!((c.threads, c.txns, c.ops_per_txn, c.value_size), (4, 7, 3, 0));
         assert_eq!(c.keys, KeyMode::Overwrite);
         assert_eq!(c.durability, Durability::Immediate);

@@ -8,12 +8,13 @@ use std::process::{Command, Output};
 use serde_json::{Map, Value};
 
 /// Every field of schema 1, in order.
-const FIELDS: [&str; 32] = [
+const FIELDS: [&str; 33] = [
     "schema",
     "engine",
     "policy",
     "page_size",
     "leaf_pages",
+    "max_write_bytes",
     "threads",
     "txns",
     "ops_per_txn",
@@ -146,6 +147,7 @@ fn check(o: &Map<String, Value>, engine: &str, durability: &str, value_size: u64
         assert_eq!(o["policy"], Value::Null);
         assert_eq!(o["page_size"], Value::Null);
         assert_eq!(o["leaf_pages"], Value::Null);
+        assert_eq!(o["max_write_bytes"], Value::Null);
         // /proc/self/io does not count syncs.
         for k in [
             "sync_calls",
@@ -170,6 +172,7 @@ fn check(o: &Map<String, Value>, engine: &str, durability: &str, value_size: u64
             assert_eq!(o["policy"], Value::Null);
             assert_eq!(o["page_size"], Value::Null);
             assert_eq!(o["leaf_pages"], Value::Null);
+            assert_eq!(o["max_write_bytes"], Value::Null);
             assert_eq!(int(o, "write_calls"), commits);
             assert_eq!(int(o, "vectored_calls"), 0);
             assert_eq!(written, int(o, "bytes_inserted"));
@@ -192,6 +195,7 @@ fn cf_store_engines_and_raw_report_every_field() {
                 assert_eq!(o["policy"], "vectored", "the default policy");
                 assert_eq!(int(&o, "page_size"), 4096, "the store's default page size");
                 assert_eq!(int(&o, "leaf_pages"), 4, "the store's default leaf growth");
+                assert_eq!(o["max_write_bytes"], Value::Null, "no cap by default");
             }
         }
     }
@@ -239,6 +243,17 @@ fn options_reach_the_cell() {
         num(&flat, "write_amplification") > 1.2 * num(&grown, "write_amplification"),
         "{flat:?} against {grown:?}"
     );
+
+    // A cap on bytes per write call splits the runs: no call carries more than it, where
+    // without it the calls carry several pages each.
+    let calls = |o: &Map<String, Value>| int(o, "write_calls") + int(o, "vectored_calls");
+    let capped = cell_of("cf-store", "200", &["--max-write-bytes", "4096"]);
+    assert_eq!(int(&capped, "max_write_bytes"), 4096);
+    assert!(
+        calls(&capped) * 4096 >= int(&capped, "bytes_written"),
+        "{capped:?}"
+    );
+    assert!(calls(&grown) * 4096 < int(&grown, "bytes_written"), "{grown:?}");
 
     let o = cell(
         "raw",

@@ -47,7 +47,7 @@ pub use db::{
     MAX_LEAF_PAGES,
 };
 pub use error::{Error, Result};
-pub use flush::FlushConfig;
+pub use flush::{FileOptions, FlushConfig};
 pub use keys::{i64_key, key_i64, key_u64, u64_key};
 pub use txn::{Durability, Range, ReadTable, ReadTxn, Table, WriteTxn};
 

@@ -21,11 +21,16 @@ impl CfStore {
         let policy = config.policy.unwrap_or_default();
         let page_size = config.page_size.unwrap_or(cf_store::DEFAULT_PAGE_SIZE);
         let leaf_pages = config.leaf_pages.unwrap_or(cf_store::MAX_LEAF_PAGES);
-        let open = |file: &str| -> Result<Db> {
-            let path = dir.join(file);
+        let mut file = cf_store::FileOptions::default();
+        if let Some(bytes) = config.max_write_bytes {
+            file = file.with_max_bytes_per_call(bytes);
+        }
+        let open = |name: &str| -> Result<Db> {
+            let path = dir.join(name);
             Db::builder()
                 .page_size(page_size)
                 .leaf_pages(leaf_pages)
+                .file_options(file.clone())
                 .flush(policy)
                 .open(&path)
                 .with_context(|| format!("opening {}", path.display()))
