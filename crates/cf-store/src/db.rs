@@ -447,6 +447,7 @@ fn new_space(
         buffer: core.cache.write_buffer(),
         policy: flush.build(),
         values: ValuePool::default(),
+        branches: Default::default(),
         root: TreeRoot::default(),
         aux: 0,
         last_txn: 0,
@@ -1012,6 +1013,7 @@ fn commit_catalog(core: &DbCore, space: &mut Space, tree: WriteTree) -> Result<(
             buffer: &mut space.buffer,
             grow: &mut grow,
             values: &mut space.values,
+            branches: None,
         };
         tree.commit(&core.source(), &mut sink)
     };

@@ -1,12 +1,13 @@
 //! Adapters between the B+tree and the store: pages read through the cache, written through
 //! a space's allocator and write buffer.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use pagecache::{PageCache, PageRef, WriteBuffer};
 
 use crate::alloc::SpaceAllocator;
-use crate::btree::{PageId, PageSink, PageSource};
+use crate::btree::{BranchCache, Node, NodePtr, PageId, PageSink, PageSource};
 use crate::format::Extent;
 use crate::{Error, Result};
 
@@ -48,6 +49,39 @@ impl PageSource for CacheSource {
     }
 }
 
+/// A write transaction's view of its space's pages: committed pages through the cache,
+/// and the branches the space's commits kept ([`BranchCache`]).
+pub struct WriteSource<'a> {
+    pub pages: &'a CacheSource,
+    pub branches: &'a RefCell<BranchCache>,
+}
+
+impl PageSource for WriteSource<'_> {
+    fn page_size(&self) -> usize {
+        self.pages.page_size()
+    }
+
+    fn leaf_pages(&self) -> usize {
+        self.pages.leaf_pages()
+    }
+
+    fn read(&self, page: PageId) -> Result<PageRef> {
+        self.pages.read(page)
+    }
+
+    fn read_run(&self, first: PageId, count: usize) -> Result<PageRef> {
+        self.pages.read_run(first, count)
+    }
+
+    fn take_branch(&self, ptr: NodePtr) -> Option<Node> {
+        self.branches.borrow_mut().take(ptr)
+    }
+
+    fn return_branch(&self, ptr: NodePtr, node: Node) {
+        self.branches.borrow_mut().keep(ptr, node);
+    }
+}
+
 /// Allocates from one space and buffers the encoded pages in its write buffer.
 pub struct CommitSink<'a> {
     pub alloc: &'a mut SpaceAllocator,
@@ -55,6 +89,9 @@ pub struct CommitSink<'a> {
     pub grow: &'a mut dyn FnMut(u64) -> Result<Extent>,
     /// Where the value buffers of encoded leaves go, for the space's next transaction.
     pub values: &'a mut ValuePool,
+    /// The space's kept branches: every page written drops its entry, and written branches
+    /// are kept. `None` for a space whose transactions keep none (the catalog).
+    pub branches: Option<&'a RefCell<BranchCache>>,
 }
 
 /// Value buffers of one space's committed transactions, for its next transaction's inserts
@@ -119,8 +156,17 @@ impl PageSink for CommitSink<'_> {
     }
 
     fn write(&mut self, page: PageId, bytes: Box<[u8]>) -> Result<()> {
-        let offset = page * self.buffer.cache().page_size() as u64;
-        Ok(self.buffer.put(offset, bytes)?)
+        let page_size = self.buffer.cache().page_size() as u64;
+        if let Some(branches) = self.branches {
+            branches.borrow_mut().forget(page, bytes.len() as u64 / page_size);
+        }
+        Ok(self.buffer.put(page * page_size, bytes)?)
+    }
+
+    fn keep_branch(&mut self, ptr: NodePtr, node: Node) {
+        if let Some(branches) = self.branches {
+            branches.borrow_mut().keep(ptr, node);
+        }
     }
 
     fn recycle_value(&mut self, value: Vec<u8>) {

@@ -1,13 +1,14 @@
 //! `Space`: one owner's pages and commit slots, and the one commit path that makes its new
 //! root visible and (optionally) durable. Column families and the catalog both use it.
 
+use std::cell::RefCell;
 use std::sync::Weak;
 
 use flush::FlushPolicy;
 use pagecache::WriteBuffer;
 
 use crate::alloc::SpaceAllocator;
-use crate::btree::{PageId, TreeRoot};
+use crate::btree::{BranchCache, PageId, TreeRoot};
 use crate::db::{DbCore, Populate};
 use crate::epoch::Epoch;
 use crate::format::{Extent, Slot};
@@ -36,6 +37,8 @@ pub struct Space {
     pub policy: Box<dyn FlushPolicy>,
     /// Value buffers for the next transaction's inserts.
     pub values: ValuePool,
+    /// Branches this space's commits wrote, for its next transactions' descents.
+    pub branches: RefCell<BranchCache>,
     /// Root of the newest commit.
     pub root: TreeRoot,
     /// Slot field `aux`: next column-family id (catalog) or the catalog txn that created the

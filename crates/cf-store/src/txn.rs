@@ -10,7 +10,7 @@ use parking_lot::RawMutex;
 
 use crate::btree::{self, PageId, TreeRoot, WriteTree};
 use crate::cf::{CfShared, Snapshot};
-use crate::source::{CacheSource, CommitSink, ValuePool};
+use crate::source::{CacheSource, CommitSink, ValuePool, WriteSource};
 use crate::space::Space;
 use crate::{Error, Result};
 
@@ -143,6 +143,15 @@ impl WriteTxn {
         })
     }
 
+    /// The source a write transaction's changes descend through: committed pages, and the
+    /// branches its space's commits kept.
+    fn write_source(&self) -> WriteSource<'_> {
+        WriteSource {
+            pages: &self.source,
+            branches: &self.space.branches,
+        }
+    }
+
     /// Sets this commit's durability (default [`Durability::Immediate`]).
     pub fn set_durability(&mut self, durability: Durability) {
         self.durability = durability;
@@ -190,7 +199,7 @@ impl WriteTxn {
             Some(TableSlot::Idle { tree, .. }) => Some(tree),
             None => None,
         };
-        let stored = st.dir.remove(&self.source, name.as_bytes())?;
+        let stored = st.dir.remove(&self.write_source(), name.as_bytes())?;
         let tree = match (tree, table_root(stored, &self.base.dir, name)?) {
             (Some(tree), _) => tree,
             (None, Some(root)) => WriteTree::new(root),
@@ -246,11 +255,16 @@ impl WriteTxn {
         let mut fresh = None;
         let mut grow = Space::grower(&core, &mut fresh);
         let built = (|| {
+            let source = WriteSource {
+                pages: &source,
+                branches: &space.branches,
+            };
             let mut sink = CommitSink {
                 alloc: &mut space.alloc,
                 buffer: &mut space.buffer,
                 grow: &mut grow,
                 values: &mut st.values,
+                branches: Some(&space.branches),
             };
             let mut freed = std::mem::take(&mut st.freed);
             let mut names: Vec<String> = st.tables.keys().cloned().collect();
@@ -328,7 +342,7 @@ impl Table<'_> {
 
     /// Inserts or replaces; returns the previous value.
     pub fn insert(&mut self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>> {
-        let source = &self.txn.source;
+        let source = &self.txn.write_source();
         let mut st = self.txn.state.borrow_mut();
         self.tree
             .as_mut()
@@ -338,7 +352,7 @@ impl Table<'_> {
 
     /// Removes; returns the value it had.
     pub fn remove(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        let source = &self.txn.source;
+        let source = &self.txn.write_source();
         self.tree
             .as_mut()
             .expect("a Table holds its tree until dropped")

@@ -3,6 +3,7 @@
 //! [`node`] defines the page format; [`read`] reads committed trees (and a write
 //! transaction's own changes); [`write`] changes a tree and commits it to new pages.
 
+mod branches;
 mod node;
 mod read;
 mod store;
@@ -10,9 +11,10 @@ mod store;
 mod tests;
 mod write;
 
+pub(crate) use branches::BranchCache;
+pub(crate) use node::Node;
 pub(crate) use node::{max_key_len, MAX_LEAF_PAGES, MAX_VALUE_LEN};
 pub(crate) use read::{get, range, visit_pages, Range};
-#[cfg(test)]
 pub(crate) use store::NodePtr;
 pub(crate) use store::{PageId, PageSink, PageSource, TreeRoot};
 pub(crate) use write::WriteTree;

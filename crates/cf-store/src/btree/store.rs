@@ -1,5 +1,6 @@
 //! What the B+tree needs from the store: reading committed pages, allocating and writing new ones.
 
+use super::node::Node;
 use crate::Result;
 
 /// A page number: byte offset / page size.
@@ -86,6 +87,17 @@ pub trait PageSource {
         }
         Ok(all.into())
     }
+
+    /// The decoded branch `ptr` points to, taken out of the writer's [`super::BranchCache`]
+    /// when it is there (a write transaction's descent, about to copy the branch into its
+    /// arena). The default keeps none.
+    fn take_branch(&self, _ptr: NodePtr) -> Option<Node> {
+        None
+    }
+
+    /// Gives back a branch [`PageSource::take_branch`] returned that was not changed after
+    /// all. The default drops it.
+    fn return_branch(&self, _ptr: NodePtr, _node: Node) {}
 }
 
 /// Where a committing tree puts its new pages. Implemented by the store over the column
@@ -108,4 +120,8 @@ pub trait PageSink {
     fn node_buffer(&mut self, len: usize) -> Box<[u8]> {
         vec![0; len].into_boxed_slice()
     }
+
+    /// Takes the decoded form of a branch just written at `ptr`, for later transactions'
+    /// descents ([`super::BranchCache`]). The default drops it.
+    fn keep_branch(&mut self, _ptr: NodePtr, _node: Node) {}
 }

@@ -1043,3 +1043,222 @@ proptest! {
         }
     }
 }
+
+/// A page store that reuses freed single pages (picked across the free set) as soon as a commit frees
+/// them, and fails a commit's writes on request: the page churn of a column family's space,
+/// where a `BranchCache` must never hand back a branch its page no longer holds.
+struct Reusing {
+    page_size: usize,
+    pages: RefCell<HashMap<PageId, Bytes>>,
+    free: RefCell<BTreeSet<PageId>>,
+    next: Cell<PageId>,
+    /// Allocations of the commit being built, given back if it fails.
+    allocated: RefCell<Vec<(PageId, u64)>>,
+    /// Writes left before the sink fails (`None`: never).
+    writes_left: Cell<Option<usize>>,
+    branches: Option<RefCell<super::BranchCache>>,
+    /// Branches taken from the cache.
+    hits: Cell<usize>,
+}
+
+impl PageSource for Reusing {
+    fn page_size(&self) -> usize {
+        self.page_size
+    }
+
+    fn read(&self, page: PageId) -> Result<pagecache::PageRef> {
+        let pages = self.pages.borrow();
+        let bytes = pages.get(&page).ok_or_else(|| Error::Corruption {
+            page,
+            what: "no such page in the test store".into(),
+        })?;
+        Ok(pagecache::PageRef::from(bytes.clone()))
+    }
+
+    fn take_branch(&self, ptr: NodePtr) -> Option<Node> {
+        let node = self.branches.as_ref()?.borrow_mut().take(ptr)?;
+        self.hits.set(self.hits.get() + 1);
+        Some(node)
+    }
+
+    fn return_branch(&self, ptr: NodePtr, node: Node) {
+        if let Some(b) = &self.branches {
+            b.borrow_mut().keep(ptr, node);
+        }
+    }
+}
+
+impl PageSink for &Reusing {
+    fn alloc(&mut self, count: u64) -> Result<PageId> {
+        // A free page from all over the set, so that pages change roles (a branch's page
+        // becomes a leaf's) as they would in a long-lived file.
+        let reused = if count == 1 {
+            let mut free = self.free.borrow_mut();
+            let turn = self.next.get() as usize + self.allocated.borrow().len();
+            let pick = free
+                .iter()
+                .nth(turn.wrapping_mul(7919) % free.len().max(1))
+                .copied();
+            pick.inspect(|p| {
+                free.remove(p);
+            })
+        } else {
+            None
+        };
+        let first = reused.unwrap_or_else(|| {
+            let first = self.next.get();
+            self.next.set(first + count);
+            first
+        });
+        self.allocated.borrow_mut().push((first, count));
+        Ok(first)
+    }
+
+    fn write(&mut self, page: PageId, bytes: Box<[u8]>) -> Result<()> {
+        if let Some(left) = self.writes_left.get() {
+            if left == 0 {
+                return Err(Error::Corruption {
+                    page,
+                    what: "a planted write failure".into(),
+                });
+            }
+            self.writes_left.set(Some(left - 1));
+        }
+        let ps = self.page_size;
+        if let Some(b) = &self.branches {
+            b.borrow_mut().forget(page, (bytes.len() / ps) as u64);
+        }
+        let mut pages = self.pages.borrow_mut();
+        for (i, chunk) in bytes.chunks(ps).enumerate() {
+            pages.insert(page + i as u64, Bytes::copy_from_slice(chunk));
+        }
+        Ok(())
+    }
+
+    fn keep_branch(&mut self, ptr: NodePtr, node: Node) {
+        if let Some(b) = &self.branches {
+            b.borrow_mut().keep(ptr, node);
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum ChurnOp {
+    Insert(u16, usize),
+    Remove(u16),
+    Commit,
+    /// Commit with the sink failing after this many writes; the tree stays at its base.
+    FailedCommit(usize),
+    /// Drop the transaction's changes.
+    Abort,
+}
+
+fn churn_op_strategy() -> impl Strategy<Value = ChurnOp> {
+    prop_oneof![
+        12 => (0u16..600, 0usize..120).prop_map(|(k, len)| ChurnOp::Insert(k, len)),
+        4 => (0u16..600).prop_map(ChurnOp::Remove),
+        2 => Just(ChurnOp::Commit),
+        2 => (0usize..40).prop_map(ChurnOp::FailedCommit),
+        1 => Just(ChurnOp::Abort),
+    ]
+}
+
+/// Every result, and the root pointer (page and crc32c, which covers every byte below it)
+/// after every commit; with a branch cache of `capacity` or none.
+type ChurnRun = (Vec<Option<Vec<u8>>>, Vec<Option<TreeRoot>>);
+
+/// Keys of 40 bytes, so that 512-byte branches hold nine children and a few hundred keys
+/// make trees of three and four levels.
+fn churn_key(k: u16) -> Vec<u8> {
+    let mut key = vec![b'k'; 38];
+    key.extend(k.to_be_bytes());
+    key
+}
+
+fn run_churn(ops: &[ChurnOp], capacity: Option<usize>) -> (ChurnRun, usize) {
+    let store = Reusing {
+        page_size: 512,
+        pages: RefCell::default(),
+        free: RefCell::default(),
+        next: Cell::new(1),
+        allocated: RefCell::default(),
+        writes_left: Cell::new(None),
+        branches: capacity.map(|c| RefCell::new(super::BranchCache::new(c))),
+        hits: Cell::new(0),
+    };
+    let mut root = TreeRoot::default();
+    let mut tree = WriteTree::new(root);
+    let (mut results, mut roots) = (Vec::new(), Vec::new());
+    for op in ops.iter().chain([&ChurnOp::Commit]) {
+        match op {
+            ChurnOp::Insert(k, len) => {
+                let key = churn_key(*k);
+                let value = value_bytes(*len, *k as u8);
+                results.push(tree.insert(&store, &key, &value).unwrap());
+            }
+            ChurnOp::Remove(k) => results.push(tree.remove(&store, &churn_key(*k)).unwrap()),
+            ChurnOp::Commit | ChurnOp::FailedCommit(_) => {
+                let fail = match op {
+                    ChurnOp::FailedCommit(after) => Some(*after),
+                    _ => None,
+                };
+                store.writes_left.set(fail);
+                store.allocated.borrow_mut().clear();
+                let done = std::mem::replace(&mut tree, WriteTree::new(root));
+                match done.commit(&store, &mut &store) {
+                    Ok((new_root, freed)) => {
+                        root = new_root;
+                        // No readers here: what the commit freed is free at once.
+                        store.free.borrow_mut().extend(expand(&freed));
+                        roots.push(Some(root));
+                    }
+                    Err(_) => {
+                        // Like the store's rollback: the commit's pages are free again.
+                        let allocated = std::mem::take(&mut *store.allocated.borrow_mut());
+                        store.free.borrow_mut().extend(expand(&allocated));
+                        roots.push(None);
+                    }
+                }
+                store.writes_left.set(None);
+                tree = WriteTree::new(root);
+            }
+            ChurnOp::Abort => tree = WriteTree::new(root),
+        }
+    }
+    for k in 0u16..600 {
+        results.push(get(&store, &root, &churn_key(k)).unwrap());
+    }
+    ((results, roots), store.hits.get())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Descents that take kept branches build, page for page, what descents that read and
+    /// decode every branch build, through page reuse, failed commits and aborts, with the
+    /// cache large or small enough to evict.
+    #[test]
+    fn kept_branches_build_what_decoded_pages_build(
+        ops in prop::collection::vec(churn_op_strategy(), 1..400),
+        capacity in prop::sample::select(vec![1usize, 4, 256]),
+    ) {
+        let (plain, _) = run_churn(&ops, None);
+        let (cached, _) = run_churn(&ops, Some(capacity));
+        prop_assert_eq!(plain, cached);
+    }
+}
+
+/// The churn does reach the cache: commits keep branches and later descents take them.
+#[test]
+fn churn_takes_kept_branches() {
+    let mut ops = Vec::new();
+    for round in 0..20u16 {
+        for i in 0..30u16 {
+            ops.push(ChurnOp::Insert((i * 37 + round * 11) % 600, 40));
+        }
+        ops.push(ChurnOp::Commit);
+    }
+    let (cached, hits) = run_churn(&ops, Some(256));
+    assert!(hits >= 19, "only {hits} branches taken from the cache");
+    assert_eq!(cached, run_churn(&ops, None).0);
+}

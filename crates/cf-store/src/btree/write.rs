@@ -234,6 +234,12 @@ impl WriteTree {
         self.right_edge.clear();
         let (steps, _) = self.descend(src, key)?;
         let Ok(i) = search(self.leaf_of(&steps), key) else {
+            // Nothing changes: the branches the descent took go back.
+            for step in steps {
+                if let Loaded::Clean(ptr, node @ Node::Branch { .. }) = step.node {
+                    src.return_branch(ptr, node);
+                }
+            }
             return Ok(None);
         };
         let old = read_value(src, &self.leaf_of(&steps)[i].value)?;
@@ -339,7 +345,13 @@ impl WriteTree {
         loop {
             let node = match child {
                 Child::Dirty(i) => Loaded::Dirty(i),
-                Child::Clean(ptr) => Loaded::Clean(ptr, read_node(src, ptr)?),
+                Child::Clean(ptr) => Loaded::Clean(
+                    ptr,
+                    match src.take_branch(ptr) {
+                        Some(node) => node,
+                        None => read_node(src, ptr)?,
+                    },
+                ),
             };
             let next = match &node {
                 Loaded::Dirty(i) => &self.arena[*i],
@@ -502,14 +514,18 @@ impl WriteTree {
         node.encode_into(&mut bytes, page_size);
         let crc = crate::checksum::crc32c(&bytes);
         sink.write(page, bytes)?;
-        if let Node::Leaf(entries) = node {
-            for entry in entries {
-                if let Value::Inline(value) = entry.value {
-                    sink.recycle_value(value);
+        let ptr = NodePtr { page, crc };
+        match node {
+            Node::Leaf(entries) => {
+                for entry in entries {
+                    if let Value::Inline(value) = entry.value {
+                        sink.recycle_value(value);
+                    }
                 }
             }
+            branch @ Node::Branch { .. } => sink.keep_branch(ptr, branch),
         }
-        Ok(NodePtr { page, crc })
+        Ok(ptr)
     }
 }
 

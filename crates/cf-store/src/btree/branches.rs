@@ -1,0 +1,149 @@
+//! `BranchCache`: decoded branches a column family's commits wrote, kept for its next
+//! transactions, so that the paths every commit rewrites are not read and decoded again.
+//!
+//! A write transaction copies every node on the path of a change into its arena (copy on
+//! write), and the upper branches of a tree are on almost every path: with ten random
+//! inserts a commit, reading and decoding those branches took a third of the run (`perf`,
+//! ARCHITECTURE.md). The commit that writes a branch keeps its decoded form here, under its
+//! page, and the next descent that reaches that page takes it back out instead of reading
+//! and decoding it: the node moves into the arena, since the change frees its page anyway.
+//!
+//! Coherence has two guards, each enough alone: every page a commit of the space writes
+//! drops that page's entry first ([`BranchCache::forget`]), so an entry always decodes the
+//! bytes its page holds; and an entry is only taken for the pointer it was kept under (page
+//! and crc32c), so a stale one would also need a checksum collision. Stale entries could
+//! otherwise come from a failed commit (its pages go back to the allocator) or a deleted
+//! table. The proptest `kept_branches_build_what_decoded_pages_build` fails with both
+//! guards removed. Leaves are not kept: they are most of a tree's bytes and, at random,
+//! rarely revisited.
+
+use quick_cache::unsync::Cache;
+
+use super::node::Node;
+use super::store::{NodePtr, PageId};
+
+/// Decoded branches of one space, by page; see the module doc.
+pub(crate) struct BranchCache {
+    /// Page -> (crc32c of its bytes, the branch decoded).
+    map: Cache<PageId, (u32, Node)>,
+    capacity: usize,
+}
+
+impl std::fmt::Debug for BranchCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BranchCache")
+            .field("len", &self.map.len())
+            .field("capacity", &self.capacity)
+            .finish()
+    }
+}
+
+impl Default for BranchCache {
+    fn default() -> Self {
+        Self::new(Self::DEFAULT_CAPACITY)
+    }
+}
+
+impl BranchCache {
+    /// Branches a space keeps by default: with 8-byte keys a 4 KiB branch has about 180
+    /// children, so 256 branches cover the upper levels of a tree of some 46,000 leaves, in
+    /// about 2.5 MiB.
+    pub(crate) const DEFAULT_CAPACITY: usize = 256;
+
+    /// A cache of at most `capacity` branches (at least 1).
+    pub(crate) fn new(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
+        Self {
+            map: Cache::new(capacity),
+            capacity,
+        }
+    }
+
+    /// Takes the branch `ptr` points to out of the cache, if it was kept under that very
+    /// pointer.
+    pub(crate) fn take(&mut self, ptr: NodePtr) -> Option<Node> {
+        let (_, (crc, node)) = self.map.remove(&ptr.page)?;
+        (crc == ptr.crc).then_some(node)
+    }
+
+    /// Keeps `node`, a branch just written at `ptr` (or taken from there and not changed).
+    pub(crate) fn keep(&mut self, ptr: NodePtr, node: Node) {
+        debug_assert!(matches!(node, Node::Branch { .. }), "only branches are kept");
+        self.map.insert(ptr.page, (ptr.crc, node));
+    }
+
+    /// Drops the entries of pages `first..first + count`, about to be rewritten.
+    pub(crate) fn forget(&mut self, first: PageId, count: u64) {
+        if self.map.is_empty() {
+            return;
+        }
+        if count > self.capacity as u64 {
+            // A long run (an overflow value): clearing is cheaper than a lookup per page.
+            self.map.clear();
+            return;
+        }
+        for page in first..first.saturating_add(count) {
+            self.map.remove(&page);
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::btree::node::{Child, Key};
+
+    fn branch(tag: u8) -> Node {
+        Node::Branch {
+            keys: vec![Key::from_slice(&[tag])],
+            children: vec![
+                Child::Clean(NodePtr { page: 100, crc: 1 }),
+                Child::Clean(NodePtr { page: 101, crc: 2 }),
+            ],
+        }
+    }
+
+    #[test]
+    fn a_branch_comes_back_only_for_the_pointer_it_was_kept_under() {
+        let mut cache = BranchCache::new(8);
+        cache.keep(NodePtr { page: 7, crc: 70 }, branch(1));
+        assert!(cache.take(NodePtr { page: 7, crc: 71 }).is_none(), "other crc");
+        assert!(
+            cache.take(NodePtr { page: 7, crc: 70 }).is_none(),
+            "a wrong take drops it"
+        );
+        cache.keep(NodePtr { page: 7, crc: 70 }, branch(1));
+        assert_eq!(cache.take(NodePtr { page: 7, crc: 70 }), Some(branch(1)));
+        assert!(cache.take(NodePtr { page: 7, crc: 70 }).is_none(), "taken out");
+    }
+
+    #[test]
+    fn forget_drops_every_page_of_a_run_and_long_runs_clear_it() {
+        let mut cache = BranchCache::new(8);
+        for page in 0..6 {
+            cache.keep(NodePtr { page, crc: 0 }, branch(page as u8));
+        }
+        cache.forget(2, 3);
+        assert_eq!(cache.len(), 3);
+        for page in [0, 1, 5] {
+            assert!(cache.take(NodePtr { page, crc: 0 }).is_some(), "page {page} kept");
+        }
+        cache.keep(NodePtr { page: 1000, crc: 0 }, branch(0));
+        cache.forget(1, 9);
+        assert_eq!(cache.len(), 0, "a run longer than the capacity clears it");
+    }
+
+    #[test]
+    fn capacity_bounds_it() {
+        let mut cache = BranchCache::new(16);
+        for page in 0..1000 {
+            cache.keep(NodePtr { page, crc: 0 }, branch(0));
+        }
+        assert!(cache.len() <= 16 + 16 / 10 + 1, "{} kept", cache.len());
+    }
+}
