@@ -597,7 +597,7 @@ pub(crate) fn parse<'p>(
         }
         other => return Err(corrupt(page, format!("node kind {other}"))),
     }
-    if bytes[r.pos..].iter().any(|&b| b != 0) {
+    if !all_zero(&bytes[r.pos..]) {
         return Err(corrupt(page, "nonzero bytes after the last entry"));
     }
     if r.pos.div_ceil(page_size).max(1) != pages {
@@ -607,6 +607,15 @@ pub(crate) fn parse<'p>(
         ));
     }
     Ok(())
+}
+
+/// Whether every byte is zero. OR-ing 64 bytes at a time has no branch per byte, so it
+/// vectorizes; a byte loop that stops at the first nonzero byte does not, and it was most
+/// of the instructions of decoding a leaf of three 1 KiB entries (a quarter page of zeros).
+fn all_zero(bytes: &[u8]) -> bool {
+    bytes
+        .chunks(64)
+        .all(|chunk| chunk.iter().fold(0u8, |acc, &b| acc | b) == 0)
 }
 
 /// The index `m` where a node of entries with encoded `sizes` splits: entries `..m` go left
@@ -678,5 +687,45 @@ impl<'a> Reader<'a> {
         let page = self.u64("child pointer")?;
         let crc = self.u32("child pointer")?;
         Ok(NodePtr { page, crc })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_zero_finds_a_nonzero_byte_anywhere() {
+        assert!(all_zero(&[]));
+        for len in [1, 63, 64, 65, 200, 4096] {
+            let mut bytes = vec![0u8; len];
+            assert!(all_zero(&bytes), "{len} zeros");
+            for at in [0, len / 2, len - 1] {
+                bytes[at] = 0x80;
+                assert!(!all_zero(&bytes), "{len} bytes, nonzero at {at}");
+                bytes[at] = 0;
+            }
+        }
+    }
+
+    /// A leaf with a nonzero byte in its zero tail, at either end of the tail, is corrupt.
+    #[test]
+    fn a_nonzero_byte_after_the_last_entry_is_corruption() {
+        let leaf = Node::Leaf(vec![Entry {
+            key: Key::from_slice(b"k"),
+            value: Value::Inline(vec![7; 100]),
+        }]);
+        let page = leaf.encode(512);
+        let end = leaf.encoded_len();
+        assert_eq!(Node::decode(1, &page, 512).unwrap(), leaf);
+        for at in [end, end + 63, 511] {
+            let mut bad = page.to_vec();
+            bad[at] = 1;
+            let err = Node::decode(1, &bad, 512).unwrap_err();
+            assert!(
+                err.to_string().contains("nonzero bytes after the last entry"),
+                "{err}"
+            );
+        }
     }
 }
