@@ -89,6 +89,9 @@ pub struct CellConfig {
     /// The cf-store engines' cap on bytes per write call; `None`: no cap (the default), or
     /// not a cf-store engine.
     pub max_write_bytes: Option<usize>,
+    /// `Some` exactly for the cf-store engines: the most decoded branches a column family
+    /// keeps.
+    pub kept_branches: Option<usize>,
     pub threads: usize,
     pub txns: u64,
     pub ops_per_txn: u64,

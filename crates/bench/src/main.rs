@@ -50,6 +50,11 @@ struct Cli {
     /// [default: no cap, the store's default].
     #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(4096..=0x7fff_f000))]
     max_write_bytes: Option<u64>,
+    /// Most decoded branches a column family of the cf-store engines keeps for its next
+    /// transactions (`DbBuilder::kept_branches`; 0 keeps none) [default: 256, the store's
+    /// default].
+    #[arg(long, value_name = "BRANCHES", value_parser = clap::value_parser!(u64).range(0..=1 << 20))]
+    kept_branches: Option<u64>,
     /// Writer threads, each with its own column family, file or keyspace.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=4096))]
     threads: u64,
@@ -116,6 +121,12 @@ impl Cli {
             self.leaf_pages.map(|p| p as usize),
             cf_store::MAX_LEAF_PAGES,
         );
+        let kept_branches = cf_store_option(
+            self.engine,
+            "--kept-branches",
+            self.kept_branches.map(|b| b as usize),
+            cf_store::DEFAULT_KEPT_BRANCHES,
+        );
         if let (Some(bytes), false) = (self.max_write_bytes, self.engine.is_cf_store()) {
             eprintln!(
                 "bench: note: --max-write-bytes {bytes} is ignored by engine {} (it applies to cf-store engines)",
@@ -132,6 +143,7 @@ impl Cli {
             page_size,
             leaf_pages,
             max_write_bytes,
+            kept_branches,
             threads: threads as usize,
             txns: self.txns,
             ops_per_txn: self.ops_per_txn,
@@ -192,6 +204,9 @@ struct Report {
     leaf_pages: Option<usize>,
     /// The cf-store engines' cap on bytes per write call; `null`: no cap, or not cf-store.
     max_write_bytes: Option<usize>,
+    /// The most decoded branches a column family of the cf-store engines keeps, `null` for
+    /// the others.
+    kept_branches: Option<usize>,
     threads: usize,
     /// Transactions per thread.
     txns: u64,
@@ -262,6 +277,7 @@ fn report(config: &CellConfig, m: &cell::Measurement) -> Report {
         page_size: config.page_size,
         leaf_pages: config.leaf_pages,
         max_write_bytes: config.max_write_bytes,
+        kept_branches: config.kept_branches,
         threads: config.threads,
         txns: config.txns,
         ops_per_txn: config.ops_per_txn,
@@ -337,6 +353,7 @@ mod tests {
         assert_eq!(c.page_size, Some(4096));
         assert_eq!(c.leaf_pages, Some(4));
         assert_eq!(c.max_write_bytes, None);
+        assert_eq!(c.kept_branches, Some(256));
         assert_eq!(c.threads, 1);
         assert_eq!(c.txns, 100);
         assert_eq!(c.ops_per_txn, 1000);
@@ -360,6 +377,8 @@ mod tests {
             "2",
             "--max-write-bytes",
             "262144",
+            "--kept-branches",
+            "0",
             "--threads",
             "4",
             "--txns",
@@ -383,6 +402,7 @@ mod tests {
         assert_eq!(c.page_size, Some(8192));
         assert_eq!(c.leaf_pages, Some(2));
         assert_eq!(c.max_write_bytes, Some(262_144));
+        assert_eq!(c.kept_branches, Some(0));
         assert_eq!((c.threads, c.txns, c.ops_per_txn, c.value_size), (4, 7, 3, 0));
         assert_eq!(c.keys, KeyMode::Overwrite);
         assert_eq!(c.durability, Durability::Immediate);

@@ -8,13 +8,14 @@ use std::process::{Command, Output};
 use serde_json::{Map, Value};
 
 /// Every field of schema 1, in order.
-const FIELDS: [&str; 33] = [
+const FIELDS: [&str; 34] = [
     "schema",
     "engine",
     "policy",
     "page_size",
     "leaf_pages",
     "max_write_bytes",
+    "kept_branches",
     "threads",
     "txns",
     "ops_per_txn",
@@ -148,6 +149,7 @@ fn check(o: &Map<String, Value>, engine: &str, durability: &str, value_size: u64
         assert_eq!(o["page_size"], Value::Null);
         assert_eq!(o["leaf_pages"], Value::Null);
         assert_eq!(o["max_write_bytes"], Value::Null);
+        assert_eq!(o["kept_branches"], Value::Null);
         // /proc/self/io does not count syncs.
         for k in [
             "sync_calls",
@@ -173,6 +175,7 @@ fn check(o: &Map<String, Value>, engine: &str, durability: &str, value_size: u64
             assert_eq!(o["page_size"], Value::Null);
             assert_eq!(o["leaf_pages"], Value::Null);
             assert_eq!(o["max_write_bytes"], Value::Null);
+            assert_eq!(o["kept_branches"], Value::Null);
             assert_eq!(int(o, "write_calls"), commits);
             assert_eq!(int(o, "vectored_calls"), 0);
             assert_eq!(written, int(o, "bytes_inserted"));
@@ -196,6 +199,7 @@ fn cf_store_engines_and_raw_report_every_field() {
                 assert_eq!(int(&o, "page_size"), 4096, "the store's default page size");
                 assert_eq!(int(&o, "leaf_pages"), 4, "the store's default leaf growth");
                 assert_eq!(o["max_write_bytes"], Value::Null, "no cap by default");
+                assert_eq!(int(&o, "kept_branches"), 256, "the store's default");
             }
         }
     }
@@ -254,6 +258,12 @@ fn options_reach_the_cell() {
         "{capped:?}"
     );
     assert!(calls(&grown) * 4096 < int(&grown, "bytes_written"), "{grown:?}");
+
+    // No kept branches: the same tree, page for page, so the same bytes written.
+    let unkept = cell_of("cf-store", "200", &["--kept-branches", "0", "--keys", "random"]);
+    let kept = cell_of("cf-store", "200", &["--keys", "random"]);
+    assert_eq!(int(&unkept, "kept_branches"), 0);
+    assert_eq!(int(&unkept, "bytes_written"), int(&kept, "bytes_written"));
 
     let o = cell(
         "raw",

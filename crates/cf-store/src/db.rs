@@ -4,6 +4,7 @@
 //! the superblock (pages 0 and 1) as its slots. Creating or dropping a column family is one
 //! catalog commit: its pages and the superblock slot are written, then one group sync.
 
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
@@ -14,7 +15,7 @@ use pagecache::{CacheOptions, PageCache};
 use parking_lot::Mutex;
 
 use crate::alloc::{ExtentAllocator, PageRuns, SpaceAllocator};
-use crate::btree::{self, PageId, TreeRoot, WriteTree};
+use crate::btree::{self, BranchCache, PageId, TreeRoot, WriteTree};
 use crate::cf::{CfShared, ColumnFamily, Snapshot};
 use crate::epoch::Epoch;
 use crate::format::{self, Extent, Slot, SlotProblem, CF_SLOT_MAGIC, SUPERBLOCK_MAGIC};
@@ -32,6 +33,11 @@ const SUPERBLOCK_PAGES: PageId = 2;
 /// (fewer, fuller leaves) and cost random writes a bigger page per changed entry; measured
 /// in ARCHITECTURE.md ("Page size").
 pub const DEFAULT_PAGE_SIZE: u32 = 4096;
+/// Decoded branches a column family keeps by default ([`DbBuilder::kept_branches`]): with
+/// 8-byte keys a 4 KiB branch has about 180 children, so 256 cover the upper levels of a
+/// tree of some 46,000 leaves.
+pub const DEFAULT_KEPT_BRANCHES: usize = 256;
+
 /// The most pages a B+tree leaf spans (see [`DbBuilder::leaf_pages`]).
 pub const MAX_LEAF_PAGES: usize = btree::MAX_LEAF_PAGES;
 /// Default first extent of a column family (pages); later extents double.
@@ -47,6 +53,7 @@ pub struct DbBuilder {
     cache_written_pages: bool,
     populate: Populate,
     leaf_pages: usize,
+    kept_branches: usize,
     file: FileOptions,
 }
 
@@ -94,6 +101,7 @@ impl Default for DbBuilder {
             cache_written_pages: false,
             populate: Populate::default(),
             leaf_pages: MAX_LEAF_PAGES,
+            kept_branches: DEFAULT_KEPT_BRANCHES,
             file: FileOptions::default(),
         }
     }
@@ -141,6 +149,19 @@ impl DbBuilder {
     /// [`MAX_LEAF_PAGES`] whatever this is set to, so it can change between opens.
     pub fn leaf_pages(mut self, pages: usize) -> Self {
         self.leaf_pages = pages.clamp(1, MAX_LEAF_PAGES);
+        self
+    }
+
+    /// Most decoded branches a column family keeps from its commits for its next write
+    /// transactions (default [`DEFAULT_KEPT_BRANCHES`]; 0 keeps none). A change copies
+    /// every node on its path, and the upper branches are on nearly every path: a kept
+    /// branch is taken as it is instead of read from its page and decoded (with ten random
+    /// inserts a transaction, 1.6x the commits a second; ARCHITECTURE.md, "Kept
+    /// branches"). A decoded branch of 4 KiB with 8-byte keys takes about 9 KiB, so the
+    /// default costs a column family with a large tree up to about 2.5 MiB; a tree of N
+    /// leaves has about N / 180 branches.
+    pub fn kept_branches(mut self, branches: usize) -> Self {
+        self.kept_branches = branches;
         self
     }
 
@@ -213,6 +234,7 @@ impl DbBuilder {
             cache,
             populate: self.populate,
             leaf_pages: self.leaf_pages,
+            kept_branches: self.kept_branches,
             group: GroupSync::default(),
             files: Mutex::new(FileSpace::default()),
             poisoned: AtomicBool::new(false),
@@ -274,6 +296,8 @@ pub(crate) struct DbCore {
     pub populate: Populate,
     /// [`DbBuilder::leaf_pages`].
     pub leaf_pages: usize,
+    /// [`DbBuilder::kept_branches`].
+    pub kept_branches: usize,
     group: GroupSync,
     files: Mutex<FileSpace>,
     poisoned: AtomicBool,
@@ -447,7 +471,7 @@ fn new_space(
         buffer: core.cache.write_buffer(),
         policy: flush.build(),
         values: ValuePool::default(),
-        branches: Default::default(),
+        branches: RefCell::new(BranchCache::new(core.kept_branches)),
         root: TreeRoot::default(),
         aux: 0,
         last_txn: 0,

@@ -21,6 +21,7 @@ impl CfStore {
         let policy = config.policy.unwrap_or_default();
         let page_size = config.page_size.unwrap_or(cf_store::DEFAULT_PAGE_SIZE);
         let leaf_pages = config.leaf_pages.unwrap_or(cf_store::MAX_LEAF_PAGES);
+        let kept_branches = config.kept_branches.unwrap_or(cf_store::DEFAULT_KEPT_BRANCHES);
         let mut file = cf_store::FileOptions::default();
         if let Some(bytes) = config.max_write_bytes {
             file = file.with_max_bytes_per_call(bytes);
@@ -30,6 +31,7 @@ impl CfStore {
             Db::builder()
                 .page_size(page_size)
                 .leaf_pages(leaf_pages)
+                .kept_branches(kept_branches)
                 .file_options(file.clone())
                 .flush(policy)
                 .open(&path)

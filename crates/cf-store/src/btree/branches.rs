@@ -38,23 +38,11 @@ impl std::fmt::Debug for BranchCache {
     }
 }
 
-impl Default for BranchCache {
-    fn default() -> Self {
-        Self::new(Self::DEFAULT_CAPACITY)
-    }
-}
-
 impl BranchCache {
-    /// Branches a space keeps by default: with 8-byte keys a 4 KiB branch has about 180
-    /// children, so 256 branches cover the upper levels of a tree of some 46,000 leaves, in
-    /// about 2.5 MiB.
-    pub(crate) const DEFAULT_CAPACITY: usize = 256;
-
-    /// A cache of at most `capacity` branches (at least 1).
+    /// A cache of at most `capacity` branches (0: it keeps none).
     pub(crate) fn new(capacity: usize) -> Self {
-        let capacity = capacity.max(1);
         Self {
-            map: Cache::new(capacity),
+            map: Cache::new(capacity.max(1)),
             capacity,
         }
     }
@@ -69,6 +57,9 @@ impl BranchCache {
     /// Keeps `node`, a branch just written at `ptr` (or taken from there and not changed).
     pub(crate) fn keep(&mut self, ptr: NodePtr, node: Node) {
         debug_assert!(matches!(node, Node::Branch { .. }), "only branches are kept");
+        if self.capacity == 0 {
+            return;
+        }
         self.map.insert(ptr.page, (ptr.crc, node));
     }
 
@@ -136,6 +127,14 @@ mod tests {
         cache.keep(NodePtr { page: 1000, crc: 0 }, branch(0));
         cache.forget(1, 9);
         assert_eq!(cache.len(), 0, "a run longer than the capacity clears it");
+    }
+
+    #[test]
+    fn a_cache_of_no_capacity_keeps_nothing() {
+        let mut cache = BranchCache::new(0);
+        cache.keep(NodePtr { page: 1, crc: 0 }, branch(0));
+        assert_eq!(cache.len(), 0);
+        assert!(cache.take(NodePtr { page: 1, crc: 0 }).is_none());
     }
 
     #[test]

@@ -1240,7 +1240,7 @@ proptest! {
     #[test]
     fn kept_branches_build_what_decoded_pages_build(
         ops in prop::collection::vec(churn_op_strategy(), 1..400),
-        capacity in prop::sample::select(vec![1usize, 4, 256]),
+        capacity in prop::sample::select(vec![0usize, 1, 4, 256]),
     ) {
         let (plain, _) = run_churn(&ops, None);
         let (cached, _) = run_churn(&ops, Some(capacity));
