@@ -76,6 +76,31 @@ impl Durability {
     }
 }
 
+/// Where the cf-store engines read committed pages from (`DbBuilder::read_path`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReadPath {
+    /// `pread` into the shared read cache (the store's default).
+    Cache,
+    /// A read-only shared mapping of the file.
+    Mmap,
+}
+
+impl ReadPath {
+    /// The name on the command line and in the JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            ReadPath::Cache => "cache",
+            ReadPath::Mmap => "mmap",
+        }
+    }
+}
+
+impl std::fmt::Display for ReadPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// A validated cell.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CellConfig {
@@ -92,6 +117,8 @@ pub struct CellConfig {
     /// `Some` exactly for the cf-store engines: the most decoded branches a column family
     /// keeps.
     pub kept_branches: Option<usize>,
+    /// `Some` exactly for the cf-store engines: where they read committed pages from.
+    pub read_path: Option<ReadPath>,
     pub threads: usize,
     pub txns: u64,
     pub ops_per_txn: u64,

@@ -18,7 +18,7 @@ use clap::Parser;
 use flush::FlushConfig;
 use serde::Serialize;
 
-use crate::cell::{CellConfig, Durability, EngineKind};
+use crate::cell::{CellConfig, Durability, EngineKind, ReadPath};
 use crate::keys::KeyMode;
 
 /// The version of the JSON object's shape; bumped whenever a field changes meaning or goes.
@@ -55,6 +55,10 @@ struct Cli {
     /// default].
     #[arg(long, value_name = "BRANCHES", value_parser = clap::value_parser!(u64).range(0..=1 << 20))]
     kept_branches: Option<u64>,
+    /// Where the cf-store engines read committed pages from (`DbBuilder::read_path`): the
+    /// read cache (`pread`) or a memory map [default: cache, the store's default].
+    #[arg(long, value_enum)]
+    read_path: Option<ReadPath>,
     /// Writer threads, each with its own column family, file or keyspace.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=4096))]
     threads: u64,
@@ -127,6 +131,7 @@ impl Cli {
             self.kept_branches.map(|b| b as usize),
             cf_store::DEFAULT_KEPT_BRANCHES,
         );
+        let read_path = cf_store_option(self.engine, "--read-path", self.read_path, ReadPath::Cache);
         if let (Some(bytes), false) = (self.max_write_bytes, self.engine.is_cf_store()) {
             eprintln!(
                 "bench: note: --max-write-bytes {bytes} is ignored by engine {} (it applies to cf-store engines)",
@@ -144,6 +149,7 @@ impl Cli {
             leaf_pages,
             max_write_bytes,
             kept_branches,
+            read_path,
             threads: threads as usize,
             txns: self.txns,
             ops_per_txn: self.ops_per_txn,
@@ -207,6 +213,9 @@ struct Report {
     /// The most decoded branches a column family of the cf-store engines keeps, `null` for
     /// the others.
     kept_branches: Option<usize>,
+    /// Where the cf-store engines read committed pages from ("cache" or "mmap"), `null` for
+    /// the others.
+    read_path: Option<&'static str>,
     threads: usize,
     /// Transactions per thread.
     txns: u64,
@@ -278,6 +287,7 @@ fn report(config: &CellConfig, m: &cell::Measurement) -> Report {
         leaf_pages: config.leaf_pages,
         max_write_bytes: config.max_write_bytes,
         kept_branches: config.kept_branches,
+        read_path: config.read_path.map(ReadPath::name),
         threads: config.threads,
         txns: config.txns,
         ops_per_txn: config.ops_per_txn,
@@ -354,6 +364,7 @@ mod tests {
         assert_eq!(c.leaf_pages, Some(4));
         assert_eq!(c.max_write_bytes, None);
         assert_eq!(c.kept_branches, Some(256));
+        assert_eq!(c.read_path, Some(ReadPath::Cache));
         assert_eq!(c.threads, 1);
         assert_eq!(c.txns, 100);
         assert_eq!(c.ops_per_txn, 1000);
@@ -379,6 +390,8 @@ mod tests {
             "262144",
             "--kept-branches",
             "0",
+            "--read-path",
+            "mmap",
             "--threads",
             "4",
             "--txns",
@@ -403,6 +416,7 @@ mod tests {
         assert_eq!(c.leaf_pages, Some(2));
         assert_eq!(c.max_write_bytes, Some(262_144));
         assert_eq!(c.kept_branches, Some(0));
+        assert_eq!(c.read_path, Some(ReadPath::Mmap));
         assert_eq!((c.threads, c.txns, c.ops_per_txn, c.value_size), (4, 7, 3, 0));
         assert_eq!(c.keys, KeyMode::Overwrite);
         assert_eq!(c.durability, Durability::Immediate);

@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 use serde_json::{Map, Value};
 
 /// Every field of schema 1, in order.
-const FIELDS: [&str; 34] = [
+const FIELDS: [&str; 35] = [
     "schema",
     "engine",
     "policy",
@@ -16,6 +16,7 @@ const FIELDS: [&str; 34] = [
     "leaf_pages",
     "max_write_bytes",
     "kept_branches",
+    "read_path",
     "threads",
     "txns",
     "ops_per_txn",
@@ -150,6 +151,7 @@ fn check(o: &Map<String, Value>, engine: &str, durability: &str, value_size: u64
         assert_eq!(o["leaf_pages"], Value::Null);
         assert_eq!(o["max_write_bytes"], Value::Null);
         assert_eq!(o["kept_branches"], Value::Null);
+        assert_eq!(o["read_path"], Value::Null);
         // /proc/self/io does not count syncs.
         for k in [
             "sync_calls",
@@ -176,6 +178,7 @@ fn check(o: &Map<String, Value>, engine: &str, durability: &str, value_size: u64
             assert_eq!(o["leaf_pages"], Value::Null);
             assert_eq!(o["max_write_bytes"], Value::Null);
             assert_eq!(o["kept_branches"], Value::Null);
+            assert_eq!(o["read_path"], Value::Null);
             assert_eq!(int(o, "write_calls"), commits);
             assert_eq!(int(o, "vectored_calls"), 0);
             assert_eq!(written, int(o, "bytes_inserted"));
@@ -200,6 +203,7 @@ fn cf_store_engines_and_raw_report_every_field() {
                 assert_eq!(int(&o, "leaf_pages"), 4, "the store's default leaf growth");
                 assert_eq!(o["max_write_bytes"], Value::Null, "no cap by default");
                 assert_eq!(int(&o, "kept_branches"), 256, "the store's default");
+                assert_eq!(o["read_path"], "cache", "the store's default");
             }
         }
     }
@@ -264,6 +268,11 @@ fn options_reach_the_cell() {
     let kept = cell_of("cf-store", "200", &["--keys", "random"]);
     assert_eq!(int(&unkept, "kept_branches"), 0);
     assert_eq!(int(&unkept, "bytes_written"), int(&kept, "bytes_written"));
+
+    // Reads through a memory map: the same tree, so the same bytes written.
+    let mapped = cell_of("cf-store", "200", &["--read-path", "mmap", "--keys", "random"]);
+    assert_eq!(mapped["read_path"], "mmap");
+    assert_eq!(int(&mapped, "bytes_written"), int(&kept, "bytes_written"));
 
     let o = cell(
         "raw",

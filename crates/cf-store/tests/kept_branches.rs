@@ -10,8 +10,11 @@ use flush::{Backend, MemBackend};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
+/// Every entry of one table.
+type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// The file's bytes and every table's entries after the churn.
-fn churn(kept: usize) -> (Vec<u8>, Vec<Vec<(Vec<u8>, Vec<u8>)>>) {
+fn churn(kept: usize) -> (Vec<u8>, Vec<Entries>) {
     let backend: Arc<dyn Backend> = Arc::new(MemBackend::new());
     let db = Db::builder()
         .page_size(512)

@@ -135,7 +135,8 @@ pub struct CacheStats {
     pub resident_bytes: u64,
     /// The read cache's real bound: `cache_bytes` rounded down to a multiple of the shard count.
     pub capacity_bytes: u64,
-    /// Memory maps made by the mmap read path (the first one and every remap after growth).
+    /// Memory maps made by the mmap read path (the first one, and one each time the file
+    /// outgrows the window mapped).
     pub maps: u64,
 }
 
@@ -435,15 +436,15 @@ impl PageCache {
         self.pages.remove(&offset);
     }
 
-    /// Sets the file's length through the backend. While the mmap read path has a mapping,
-    /// the file may not shrink below it ([`PageCacheError::ShrinkWhileMapped`]). Cached pages
-    /// not wholly inside the new length are dropped.
+    /// Sets the file's length through the backend. On the mmap read path the file may not
+    /// shrink below the length pages were read from ([`PageCacheError::ShrinkWhileMapped`]).
+    /// Cached pages not wholly inside the new length are dropped.
     pub fn set_len(&self, len: u64) -> Result<()> {
-        // Held across the check and the truncation, so no remap can lengthen the mapping
-        // in between.
+        // Held across the check and the truncation, so no read can check against a longer
+        // length in between.
         let _no_remap = self.mmap.as_ref().map(|m| m.lock());
         if let Some(mmap) = &self.mmap {
-            let mapped_len = mmap.mapped_len();
+            let mapped_len = mmap.exposed_len();
             if len < mapped_len {
                 return Err(PageCacheError::ShrinkWhileMapped { len, mapped_len });
             }

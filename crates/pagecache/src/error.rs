@@ -66,7 +66,8 @@ pub enum PageCacheError {
     ShrinkWhileMapped {
         /// The length asked for.
         len: u64,
-        /// The length of the current mapping.
+        /// The longest length the mapped file had when a read was checked against it:
+        /// pages below it may be in use.
         mapped_len: u64,
     },
     /// A write-buffer entry that would share bytes with another entry of the same buffer.

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use cf_store::{u64_key, CfOptions, ColumnFamily, Db};
 
 use super::{Engine, IoCounters, Writer, TABLE};
-use crate::cell::{CellConfig, Durability, EngineKind};
+use crate::cell::{CellConfig, Durability, EngineKind, ReadPath};
 
 /// The databases of a cf-store cell and the column families not yet handed to writers.
 #[derive(Debug)]
@@ -22,6 +22,10 @@ impl CfStore {
         let page_size = config.page_size.unwrap_or(cf_store::DEFAULT_PAGE_SIZE);
         let leaf_pages = config.leaf_pages.unwrap_or(cf_store::MAX_LEAF_PAGES);
         let kept_branches = config.kept_branches.unwrap_or(cf_store::DEFAULT_KEPT_BRANCHES);
+        let read_path = match config.read_path.unwrap_or(ReadPath::Cache) {
+            ReadPath::Cache => cf_store::ReadPath::Cache,
+            ReadPath::Mmap => cf_store::ReadPath::Mmap,
+        };
         let mut file = cf_store::FileOptions::default();
         if let Some(bytes) = config.max_write_bytes {
             file = file.with_max_bytes_per_call(bytes);
@@ -32,6 +36,7 @@ impl CfStore {
                 .page_size(page_size)
                 .leaf_pages(leaf_pages)
                 .kept_branches(kept_branches)
+                .read_path(read_path)
                 .file_options(file.clone())
                 .flush(policy)
                 .open(&path)
