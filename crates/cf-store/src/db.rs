@@ -172,12 +172,12 @@ impl DbBuilder {
     ///
     /// The mapping spares a system call and a copy for every page the cache does not hold,
     /// and a transaction that changes pages at random reads back many that earlier commits
-    /// wrote: random keys ran at 1.16x (T=1) and 1.28x (T=4), overwrites at 1.31x, W1 and
-    /// small transactions unchanged (ARCHITECTURE.md, "The mmap read path"). It is not the
-    /// default because an I/O error reading a page of the mapping raises SIGBUS and ends the
-    /// process, where `pread` returns [`Error::Flush`]; checksums catch corrupt bytes either
-    /// way. It needs a real file: [`DbBuilder::open_backend`] over a backend without one
-    /// fails with [`Error::PageCache`] (`MmapUnsupported`).
+    /// wrote: random keys ran at 1.22x (T=1) and 1.41x (T=4), overwrites at 1.35x / 1.38x,
+    /// small transactions 1.15x / 1.12x, W1 unchanged (ARCHITECTURE.md, "The mmap read
+    /// path"). It is not the default because an I/O error reading a page of the mapping
+    /// raises SIGBUS and ends the process, where `pread` returns [`Error::Flush`]; checksums
+    /// catch corrupt bytes either way. It needs a file the store opens itself
+    /// ([`DbBuilder::open`]); [`DbBuilder::open_backend`] refuses it.
     pub fn read_path(mut self, read_path: ReadPath) -> Self {
         self.read_path = read_path;
         self
@@ -218,14 +218,27 @@ impl DbBuilder {
         let path = path.as_ref();
         let options = self.file.clone().with_create(true);
         let backend: Arc<dyn Backend> = Arc::new(FileBackend::open_with(path, options)?);
-        self.open_backend(backend, path)
+        self.open_over(backend, path, true)
     }
 
     /// Opens a database over any backend (an in-memory or crash-simulating one in tests);
-    /// `label` names it in errors.
+    /// `label` names it in errors. [`ReadPath::Mmap`] is refused here
+    /// ([`Error::MmapNeedsOwnedFile`]): the caller keeps a handle to the backend, and a
+    /// write or truncation through it could change or remove pages the store has mapped.
     pub fn open_backend(self, backend: Arc<dyn Backend>, label: impl AsRef<Path>) -> Result<Db> {
+        self.open_over(backend, label.as_ref(), false)
+    }
+
+    /// [`DbBuilder::open_backend`]; `owned`: the store opened the backend itself and no one
+    /// else holds it, so the file may be mapped.
+    fn open_over(self, backend: Arc<dyn Backend>, label: &Path, owned: bool) -> Result<Db> {
+        if self.read_path == ReadPath::Mmap && !owned {
+            return Err(Error::MmapNeedsOwnedFile {
+                path: label.to_path_buf(),
+            });
+        }
         self.flush.validate()?;
-        let path = label.as_ref().to_path_buf();
+        let path = label.to_path_buf();
         let len = backend.len()?;
         let page_size = if len == 0 {
             self.page_size

@@ -117,6 +117,14 @@ pub enum Error {
         /// How many extents it holds.
         extents: usize,
     },
+    /// [`crate::ReadPath::Mmap`] was asked of [`crate::DbBuilder::open_backend`]: the store
+    /// maps only a file it opened itself ([`crate::DbBuilder::open`]), since a write or
+    /// truncation through another handle could change or remove mapped pages.
+    #[error("{}: the mmap read path needs a file the store opens itself (DbBuilder::open), not a backend the caller also holds", path.display())]
+    MmapNeedsOwnedFile {
+        /// The label the backend was opened with.
+        path: PathBuf,
+    },
     /// An `fdatasync` failed. The kernel may have dropped the dirty pages, so the database
     /// refuses every write until it is reopened (the sync is never retried).
     #[error("an fsync failed earlier; the database refuses writes until it is reopened")]

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use cf_store::{u64_key, CfOptions, Db, Durability, Error, ReadPath};
-use flush::MemBackend;
+use flush::{Backend, FileBackend, MemBackend};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -85,12 +85,19 @@ fn mapped_reads_see_what_cached_reads_see() {
     assert!(read == cached);
 }
 
+/// The store maps only a file it opened itself: a backend the caller also holds (a file
+/// or not) is refused, and the same backend opens on the read cache.
 #[test]
-fn a_backend_without_a_file_cannot_map() {
-    let err = Db::builder()
-        .read_path(ReadPath::Mmap)
-        .open_backend(Arc::new(MemBackend::new()), "mem")
-        .unwrap_err();
-    assert!(matches!(err, Error::PageCache(_)), "{err:?}");
-    assert!(err.to_string().contains("map"), "{err}");
+fn only_a_file_the_store_opened_is_mapped() {
+    let dir = tempfile::tempdir().unwrap();
+    let file: Arc<dyn Backend> = Arc::new(FileBackend::open(dir.path().join("held")).unwrap());
+    for backend in [file, Arc::new(MemBackend::new()) as Arc<dyn Backend>] {
+        let err = Db::builder()
+            .read_path(ReadPath::Mmap)
+            .open_backend(backend.clone(), "held")
+            .unwrap_err();
+        assert!(matches!(err, Error::MmapNeedsOwnedFile { .. }), "{err:?}");
+        assert!(err.to_string().contains("DbBuilder::open"), "{err}");
+        Db::builder().open_backend(backend, "held").unwrap();
+    }
 }

@@ -62,7 +62,7 @@ pub enum PageCacheError {
         source: io::Error,
     },
     /// A `set_len` that would cut off bytes a live memory map covers.
-    #[error("cannot shrink the file to {len} bytes: {mapped_len} bytes are memory-mapped, and the file never shrinks below a mapping")]
+    #[error("cannot shrink the file to {len} bytes: pages below {mapped_len} bytes have been read through a memory map, and the file never shrinks below them")]
     ShrinkWhileMapped {
         /// The length asked for.
         len: u64,
