@@ -43,18 +43,23 @@ impl Mem {
     }
 }
 
+/// A page of a test store's map; a missing one is corruption, as a page past a file is.
+fn read_stored(pages: &RefCell<HashMap<PageId, Bytes>>, page: PageId) -> Result<pagecache::PageRef> {
+    let pages = pages.borrow();
+    let bytes = pages.get(&page).ok_or_else(|| Error::Corruption {
+        page,
+        what: "no such page in the test store".into(),
+    })?;
+    Ok(pagecache::PageRef::from(bytes.clone()))
+}
+
 impl PageSource for Mem {
     fn page_size(&self) -> usize {
         self.page_size
     }
 
     fn read(&self, page: PageId) -> Result<pagecache::PageRef> {
-        let pages = self.pages.borrow();
-        let bytes = pages.get(&page).ok_or_else(|| Error::Corruption {
-            page,
-            what: "no such page in the test store".into(),
-        })?;
-        Ok(pagecache::PageRef::from(bytes.clone()))
+        read_stored(&self.pages, page)
     }
 }
 
@@ -1067,12 +1072,7 @@ impl PageSource for Reusing {
     }
 
     fn read(&self, page: PageId) -> Result<pagecache::PageRef> {
-        let pages = self.pages.borrow();
-        let bytes = pages.get(&page).ok_or_else(|| Error::Corruption {
-            page,
-            what: "no such page in the test store".into(),
-        })?;
-        Ok(pagecache::PageRef::from(bytes.clone()))
+        read_stored(&self.pages, page)
     }
 
     fn take_branch(&self, ptr: NodePtr) -> Option<Node> {
