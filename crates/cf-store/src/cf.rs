@@ -82,6 +82,11 @@ pub struct CfStats {
     pub pages_pending: u64,
     /// Extents it holds.
     pub extents: usize,
+    /// Branches its write transactions took from the kept branches
+    /// ([`crate::DbBuilder::kept_branches`]) instead of reading and decoding their pages.
+    pub kept_branches_taken: u64,
+    /// Decoded branches it keeps now.
+    pub kept_branches_held: usize,
 }
 
 pub(crate) struct CfShared {
@@ -134,6 +139,8 @@ impl CfShared {
             pages_free: space.alloc.free_pages(),
             pages_pending: space.alloc.pending_pages(),
             extents: space.alloc.extents().len(),
+            kept_branches_taken: space.branches.borrow().taken(),
+            kept_branches_held: space.branches.borrow().len(),
         };
     }
 

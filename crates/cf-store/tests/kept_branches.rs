@@ -13,8 +13,9 @@ use rand::{Rng, SeedableRng};
 /// Every entry of one table.
 type Entries = Vec<(Vec<u8>, Vec<u8>)>;
 
-/// The file's bytes and every table's entries after the churn.
-fn churn(kept: usize) -> (Vec<u8>, Vec<Entries>) {
+/// The file's bytes, every table's entries, and the branches taken from the cache, after
+/// the churn.
+fn churn(kept: usize) -> (Vec<u8>, Vec<Entries>, u64) {
     let backend: Arc<dyn Backend> = Arc::new(MemBackend::new());
     let db = Db::builder()
         .page_size(512)
@@ -74,10 +75,14 @@ fn churn(kept: usize) -> (Vec<u8>, Vec<Entries>) {
                 .collect::<Vec<_>>()
         })
         .collect();
+    let taken = cfs.iter().map(|cf| cf.stats().kept_branches_taken).sum();
+    for cf in &cfs {
+        assert!(cf.stats().kept_branches_held <= kept.max(1) + kept / 10 + 1);
+    }
     db.close().unwrap();
     let mut bytes = vec![0; backend.len().unwrap() as usize];
     backend.read_at(&mut bytes, 0).unwrap();
-    (bytes, contents)
+    (bytes, contents, taken)
 }
 
 #[test]
@@ -87,10 +92,12 @@ fn kept_branches_change_no_byte_of_the_file() {
         none.1.iter().map(Vec::len).sum::<usize>() > 1_000,
         "a tree worth caching"
     );
+    assert_eq!(none.2, 0, "none kept, none taken");
     let few = churn(2);
     assert!(few.0 == none.0, "two kept branches wrote a different file");
     assert_eq!(few.1, none.1);
     let default = churn(cf_store::DEFAULT_KEPT_BRANCHES);
     assert!(default.0 == none.0, "the default cache wrote a different file");
     assert_eq!(default.1, none.1);
+    assert!(default.2 > 100, "the churn took only {} kept branches", default.2);
 }

@@ -27,6 +27,8 @@ pub(crate) struct BranchCache {
     /// Page -> (crc32c of its bytes, the branch decoded).
     map: Cache<PageId, (u32, Node)>,
     capacity: usize,
+    /// Branches taken out so far.
+    taken: u64,
 }
 
 impl std::fmt::Debug for BranchCache {
@@ -44,6 +46,7 @@ impl BranchCache {
         Self {
             map: Cache::new(capacity.max(1)),
             capacity,
+            taken: 0,
         }
     }
 
@@ -51,7 +54,9 @@ impl BranchCache {
     /// pointer.
     pub(crate) fn take(&mut self, ptr: NodePtr) -> Option<Node> {
         let (_, (crc, node)) = self.map.remove(&ptr.page)?;
-        (crc == ptr.crc).then_some(node)
+        let node = (crc == ptr.crc).then_some(node)?;
+        self.taken += 1;
+        Some(node)
     }
 
     /// Keeps `node`, a branch just written at `ptr` (or taken from there and not changed).
@@ -78,9 +83,14 @@ impl BranchCache {
         }
     }
 
-    #[cfg(test)]
+    /// Branches it holds now.
     pub(crate) fn len(&self) -> usize {
         self.map.len()
+    }
+
+    /// Branches taken out so far (each one a page not read and decoded).
+    pub(crate) fn taken(&self) -> u64 {
+        self.taken
     }
 }
 
@@ -111,6 +121,7 @@ mod tests {
         cache.keep(NodePtr { page: 7, crc: 70 }, branch(1));
         assert_eq!(cache.take(NodePtr { page: 7, crc: 70 }), Some(branch(1)));
         assert!(cache.take(NodePtr { page: 7, crc: 70 }).is_none(), "taken out");
+        assert_eq!(cache.taken(), 1, "only the hit counts");
     }
 
     #[test]
