@@ -117,6 +117,9 @@ pub struct CellConfig {
     /// `Some` exactly for the cf-store engines: the most decoded branches a column family
     /// keeps.
     pub kept_branches: Option<usize>,
+    /// `Some` exactly for the cf-store engines: the most bytes of non-durable commits a
+    /// column family holds unwritten.
+    pub hold_bytes: Option<u64>,
     /// `Some` exactly for the cf-store engines: where they read committed pages from.
     pub read_path: Option<ReadPath>,
     pub threads: usize,
@@ -301,6 +304,8 @@ fn writer_thread(
             .with_context(|| format!("timed commit {txn}"))?;
         commits.push(begin.elapsed());
     }
+    // What the engine still holds of the timed commits goes to the OS inside the timed phase.
+    writer.end_timed().context("ending the timed phase")?;
     let end = Instant::now();
     Ok(ThreadTimes { start, end, commits })
 }

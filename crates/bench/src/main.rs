@@ -55,6 +55,12 @@ struct Cli {
     /// default].
     #[arg(long, value_name = "BRANCHES", value_parser = clap::value_parser!(u64).range(0..=1 << 20))]
     kept_branches: Option<u64>,
+    /// Most bytes of commits without durability a column family of the cf-store engines
+    /// holds in memory before writing them (`DbBuilder::hold_bytes`; 0 writes every commit)
+    /// [default: the store's default]. Held pages left at the end are written inside the
+    /// timed phase.
+    #[arg(long, value_name = "BYTES", value_parser = parse_hold_bytes)]
+    hold_bytes: Option<u64>,
     /// Where the cf-store engines read committed pages from (`DbBuilder::read_path`): the
     /// read cache (`pread`) or a memory map [default: cache, the store's default].
     #[arg(long, value_enum)]
@@ -131,6 +137,12 @@ impl Cli {
             self.kept_branches.map(|b| b as usize),
             cf_store::DEFAULT_KEPT_BRANCHES,
         );
+        let hold_bytes = cf_store_option(
+            self.engine,
+            "--hold-bytes",
+            self.hold_bytes,
+            cf_store::DEFAULT_HOLD_BYTES,
+        );
         let read_path = cf_store_option(self.engine, "--read-path", self.read_path, ReadPath::Cache);
         if let (Some(bytes), false) = (self.max_write_bytes, self.engine.is_cf_store()) {
             eprintln!(
@@ -149,6 +161,7 @@ impl Cli {
             leaf_pages,
             max_write_bytes,
             kept_branches,
+            hold_bytes,
             read_path,
             threads: threads as usize,
             txns: self.txns,
@@ -195,6 +208,13 @@ fn parse_page_size(text: &str) -> std::result::Result<u32, String> {
     }
 }
 
+/// `--hold-bytes`: a byte count, binary units allowed ("16MiB").
+fn parse_hold_bytes(text: &str) -> std::result::Result<u64, String> {
+    text.parse::<flush::ByteSize>()
+        .map(|b| b.0)
+        .map_err(|e| format!("`{text}` is not a byte count: {e}"))
+}
+
 /// The one JSON line of a cell (schema 1). Counts of system calls and bytes are deltas over
 /// the timed phase only (the overwrite preload and the setup are not in them).
 #[derive(Debug, Serialize)]
@@ -213,6 +233,9 @@ struct Report {
     /// The most decoded branches a column family of the cf-store engines keeps, `null` for
     /// the others.
     kept_branches: Option<usize>,
+    /// The most bytes of commits without durability a column family of the cf-store engines
+    /// holds unwritten, `null` for the others.
+    hold_bytes: Option<u64>,
     /// Where the cf-store engines read committed pages from ("cache" or "mmap"), `null` for
     /// the others.
     read_path: Option<&'static str>,
@@ -287,6 +310,7 @@ fn report(config: &CellConfig, m: &cell::Measurement) -> Report {
         leaf_pages: config.leaf_pages,
         max_write_bytes: config.max_write_bytes,
         kept_branches: config.kept_branches,
+        hold_bytes: config.hold_bytes,
         read_path: config.read_path.map(ReadPath::name),
         threads: config.threads,
         txns: config.txns,

@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 use serde_json::{Map, Value};
 
 /// Every field of schema 1, in order.
-const FIELDS: [&str; 35] = [
+const FIELDS: [&str; 36] = [
     "schema",
     "engine",
     "policy",
@@ -16,6 +16,7 @@ const FIELDS: [&str; 35] = [
     "leaf_pages",
     "max_write_bytes",
     "kept_branches",
+    "hold_bytes",
     "read_path",
     "threads",
     "txns",
@@ -151,6 +152,7 @@ fn check(o: &Map<String, Value>, engine: &str, durability: &str, value_size: u64
         assert_eq!(o["leaf_pages"], Value::Null);
         assert_eq!(o["max_write_bytes"], Value::Null);
         assert_eq!(o["kept_branches"], Value::Null);
+        assert_eq!(o["hold_bytes"], Value::Null);
         assert_eq!(o["read_path"], Value::Null);
         // /proc/self/io does not count syncs.
         for k in [
@@ -178,6 +180,7 @@ fn check(o: &Map<String, Value>, engine: &str, durability: &str, value_size: u64
             assert_eq!(o["leaf_pages"], Value::Null);
             assert_eq!(o["max_write_bytes"], Value::Null);
             assert_eq!(o["kept_branches"], Value::Null);
+            assert_eq!(o["hold_bytes"], Value::Null);
             assert_eq!(o["read_path"], Value::Null);
             assert_eq!(int(o, "write_calls"), commits);
             assert_eq!(int(o, "vectored_calls"), 0);
@@ -203,6 +206,7 @@ fn cf_store_engines_and_raw_report_every_field() {
                 assert_eq!(int(&o, "leaf_pages"), 4, "the store's default leaf growth");
                 assert_eq!(o["max_write_bytes"], Value::Null, "no cap by default");
                 assert_eq!(int(&o, "kept_branches"), 256, "the store's default");
+                assert_eq!(int(&o, "hold_bytes"), 0, "the store's default");
                 assert_eq!(o["read_path"], "cache", "the store's default");
             }
         }
@@ -273,6 +277,17 @@ fn options_reach_the_cell() {
     let mapped = cell_of("cf-store", "200", &["--read-path", "mmap", "--keys", "random"]);
     assert_eq!(mapped["read_path"], "mmap");
     assert_eq!(int(&mapped, "bytes_written"), int(&kept, "bytes_written"));
+
+    // Held pages: random keys rewrite the same leaves and branches, so holding writes fewer
+    // bytes; what is still held at the end is written inside the timed phase, so every
+    // commit's tree is in the bytes written.
+    let held = cell_of("cf-store", "200", &["--hold-bytes", "1GiB", "--keys", "random"]);
+    assert_eq!(int(&held, "hold_bytes"), 1 << 30);
+    assert!(int(&held, "bytes_written") > 0, "{held:?}");
+    assert!(
+        int(&held, "bytes_written") < int(&kept, "bytes_written"),
+        "{held:?} against {kept:?}"
+    );
 
     let o = cell(
         "raw",

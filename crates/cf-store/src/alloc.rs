@@ -253,8 +253,9 @@ impl SpaceAllocator {
 
     /// Makes reusable every pending free whose snapshots are gone and whose commit is at or
     /// before `durable_txn`. Pending frees are in commit order and guards die oldest first, so
-    /// the scan stops at the first one still held by a snapshot.
-    pub fn reclaim(&mut self, durable_txn: u64) {
+    /// the scan stops at the first one still held by a snapshot. Calls `freed` with each run
+    /// made reusable (adjacent runs merged, so one run may cover several nodes).
+    pub fn reclaim(&mut self, durable_txn: u64, freed: &mut dyn FnMut(PageId, u64)) {
         let mut i = 0;
         while i < self.pending.len() {
             let p = &self.pending[i];
@@ -267,6 +268,7 @@ impl SpaceAllocator {
             }
             let p = self.pending.remove(i).expect("index in range");
             for (s, n) in p.runs {
+                freed(s, n);
                 self.free.insert(s, s + n);
             }
         }
@@ -378,12 +380,12 @@ mod tests {
         a.committed(1, true, Arc::downgrade(&first), vec![]); // durable: `p` is in a durable state
         a.committed(2, false, Arc::downgrade(&first), vec![(p, 2)]);
         assert!(!a.is_free(p, p + 2));
-        a.reclaim(5);
+        a.reclaim(5, &mut |_, _| {});
         assert!(!a.is_free(p, p + 2), "a snapshot still holds the epoch");
         drop(first);
-        a.reclaim(1);
+        a.reclaim(1, &mut |_, _| {});
         assert!(!a.is_free(p, p + 2), "the freeing commit is not durable yet");
-        a.reclaim(2);
+        a.reclaim(2, &mut |_, _| {});
         assert!(a.is_free(p, p + 2));
         assert_eq!(a.pending_pages(), 0);
     }
@@ -399,10 +401,10 @@ mod tests {
         let young = a.alloc(1, &mut grow).unwrap();
         a.committed(2, false, dead.clone(), vec![]);
         a.committed(3, false, dead.clone(), vec![(old, 1), (young, 1)]);
-        a.reclaim(1);
+        a.reclaim(1, &mut |_, _| {});
         assert!(a.is_free(young, young + 1), "no durable state reaches it");
         assert!(!a.is_free(old, old + 1), "the durable state 1 still needs it");
-        a.reclaim(3);
+        a.reclaim(3, &mut |_, _| {});
         assert!(a.is_free(old, old + 1));
     }
 

@@ -10,6 +10,7 @@ use parking_lot::Mutex;
 use crate::btree::TreeRoot;
 use crate::db::DbCore;
 use crate::epoch::Epoch;
+use crate::source::CacheSource;
 use crate::space::Space;
 use crate::txn::{ReadTxn, WriteTxn};
 use crate::{Error, Result};
@@ -87,6 +88,8 @@ pub struct CfStats {
     pub kept_branches_taken: u64,
     /// Decoded branches it keeps now.
     pub kept_branches_held: usize,
+    /// Bytes of its commits' pages it holds unwritten now ([`crate::DbBuilder::hold_bytes`]).
+    pub held_bytes: u64,
 }
 
 pub(crate) struct CfShared {
@@ -98,6 +101,9 @@ pub(crate) struct CfShared {
     pub committed: ArcSwap<Snapshot>,
     pub dropped: AtomicBool,
     pub stats: Mutex<CfStats>,
+    /// The pages its commits hold unwritten (the writer's [`pagecache::WriteBuffer::held`]),
+    /// for its readers.
+    pub held: Arc<pagecache::HeldPages>,
 }
 
 impl CfShared {
@@ -106,9 +112,11 @@ impl CfShared {
             dir: space.root,
             epoch: Arc::new(Epoch::default()),
         };
+        let held = Arc::clone(space.buffer.held());
         let cf = Self {
             name,
             core,
+            held,
             writer: Arc::new(Mutex::new(space)),
             committed: ArcSwap::from_pointee(snapshot),
             dropped: AtomicBool::new(false),
@@ -116,6 +124,15 @@ impl CfShared {
         };
         cf.refresh_stats(&cf.writer.lock());
         cf
+    }
+
+    /// A page source for this column family's pages: those its commits hold unwritten, then
+    /// the shared cache.
+    pub fn source(&self) -> CacheSource {
+        CacheSource {
+            held: Some(Arc::clone(&self.held)),
+            ..self.core.source()
+        }
     }
 
     pub fn check_alive(&self) -> Result<()> {
@@ -138,6 +155,7 @@ impl CfShared {
             pages_total: space.alloc.total_pages(),
             pages_free: space.alloc.free_pages(),
             pages_pending: space.alloc.pending_pages(),
+            held_bytes: space.buffer.held_bytes(),
             extents: space.alloc.extents().len(),
             kept_branches_taken: space.branches.borrow().taken(),
             kept_branches_held: space.branches.borrow().len(),
@@ -224,6 +242,19 @@ impl ColumnFamily {
         let snapshot = self.shared.committed.load_full();
         self.shared.check_alive()?;
         Ok(ReadTxn::new(self.shared.clone(), snapshot))
+    }
+
+    /// Writes the pages of its commits that it holds in memory ([`crate::DbBuilder::
+    /// hold_bytes`]) to the file, without a slot or a sync: afterwards its commits are in the
+    /// OS, as if none had been held. Waits for an open writer.
+    pub fn flush(&self) -> Result<()> {
+        self.shared.check_alive()?;
+        let mut space = self.shared.writer.lock();
+        // Under the writer lock, as in `make_durable`: nothing is written for a dropped one.
+        self.shared.check_alive()?;
+        space.flush_held(&self.shared.core)?;
+        self.shared.refresh_stats(&space);
+        Ok(())
     }
 
     /// Makes the newest commit durable if it is not (a slot write and a group sync).

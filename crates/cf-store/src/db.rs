@@ -37,6 +37,9 @@ pub const DEFAULT_PAGE_SIZE: u32 = 4096;
 /// 8-byte keys a 4 KiB branch has about 180 children, so 256 cover the upper levels of a
 /// tree of some 46,000 leaves.
 pub const DEFAULT_KEPT_BRANCHES: usize = 256;
+/// Bytes of non-durable commits a column family holds unwritten by default
+/// ([`DbBuilder::hold_bytes`]).
+pub const DEFAULT_HOLD_BYTES: u64 = 0;
 
 /// The most pages a B+tree leaf spans (see [`DbBuilder::leaf_pages`]).
 pub const MAX_LEAF_PAGES: usize = btree::MAX_LEAF_PAGES;
@@ -54,6 +57,7 @@ pub struct DbBuilder {
     populate: Populate,
     leaf_pages: usize,
     kept_branches: usize,
+    hold_bytes: u64,
     read_path: ReadPath,
     file: FileOptions,
 }
@@ -103,6 +107,7 @@ impl Default for DbBuilder {
             populate: Populate::default(),
             leaf_pages: MAX_LEAF_PAGES,
             kept_branches: DEFAULT_KEPT_BRANCHES,
+            hold_bytes: DEFAULT_HOLD_BYTES,
             read_path: ReadPath::Cache,
             file: FileOptions::default(),
         }
@@ -164,6 +169,20 @@ impl DbBuilder {
     /// leaves has about N / 180 branches.
     pub fn kept_branches(mut self, branches: usize) -> Self {
         self.kept_branches = branches;
+        self
+    }
+
+    /// Most bytes of commits without durability ([`crate::Durability::None`]) a column
+    /// family holds in memory instead of writing them (default [`DEFAULT_HOLD_BYTES`]; 0
+    /// writes every commit's pages at once). Such a commit has no slot, so a crash loses it
+    /// either way; holding its pages lets a later commit that frees one drop it unwritten,
+    /// and sends many commits to the file in one turn at its write lock. The held pages are
+    /// written, all of them, by the commit that would pass the budget, by a durable commit
+    /// (before its slot), by [`crate::ColumnFamily::flush`], [`crate::ColumnFamily::sync`]
+    /// and [`Db::close`]. Readers find them in memory. Each writer holds up to this much
+    /// on top of the commit it is building.
+    pub fn hold_bytes(mut self, bytes: u64) -> Self {
+        self.hold_bytes = bytes;
         self
     }
 
@@ -267,6 +286,7 @@ impl DbBuilder {
             populate: self.populate,
             leaf_pages: self.leaf_pages,
             kept_branches: self.kept_branches,
+            hold_bytes: self.hold_bytes,
             group: GroupSync::default(),
             files: Mutex::new(FileSpace::default()),
             poisoned: AtomicBool::new(false),
@@ -330,6 +350,8 @@ pub(crate) struct DbCore {
     pub leaf_pages: usize,
     /// [`DbBuilder::kept_branches`].
     pub kept_branches: usize,
+    /// [`DbBuilder::hold_bytes`].
+    pub hold_bytes: u64,
     group: GroupSync,
     files: Mutex<FileSpace>,
     poisoned: AtomicBool,
@@ -374,6 +396,7 @@ impl DbCore {
         CacheSource {
             cache: self.cache.clone(),
             leaf_pages: self.leaf_pages,
+            held: None,
         }
     }
 
@@ -502,6 +525,7 @@ fn new_space(
         alloc,
         buffer: core.cache.write_buffer(),
         policy: flush.build(),
+        hold_bytes: if owner == 0 { 0 } else { core.hold_bytes },
         values: ValuePool::default(),
         branches: RefCell::new(BranchCache::new(core.kept_branches)),
         root: TreeRoot::default(),

@@ -43,8 +43,8 @@ mod txn;
 
 pub use cf::{CfOptions, CfStats, ColumnFamily};
 pub use db::{
-    Db, DbBuilder, DbStats, Populate, DEFAULT_INITIAL_EXTENT_PAGES, DEFAULT_KEPT_BRANCHES, DEFAULT_PAGE_SIZE,
-    MAX_CF_NAME_LEN, MAX_LEAF_PAGES,
+    Db, DbBuilder, DbStats, Populate, DEFAULT_HOLD_BYTES, DEFAULT_INITIAL_EXTENT_PAGES,
+    DEFAULT_KEPT_BRANCHES, DEFAULT_PAGE_SIZE, MAX_CF_NAME_LEN, MAX_LEAF_PAGES,
 };
 pub use error::{Error, Result};
 pub use flush::{FileOptions, FlushConfig};

@@ -4,19 +4,31 @@
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use pagecache::{PageCache, PageRef, WriteBuffer};
+use pagecache::{HeldPages, PageCache, PageRef, WriteBuffer};
 
 use crate::alloc::SpaceAllocator;
 use crate::btree::{BranchCache, Node, NodePtr, PageId, PageSink, PageSource};
 use crate::format::Extent;
 use crate::{Error, Result};
 
-/// Reads committed pages through the shared page cache.
+/// Reads committed pages: those a column family's commits hold unwritten first
+/// ([`crate::DbBuilder::hold_bytes`]), then through the shared page cache.
 #[derive(Debug, Clone)]
 pub struct CacheSource {
     pub cache: Arc<PageCache>,
     /// Most pages a leaf grows to by appends ([`crate::DbBuilder::leaf_pages`]).
     pub leaf_pages: usize,
+    /// The pages of the space this source reads that its commits hold unwritten (`None`
+    /// where nothing is held: the catalog, recovery).
+    pub held: Option<Arc<HeldPages>>,
+}
+
+impl CacheSource {
+    /// The held pages' bytes for `count` pages at `offset`, if held.
+    fn held(&self, offset: u64, count: usize) -> Option<PageRef> {
+        let len = u64::from(self.cache.page_size()).checked_mul(count as u64)?;
+        self.held.as_ref()?.read(offset, len)
+    }
 }
 
 impl PageSource for CacheSource {
@@ -35,6 +47,9 @@ impl PageSource for CacheSource {
                 page,
                 what: "page number beyond the address space".into(),
             })?;
+        if let Some(held) = self.held(offset, 1) {
+            return Ok(held);
+        }
         Ok(self.cache.read_page(offset)?)
     }
 
@@ -45,6 +60,9 @@ impl PageSource for CacheSource {
                 page: first,
                 what: "page number beyond the address space".into(),
             })?;
+        if let Some(held) = self.held(offset, count.max(1)) {
+            return Ok(held);
+        }
         Ok(self.cache.read_run(offset, count)?)
     }
 }

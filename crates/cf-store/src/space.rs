@@ -35,6 +35,9 @@ pub struct Space {
     pub buffer: WriteBuffer,
     /// How the buffer reaches the file.
     pub policy: Box<dyn FlushPolicy>,
+    /// Most bytes of non-durable commits the buffer holds unwritten
+    /// ([`crate::DbBuilder::hold_bytes`]; 0 for the catalog).
+    pub hold_bytes: u64,
     /// Value buffers for the next transaction's inserts.
     pub values: ValuePool,
     /// Branches this space's commits wrote, for its next transactions' descents.
@@ -168,8 +171,29 @@ impl Space {
         self.root = new_root;
         self.commits += 1;
         self.alloc.committed(txn, durable, guard, freed);
-        self.alloc.reclaim(self.durable_txn);
+        self.reclaim();
         Ok(txn)
+    }
+
+    /// Makes reusable the freed pages no snapshot and no durable state needs any more, and
+    /// drops those of them still held unwritten: nothing will ever read them.
+    pub fn reclaim(&mut self) {
+        let page_size = u64::from(self.buffer.cache().page_size());
+        let buffer = &mut self.buffer;
+        // A run made reusable may cover several nodes (adjacent frees merge).
+        let mut release = |page: PageId, pages: u64| {
+            if buffer.held_bytes() != 0 {
+                buffer.release_held(page * page_size, (page + pages) * page_size);
+            }
+        };
+        self.alloc.reclaim(self.durable_txn, &mut release);
+    }
+
+    /// Writes the pages this space's commits hold (no slot, no sync).
+    pub fn flush_held(&mut self, core: &DbCore) -> Result<()> {
+        core.check_writable()?;
+        self.reclaim();
+        self.flush_buffer(u64::from(core.page_size))
     }
 
     fn write_out(&mut self, core: &DbCore, new_root: TreeRoot, durable: bool) -> Result<u64> {
@@ -177,7 +201,16 @@ impl Space {
         let txn = self.last_txn + 1;
         let page_size = core.page_size as u64;
         let next_slot = 1 - self.durable_slot;
-        // The pages first: if any write fails, no slot naming them exists anywhere.
+        // A commit without a slot may keep its pages in memory, within the budget: a later
+        // commit may free some of them before they are written, and the rest go to the file
+        // together, in one turn at its write lock.
+        if !durable && self.buffer.held_bytes() + self.buffer.dirty_bytes() <= self.hold_bytes {
+            self.buffer.hold();
+            return Ok(txn);
+        }
+        // The pages first (held ones too, less those no reader needs any more): if any write
+        // fails, no slot naming them exists anywhere.
+        self.reclaim();
         self.populate_ahead(core);
         self.flush_buffer(page_size)?;
         if durable {
@@ -207,7 +240,7 @@ impl Space {
     }
 
     fn flush_buffer(&mut self, page_size: u64) -> Result<()> {
-        if self.buffer.is_empty() {
+        if self.buffer.is_empty() && self.buffer.held_bytes() == 0 {
             return Ok(());
         }
         let alloc = &self.alloc;

@@ -124,10 +124,9 @@ impl WriteTxn {
     pub(crate) fn new(cf: Arc<CfShared>, mut space: ArcMutexGuard<RawMutex, Space>) -> Result<WriteTxn> {
         // A drop may have completed while this writer waited for the lock.
         cf.check_alive()?;
-        let durable = space.durable_txn;
-        space.alloc.reclaim(durable);
+        space.reclaim();
         let base = cf.committed.load_full();
-        let source = cf.core.source();
+        let source = cf.source();
         Ok(WriteTxn {
             state: RefCell::new(TxnState {
                 dir: WriteTree::new(base.dir),
@@ -403,7 +402,7 @@ impl std::fmt::Debug for ReadTxn {
 
 impl ReadTxn {
     pub(crate) fn new(cf: Arc<CfShared>, snapshot: Arc<Snapshot>) -> ReadTxn {
-        let source = cf.core.source();
+        let source = cf.source();
         ReadTxn { cf, snapshot, source }
     }
 

@@ -1,6 +1,8 @@
 //! Model test: random create/drop of column families, inserts, removes, ranges, commits
-//! (both durabilities), aborts and reopens across several column families, checked against
-//! a `BTreeMap` model after every step and after every reopen.
+//! (both durabilities), aborts, flushes and reopens across several column families, checked
+//! against a `BTreeMap` model after every step and after every reopen, with snapshots held
+//! across steps and checked against the state they were taken in. Run with and without
+//! held pages (`DbBuilder::hold_bytes`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -46,6 +48,12 @@ enum Op {
         durable: bool,
     },
     Reopen,
+    /// Opens a snapshot of a column family and keeps it.
+    Read(u8),
+    /// Releases the n-th kept snapshot (modulo their count).
+    Release(usize),
+    /// `ColumnFamily::flush`.
+    Flush(u8),
 }
 
 fn key() -> impl Strategy<Value = Vec<u8>> {
@@ -72,6 +80,9 @@ fn op() -> impl Strategy<Value = Op> {
         8 => (0u8..4, prop::collection::vec(txn_op(), 0..25), prop::bool::weighted(0.8), any::<bool>())
             .prop_map(|(cf, ops, commit, durable)| Op::Txn { cf, ops, commit, durable }),
         1 => Just(Op::Reopen),
+        2 => (0u8..4).prop_map(Op::Read),
+        1 => any::<usize>().prop_map(Op::Release),
+        1 => (0u8..4).prop_map(Op::Flush),
     ]
 }
 
@@ -79,13 +90,14 @@ fn value(len: usize, fill: u8) -> Vec<u8> {
     (0..len).map(|i| fill.wrapping_add(i as u8)).collect()
 }
 
-fn open(backend: &Arc<MemBackend>, page_size: u32, flush: FlushConfig) -> Db {
+fn open(backend: &Arc<MemBackend>, page_size: u32, flush: FlushConfig, hold_bytes: u64) -> Db {
     // Both cache modes: read-through (the default) and written pages admitted.
     let admit = matches!(flush, FlushConfig::PerPage | FlushConfig::Vectored);
     Db::builder()
         .page_size(page_size)
         .initial_extent_pages(4)
         .cache_written_pages(admit)
+        .hold_bytes(hold_bytes)
         .flush(flush)
         .open_backend(backend.clone(), "model")
         .unwrap()
@@ -114,10 +126,33 @@ fn check(db: &Db, model: &Model) {
     }
 }
 
-fn run(ops: Vec<Op>, page_size: u32, flush: FlushConfig) {
+/// A kept snapshot: its column family, the read transaction and what it must show.
+type Kept = (String, cf_store::ReadTxn, Tables);
+
+/// Every table and entry a kept snapshot shows equals the state it was taken in.
+fn check_snapshot((name, read, tables): &Kept) {
+    assert_eq!(
+        read.list_tables().unwrap(),
+        tables.keys().cloned().collect::<Vec<_>>(),
+        "tables of a snapshot of {name}"
+    );
+    for (t, entries) in tables {
+        let got: Vec<(Vec<u8>, Vec<u8>)> = read
+            .open_table(t)
+            .unwrap()
+            .iter()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let want: Vec<(Vec<u8>, Vec<u8>)> = entries.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        assert_eq!(got, want, "snapshot of {name}/{t}");
+    }
+}
+
+fn run(ops: Vec<Op>, page_size: u32, flush: FlushConfig, hold_bytes: u64) {
     let backend = Arc::new(MemBackend::new());
-    let mut db = open(&backend, page_size, flush);
+    let mut db = open(&backend, page_size, flush, hold_bytes);
     let mut model = Model::new();
+    let mut kept: Vec<Kept> = Vec::new();
     for op in ops {
         match op {
             Op::Create(i) => {
@@ -223,10 +258,31 @@ fn run(ops: Vec<Op>, page_size: u32, flush: FlushConfig) {
                     txn.abort();
                 }
             }
+            Op::Read(i) => {
+                let name = format!("cf{i}");
+                if let Some(tables) = model.get(&name) {
+                    let read = db.cf(&name).unwrap().begin_read().unwrap();
+                    kept.push((name, read, tables.clone()));
+                }
+            }
+            Op::Release(n) => {
+                if !kept.is_empty() {
+                    kept.remove(n % kept.len());
+                }
+            }
+            Op::Flush(i) => {
+                let name = format!("cf{i}");
+                if model.contains_key(&name) {
+                    let cf = db.cf(&name).unwrap();
+                    cf.flush().unwrap();
+                    assert_eq!(cf.stats().held_bytes, 0, "flush leaves nothing held");
+                }
+            }
             Op::Reopen => {
+                kept.clear();
                 db.close().unwrap();
                 drop(db);
-                db = open(&backend, page_size, flush);
+                db = open(&backend, page_size, flush, hold_bytes);
                 assert_eq!(
                     db.recovery_notes(),
                     &[] as &[String],
@@ -235,10 +291,22 @@ fn run(ops: Vec<Op>, page_size: u32, flush: FlushConfig) {
             }
         }
         check(&db, &model);
+        // Snapshots (of dropped column families too) read what they were taken on, whether
+        // their pages are held, written, or freed by later commits.
+        kept.iter().for_each(check_snapshot);
+        for name in model.keys() {
+            let held = db.cf(name).unwrap().stats().held_bytes;
+            // A commit may pass the budget by its own pages only when nothing was held before it.
+            assert!(
+                hold_bytes > 0 || held == 0,
+                "{name} holds {held} bytes with no budget"
+            );
+        }
     }
+    kept.clear();
     db.close().unwrap();
     drop(db);
-    let db = open(&backend, page_size, flush);
+    let db = open(&backend, page_size, flush, hold_bytes);
     assert_eq!(
         db.recovery_notes(),
         &[] as &[String],
@@ -253,11 +321,23 @@ proptest! {
 
     #[test]
     fn matches_a_btreemap_model_small_pages(ops in prop::collection::vec(op(), 1..40)) {
-        run(ops, 512, FlushConfig::VectoredGap { max_gap: flush::ByteSize(2048) });
+        run(ops, 512, FlushConfig::VectoredGap { max_gap: flush::ByteSize(2048) }, 0);
     }
 
     #[test]
     fn matches_a_btreemap_model_default_pages(ops in prop::collection::vec(op(), 1..40), policy in 0usize..5) {
-        run(ops, 4096, FlushConfig::all_defaults()[policy]);
+        run(ops, 4096, FlushConfig::all_defaults()[policy], 0);
+    }
+
+    /// Held pages: a budget a few pages long (a commit often passes it and writes all), and
+    /// one nothing in a case passes (only durable commits, flushes and closes write).
+    #[test]
+    fn matches_a_btreemap_model_holding_pages(
+        ops in prop::collection::vec(op(), 1..40),
+        policy in 0usize..5,
+        hold in prop_oneof![Just(2048u64), Just(16 << 10), Just(64 << 20)],
+        page_size in prop_oneof![Just(512u32), Just(4096)],
+    ) {
+        run(ops, page_size, FlushConfig::all_defaults()[policy], hold);
     }
 }

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use flush::{DirtyPage, DirtyPages, FlushPolicy, FlushReport, GapOracle, PlanExecutor};
 use indexmap::IndexMap;
 
-use crate::{PageCache, PageCacheError, Result};
+use bytes::Bytes;
+
+use crate::{HeldPages, PageCache, PageCacheError, Result};
 
 /// The longest entry, in pages, whose buffer a flush keeps for reuse
 /// ([`WriteBuffer::run_buffer`]): cf-store's longest node (a leaf of four pages). Longer
@@ -48,6 +50,8 @@ pub struct WriteBuffer {
     /// writers touch the shared counter once or twice a flush, not per page, and a buffer
     /// keeps no more budget than its last flush left it spares.
     spare_budget: u64,
+    /// Entries of earlier commits held in memory, unwritten ([`WriteBuffer::hold`]).
+    held: Arc<HeldPages>,
 }
 
 impl fmt::Debug for WriteBuffer {
@@ -55,6 +59,7 @@ impl fmt::Debug for WriteBuffer {
         f.debug_struct("WriteBuffer")
             .field("entries", &self.pages.len())
             .field("dirty_bytes", &self.dirty_bytes)
+            .field("held_bytes", &self.held.bytes())
             .field("page_size", &self.cache.page_size())
             .finish_non_exhaustive()
     }
@@ -76,7 +81,54 @@ impl WriteBuffer {
             executor: PlanExecutor::new(),
             spare: Vec::new(),
             spare_budget: 0,
+            held: Arc::new(HeldPages::default()),
         }
+    }
+
+    /// The entries this buffer holds for readers to find ([`WriteBuffer::hold`]); readers of
+    /// the owner's pages look there before the read cache.
+    pub fn held(&self) -> &Arc<HeldPages> {
+        &self.held
+    }
+
+    /// Bytes of entries held unwritten.
+    pub fn held_bytes(&self) -> u64 {
+        self.held.bytes()
+    }
+
+    /// Moves every entry into the held pages instead of writing it: for a commit whose pages
+    /// need not reach the file yet. Readers find them in [`WriteBuffer::held`]; the next
+    /// [`WriteBuffer::flush`] writes them with its own entries, and
+    /// [`WriteBuffer::release_held`] drops one unwritten. The owner must make the held entries
+    /// visible to readers only after this returns.
+    pub fn hold(&mut self) {
+        self.ends.clear();
+        self.dirty_bytes = 0;
+        self.held
+            .insert(self.pages.drain(..).map(|(o, d)| (o, Bytes::from(d))));
+    }
+
+    /// Drops the held entries that start in `[start, end)` without writing them (their pages
+    /// were freed and no reader can reach them); their buffers are kept for reuse when no
+    /// reader still holds them. Returns how many entries were dropped.
+    pub fn release_held(&mut self, start: u64, end: u64) -> usize {
+        let gone = self.held.remove_range(start, end);
+        let count = gone.len();
+        let most = SPARE_MAX_PAGES * self.cache.page_size() as usize;
+        for (_, data) in gone {
+            let Some(buf) = unique_buffer(data).filter(|b| b.len() <= most) else {
+                continue;
+            };
+            let kept = self.spare.iter().map(|b| b.len() as u64).sum::<u64>();
+            let want = kept + buf.len() as u64;
+            if want > self.spare_budget {
+                self.spare_budget += self.cache.reserve_spare(want - self.spare_budget);
+            }
+            if want <= self.spare_budget {
+                self.spare.push(buf);
+            }
+        }
+        count
     }
 
     /// A buffer of one page to encode a page into before [`WriteBuffer::put`]:
@@ -206,24 +258,36 @@ impl WriteBuffer {
         self.pages.iter().map(|(&o, d)| (o, &d[..]))
     }
 
-    /// Writes every entry to the cache's backend: `policy` plans the writes (seeing the
-    /// entries in buffer order; it may fill gaps only where `gaps` says they are free) and
-    /// this buffer's reused [`PlanExecutor`] carries the plan out. An empty buffer does no I/O.
+    /// Writes every entry, held ones included, to the cache's backend: `policy` plans the
+    /// writes (seeing the held entries in offset order, then the others in buffer order; it
+    /// may fill gaps only where `gaps` says they are free) and this buffer's reused
+    /// [`PlanExecutor`] carries the plan out. With nothing buffered or held it does no I/O.
     ///
     /// On success the entries move into the read cache without copying (with
     /// [`crate::ReadPath::Cache`] and `cache_on_flush`; otherwise their stale cached pages are
-    /// dropped), the buffer is emptied, and the report says what was written. Cached pages in
-    /// filled gaps are dropped either way.
+    /// dropped), the buffer and the held pages are emptied (held ones only once the read cache
+    /// agrees with the file for their offsets), and the report says what was written. Cached
+    /// pages in filled gaps are dropped either way.
     ///
-    /// On failure every cached page of every buffered offset is dropped (the file may now hold
-    /// any mix of old and new bytes there), the buffer keeps its contents for a retry or a
-    /// [`WriteBuffer::clear`], and the error is returned.
+    /// On failure every cached page of every buffered or held offset is dropped (the file may
+    /// now hold any mix of old and new bytes there), the buffer keeps its contents and the
+    /// held pages stay held, for a retry or a [`WriteBuffer::clear`], and the error is
+    /// returned.
     pub fn flush(&mut self, policy: &dyn FlushPolicy, gaps: &dyn GapOracle) -> Result<FlushReport> {
-        if self.pages.is_empty() {
+        let held = if self.held.is_empty() {
+            Vec::new()
+        } else {
+            self.held.snapshot()
+        };
+        if self.pages.is_empty() && held.is_empty() {
             return Ok(FlushReport::default());
         }
         let outcome = {
-            let dirty = DirtyPages::new(self.pages.iter().map(|(&o, d)| DirtyPage::new(o, d)).collect())?;
+            let entries = held
+                .iter()
+                .map(|(o, d)| DirtyPage::new(*o, d))
+                .chain(self.pages.iter().map(|(&o, d)| DirtyPage::new(o, d)));
+            let dirty = DirtyPages::new(entries.collect())?;
             let plan = policy.plan(&dirty, gaps);
             let outcome = self
                 .executor
@@ -236,21 +300,33 @@ impl WriteBuffer {
                 self.ends.clear();
                 self.dirty_bytes = 0;
                 let most = SPARE_MAX_PAGES * self.cache.page_size() as usize;
-                let returned: Vec<Box<[u8]>> = self
+                let mut returned: Vec<Box<[u8]>> = self
                     .pages
                     .drain(..)
                     .filter_map(|(offset, data)| self.cache.admit_flushed(offset, data))
                     .filter(|buf| buf.len() <= most)
                     .collect();
+                if !held.is_empty() {
+                    for (offset, data) in &held {
+                        self.cache.admit_written(*offset, data);
+                    }
+                    // The read cache agrees with the file now: readers may stop finding them here.
+                    drop(self.held.remove(held.iter().map(|&(o, _)| o)));
+                    returned.extend(
+                        held.into_iter()
+                            .filter_map(|(_, data)| unique_buffer(data))
+                            .filter(|buf| buf.len() <= most),
+                    );
+                }
                 // Keep as many as the budget allows, reserving only what this buffer lacks.
-                let mut held = self.spare.iter().map(|b| b.len() as u64).sum::<u64>();
-                let want = held + returned.iter().map(|b| b.len() as u64).sum::<u64>();
+                let mut kept = self.spare.iter().map(|b| b.len() as u64).sum::<u64>();
+                let want = kept + returned.iter().map(|b| b.len() as u64).sum::<u64>();
                 if want > self.spare_budget {
                     self.spare_budget += self.cache.reserve_spare(want - self.spare_budget);
                 }
                 for buf in returned {
-                    if held + buf.len() as u64 <= self.spare_budget {
-                        held += buf.len() as u64;
+                    if kept + buf.len() as u64 <= self.spare_budget {
+                        kept += buf.len() as u64;
                         self.spare.push(buf);
                     }
                 }
@@ -258,13 +334,23 @@ impl WriteBuffer {
                 Ok(report)
             }
             Err(e) => {
-                for (&offset, data) in &self.pages {
-                    self.cache.invalidate_range(offset, offset + data.len() as u64);
+                let spans = held
+                    .iter()
+                    .map(|(o, d)| (*o, d.len()))
+                    .chain(self.pages.iter().map(|(&o, d)| (o, d.len())));
+                for (offset, len) in spans {
+                    self.cache.invalidate_range(offset, offset + len as u64);
                 }
                 Err(e.into())
             }
         }
     }
+}
+
+/// The buffer behind `data` when nothing else shares it (no reader holds a slice), without
+/// copying; `None` otherwise.
+fn unique_buffer(data: Bytes) -> Option<Box<[u8]>> {
+    data.is_unique().then(|| Vec::<u8>::from(data).into_boxed_slice())
 }
 
 #[cfg(test)]

@@ -576,6 +576,25 @@ impl PageCache {
         None
     }
 
+    /// Brings the read cache up to date for an entry just written from shared bytes (a held
+    /// entry): caches its pages when flushes feed the cache, else drops their stale copies.
+    pub(crate) fn admit_written(&self, offset: u64, data: &Bytes) {
+        if !self.uses_read_cache() {
+            return;
+        }
+        if !self.options.cache_on_flush {
+            self.invalidate_range(offset, offset + data.len() as u64);
+            return;
+        }
+        let page = self.options.page_size as usize;
+        let count = data.len() / page;
+        for i in 0..count {
+            self.pages
+                .insert(offset + (i * page) as u64, data.slice(i * page..(i + 1) * page));
+        }
+        self.inserted.fetch_add(count as u64, Ordering::Relaxed);
+    }
+
     /// Takes up to `bytes` of the spare-buffer budget ([`CacheOptions::spare_bytes`]);
     /// returns how much it took.
     pub(crate) fn reserve_spare(&self, bytes: u64) -> u64 {

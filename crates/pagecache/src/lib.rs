@@ -42,8 +42,10 @@
 mod buffer;
 mod cache;
 mod error;
+mod held;
 mod mmap;
 
 pub use buffer::{WriteBuffer, SPARE_MAX_PAGES};
 pub use cache::{CacheOptions, CacheStats, PageCache, PageRef, ReadPath, MAX_PAGE_SIZE, MIN_PAGE_SIZE};
 pub use error::{PageCacheError, Result};
+pub use held::HeldPages;

@@ -22,6 +22,7 @@ impl CfStore {
         let page_size = config.page_size.unwrap_or(cf_store::DEFAULT_PAGE_SIZE);
         let leaf_pages = config.leaf_pages.unwrap_or(cf_store::MAX_LEAF_PAGES);
         let kept_branches = config.kept_branches.unwrap_or(cf_store::DEFAULT_KEPT_BRANCHES);
+        let hold_bytes = config.hold_bytes.unwrap_or(cf_store::DEFAULT_HOLD_BYTES);
         let read_path = match config.read_path.unwrap_or(ReadPath::Cache) {
             ReadPath::Cache => cf_store::ReadPath::Cache,
             ReadPath::Mmap => cf_store::ReadPath::Mmap,
@@ -36,6 +37,7 @@ impl CfStore {
                 .page_size(page_size)
                 .leaf_pages(leaf_pages)
                 .kept_branches(kept_branches)
+                .hold_bytes(hold_bytes)
                 .read_path(read_path)
                 .file_options(file.clone())
                 .flush(policy)
@@ -117,5 +119,9 @@ impl Writer for CfWriter {
 
     fn settle(&mut self) -> Result<()> {
         Ok(self.cf.sync()?)
+    }
+
+    fn end_timed(&mut self) -> Result<()> {
+        Ok(self.cf.flush()?)
     }
 }

@@ -42,6 +42,14 @@ pub trait Writer: Send {
     /// Ends the untimed preload: makes everything committed so far durable, so that the timed
     /// phase does not pay for the preload's writeback.
     fn settle(&mut self) -> Result<()>;
+
+    /// Ends the timed phase: hands the OS what the engine's commits without durability still
+    /// hold in memory by its own choice (cf-store's held pages), so that the timed phase
+    /// pays for writing every commit. Peers that keep such commits in memory until a durable
+    /// commit (redb) or flush them in the background (fjall) are left as they are.
+    fn end_timed(&mut self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Where the system-call counts come from.

@@ -1,0 +1,150 @@
+//! `HeldPages`: the committed pages one writer holds in memory instead of writing them yet,
+//! readable by every reader of that writer's pages until they are written or freed.
+//!
+//! A non-durable commit need not reach the file at once: no commit slot names its pages, so a
+//! crash loses it either way. Holding its pages lets a later commit that frees one (an
+//! overwritten leaf, the root every commit rewrites) drop it unwritten, and lets many commits
+//! go to the file in one turn at its write lock. Readers must then find those pages here
+//! before they look in the read cache or the file.
+//!
+//! # Coherence
+//!
+//! The owner of the [`crate::WriteBuffer`] is the only writer. A page enters before the commit
+//! that wrote it is visible to any reader, and leaves either after it was written to the file
+//! and the read cache was brought up to date for its offsets (so a reader that misses here
+//! finds the same bytes there), or when it was freed and no reader can reach it (MVCC).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use parking_lot::RwLock;
+
+use crate::PageRef;
+
+/// Committed, unwritten pages of one writer, by offset: each entry one page or several
+/// contiguous pages, as the writer buffered them. Shared (`Arc`) between the writer's
+/// [`crate::WriteBuffer`] and its readers.
+#[derive(Debug, Default)]
+pub struct HeldPages {
+    /// Entry start -> its bytes.
+    entries: RwLock<BTreeMap<u64, Bytes>>,
+    /// Bytes of all entries, readable without the lock.
+    bytes: AtomicU64,
+}
+
+impl HeldPages {
+    /// `len` bytes at `offset` if one held entry covers all of them (a slice of it, no copy).
+    /// `None` when no entry covers `offset`, or the span would run past the entry that does:
+    /// the caller then reads through the cache.
+    pub fn read(&self, offset: u64, len: u64) -> Option<PageRef> {
+        if self.bytes.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let entries = self.entries.read();
+        let (&start, data) = entries.range(..=offset).next_back()?;
+        let from = offset - start;
+        let to = from.checked_add(len)?;
+        (to <= data.len() as u64).then(|| PageRef::from(data.slice(from as usize..to as usize)))
+    }
+
+    /// True when a held entry starts at `offset`.
+    pub fn contains(&self, offset: u64) -> bool {
+        self.bytes.load(Ordering::Acquire) != 0 && self.entries.read().contains_key(&offset)
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Acquire)
+    }
+
+    /// Entries held.
+    pub fn len(&self) -> usize {
+        self.entries.read().len()
+    }
+
+    /// True when nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.bytes() == 0
+    }
+
+    /// Every entry, in offset order (clones of the shared buffers, no copy of the bytes).
+    pub(crate) fn snapshot(&self) -> Vec<(u64, Bytes)> {
+        self.entries.read().iter().map(|(&o, d)| (o, d.clone())).collect()
+    }
+
+    /// Adds entries. An entry at an offset already held replaces it.
+    pub(crate) fn insert(&self, new: impl IntoIterator<Item = (u64, Bytes)>) {
+        let mut entries = self.entries.write();
+        let mut bytes = self.bytes.load(Ordering::Relaxed);
+        for (offset, data) in new {
+            bytes += data.len() as u64;
+            if let Some(old) = entries.insert(offset, data) {
+                bytes -= old.len() as u64;
+            }
+        }
+        self.bytes.store(bytes, Ordering::Release);
+    }
+
+    /// Removes the entries that start in `[start, end)`, returning them.
+    pub(crate) fn remove_range(&self, start: u64, end: u64) -> Vec<(u64, Bytes)> {
+        if self.bytes() == 0 || start >= end {
+            return Vec::new();
+        }
+        let mut entries = self.entries.write();
+        let offsets: Vec<u64> = entries.range(start..end).map(|(&o, _)| o).collect();
+        let mut bytes = self.bytes.load(Ordering::Relaxed);
+        let removed: Vec<(u64, Bytes)> = offsets
+            .into_iter()
+            .filter_map(|o| entries.remove(&o).map(|d| (o, d)))
+            .inspect(|(_, d)| bytes -= d.len() as u64)
+            .collect();
+        self.bytes.store(bytes, Ordering::Release);
+        removed
+    }
+
+    /// Removes the entries starting at `offsets` (those held), returning them.
+    pub(crate) fn remove(&self, offsets: impl IntoIterator<Item = u64>) -> Vec<(u64, Bytes)> {
+        let mut entries = self.entries.write();
+        let mut bytes = self.bytes.load(Ordering::Relaxed);
+        let removed: Vec<(u64, Bytes)> = offsets
+            .into_iter()
+            .filter_map(|o| entries.remove(&o).map(|d| (o, d)))
+            .inspect(|(_, d)| bytes -= d.len() as u64)
+            .collect();
+        self.bytes.store(bytes, Ordering::Release);
+        removed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_slices_of_whole_entries_only() {
+        let held = HeldPages::default();
+        assert!(held.read(0, 512).is_none());
+        let run: Vec<u8> = (0..3 * 512).map(|i| (i / 512) as u8 + 1).collect();
+        held.insert([(1024, Bytes::from(run)), (4096, Bytes::from(vec![9u8; 512]))]);
+        assert_eq!(held.bytes(), 4 * 512);
+        assert_eq!(held.len(), 2);
+        assert_eq!(&held.read(1024, 512).unwrap()[..], &[1u8; 512][..]);
+        assert_eq!(&held.read(1536, 1024).unwrap()[..512], &[2u8; 512][..]);
+        assert_eq!(&held.read(2048, 512).unwrap()[..], &[3u8; 512][..]);
+        assert!(held.read(2048, 1024).is_none(), "past the entry's end");
+        assert!(held.read(2560, 512).is_none(), "between entries");
+        assert!(held.read(512, 512).is_none(), "before the first entry");
+        assert!(held.contains(4096) && !held.contains(1536));
+        // Replacing keeps the byte count exact; removing returns what was held.
+        held.insert([(4096, Bytes::from(vec![8u8; 1024]))]);
+        assert_eq!(held.bytes(), 5 * 512);
+        let gone = held.remove([4096, 8192]);
+        assert_eq!(gone.len(), 1);
+        assert_eq!(&gone[0].1[..], &[8u8; 1024][..]);
+        assert_eq!(held.bytes(), 3 * 512);
+        assert_eq!(held.snapshot().len(), 1);
+        held.remove([1024]);
+        assert!(held.is_empty() && held.read(1024, 512).is_none());
+    }
+}
