@@ -90,6 +90,8 @@ pub struct CfStats {
     pub kept_branches_held: usize,
     /// Bytes of its commits' pages it holds unwritten now ([`crate::DbBuilder::hold_bytes`]).
     pub held_bytes: u64,
+    /// Bytes of held pages freed before they were written, so never written.
+    pub held_dropped_bytes: u64,
 }
 
 pub(crate) struct CfShared {
@@ -156,6 +158,7 @@ impl CfShared {
             pages_free: space.alloc.free_pages(),
             pages_pending: space.alloc.pending_pages(),
             held_bytes: space.buffer.held_bytes(),
+            held_dropped_bytes: space.held_dropped_bytes,
             extents: space.alloc.extents().len(),
             kept_branches_taken: space.branches.borrow().taken(),
             kept_branches_held: space.branches.borrow().len(),

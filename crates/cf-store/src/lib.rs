@@ -35,6 +35,7 @@ mod db;
 mod epoch;
 mod error;
 mod format;
+mod hold;
 mod keys;
 mod source;
 mod space;

@@ -12,6 +12,7 @@ use crate::btree::{BranchCache, PageId, TreeRoot};
 use crate::db::{DbCore, Populate};
 use crate::epoch::Epoch;
 use crate::format::{Extent, Slot};
+use crate::hold::HoldGate;
 use crate::source::ValuePool;
 use crate::{Error, Result};
 
@@ -35,9 +36,9 @@ pub struct Space {
     pub buffer: WriteBuffer,
     /// How the buffer reaches the file.
     pub policy: Box<dyn FlushPolicy>,
-    /// Most bytes of non-durable commits the buffer holds unwritten
+    /// Whether a commit without durability holds its pages unwritten, and the budget
     /// ([`crate::DbBuilder::hold_bytes`]; 0 for the catalog).
-    pub hold_bytes: u64,
+    pub hold: HoldGate,
     /// Value buffers for the next transaction's inserts.
     pub values: ValuePool,
     /// Branches this space's commits wrote, for its next transactions' descents.
@@ -65,6 +66,7 @@ pub struct Space {
     pub flushed_runs: u64,
     pub flushed_page_bytes: u64,
     pub flushed_gap_bytes: u64,
+    pub held_dropped_bytes: u64,
 }
 
 impl std::fmt::Debug for Space {
@@ -158,7 +160,13 @@ impl Space {
         durable: bool,
         guard: Weak<Epoch>,
     ) -> Result<u64> {
-        let result = self.write_out(core, new_root, durable);
+        let page_size = u64::from(core.page_size);
+        let entries = self
+            .buffer
+            .iter()
+            .map(|(offset, bytes)| (offset / page_size, bytes.len() as u64 / page_size));
+        let hold = self.hold.commit(&freed, entries);
+        let result = self.write_out(core, new_root, durable, hold);
         let txn = match result {
             Ok(txn) => txn,
             Err(e) => {
@@ -179,11 +187,11 @@ impl Space {
     /// drops those of them still held unwritten: nothing will ever read them.
     pub fn reclaim(&mut self) {
         let page_size = u64::from(self.buffer.cache().page_size());
-        let buffer = &mut self.buffer;
+        let (buffer, dropped) = (&mut self.buffer, &mut self.held_dropped_bytes);
         // A run made reusable may cover several nodes (adjacent frees merge).
         let mut release = |page: PageId, pages: u64| {
             if buffer.held_bytes() != 0 {
-                buffer.release_held(page * page_size, (page + pages) * page_size);
+                *dropped += buffer.release_held(page * page_size, (page + pages) * page_size);
             }
         };
         self.alloc.reclaim(self.durable_txn, &mut release);
@@ -196,7 +204,7 @@ impl Space {
         self.flush_buffer(u64::from(core.page_size))
     }
 
-    fn write_out(&mut self, core: &DbCore, new_root: TreeRoot, durable: bool) -> Result<u64> {
+    fn write_out(&mut self, core: &DbCore, new_root: TreeRoot, durable: bool, hold: bool) -> Result<u64> {
         core.check_writable()?;
         let txn = self.last_txn + 1;
         let page_size = core.page_size as u64;
@@ -204,7 +212,7 @@ impl Space {
         // A commit without a slot may keep its pages in memory, within the budget: a later
         // commit may free some of them before they are written, and the rest go to the file
         // together, in one turn at its write lock.
-        if !durable && self.buffer.held_bytes() + self.buffer.dirty_bytes() <= self.hold_bytes {
+        if hold && !durable && self.buffer.held_bytes() + self.buffer.dirty_bytes() <= self.hold.budget() {
             self.buffer.hold();
             return Ok(txn);
         }

@@ -110,10 +110,10 @@ impl WriteBuffer {
 
     /// Drops the held entries that start in `[start, end)` without writing them (their pages
     /// were freed and no reader can reach them); their buffers are kept for reuse when no
-    /// reader still holds them. Returns how many entries were dropped.
-    pub fn release_held(&mut self, start: u64, end: u64) -> usize {
+    /// reader still holds them. Returns the bytes dropped.
+    pub fn release_held(&mut self, start: u64, end: u64) -> u64 {
         let gone = self.held.remove_range(start, end);
-        let count = gone.len();
+        let bytes = gone.iter().map(|(_, d)| d.len() as u64).sum();
         let most = SPARE_MAX_PAGES * self.cache.page_size() as usize;
         for (_, data) in gone {
             let Some(buf) = unique_buffer(data).filter(|b| b.len() <= most) else {
@@ -128,7 +128,7 @@ impl WriteBuffer {
                 self.spare.push(buf);
             }
         }
-        count
+        bytes
     }
 
     /// A buffer of one page to encode a page into before [`WriteBuffer::put`]:

@@ -1,0 +1,227 @@
+//! `HoldGate`: decides, commit by commit, whether a space holds the pages of its commits
+//! without durability in memory ([`crate::DbBuilder::hold_bytes`]), from how much of what it
+//! wrote lately its later commits freed.
+//!
+//! Holding pays when pages are freed before the budget fills, so they are never written:
+//! the root and upper branches that every commit rewrites, leaves that random updates revisit.
+//! It costs when nothing is freed: an append load (W1) writes the same bytes later, from
+//! buffers that have gone cold in the CPU's caches meanwhile (measured 0.70x-0.89x; see
+//! ARCHITECTURE.md, "Held pages"). So the gate keeps a shadow of the last `budget` bytes the
+//! space wrote or held, by offset, and counts the bytes each commit frees out of it: the bytes
+//! that holding with this budget would have spared (or did spare). It holds while, on
+//! average over the last commits, those are at least a quarter of the bytes the commits
+//! write, and stops below an eighth. The shadow is kept whether the space holds or not, so
+//! the gate needs no trial period and an append load never holds at all.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use crate::btree::PageId;
+
+/// Weight of the newest commit in the running averages: about the last eight commits count.
+const NEWEST_WEIGHT: f64 = 1.0 / 8.0;
+/// Holding starts when the freed share of the bytes written reaches this...
+const START_SHARE: f64 = 1.0 / 4.0;
+/// ...and stops when it falls below this.
+const STOP_SHARE: f64 = 1.0 / 8.0;
+
+/// See the module docs. Offsets are in pages.
+#[derive(Debug)]
+pub struct HoldGate {
+    budget: u64,
+    /// Entries written or held lately: start page -> (pages, sequence number).
+    recent: BTreeMap<PageId, (u64, u64)>,
+    /// The same entries, oldest first, with the sequence number each was noted under (an entry
+    /// noted again at the same start is a new one).
+    order: VecDeque<(PageId, u64)>,
+    recent_bytes: u64,
+    next_seq: u64,
+    page_size: u64,
+    /// Running averages of the bytes a commit writes and of those it frees out of `recent`.
+    avg_written: f64,
+    avg_freed: f64,
+    holding: bool,
+}
+
+impl HoldGate {
+    /// A gate for a space with this budget (0: never holds) and page size.
+    pub fn new(budget: u64, page_size: u64) -> Self {
+        Self {
+            budget,
+            recent: BTreeMap::new(),
+            order: VecDeque::new(),
+            recent_bytes: 0,
+            next_seq: 0,
+            page_size,
+            avg_written: 0.0,
+            avg_freed: 0.0,
+            holding: false,
+        }
+    }
+
+    /// The budget in bytes.
+    pub fn budget(&self) -> u64 {
+        self.budget
+    }
+
+    /// Takes one commit into account: `freed`, the runs it frees (as `(first page, pages)`),
+    /// and `written`, the entries it writes or holds. Returns whether a commit without
+    /// durability should hold its pages (the caller still checks the budget).
+    pub fn commit(
+        &mut self,
+        freed: &[(PageId, u64)],
+        written: impl IntoIterator<Item = (PageId, u64)>,
+    ) -> bool {
+        if self.budget == 0 {
+            return false;
+        }
+        let mut freed_bytes = 0;
+        for &(start, pages) in freed {
+            let inside: Vec<PageId> = self
+                .recent
+                .range(start..start.saturating_add(pages))
+                .map(|(&p, _)| p)
+                .collect();
+            for p in inside {
+                if let Some((n, _)) = self.recent.remove(&p) {
+                    freed_bytes += n * self.page_size;
+                    self.recent_bytes -= n * self.page_size;
+                }
+            }
+        }
+        let mut written_bytes = 0;
+        for (start, pages) in written {
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            if let Some((old, _)) = self.recent.insert(start, (pages, seq)) {
+                self.recent_bytes -= old * self.page_size;
+            }
+            self.order.push_back((start, seq));
+            self.recent_bytes += pages * self.page_size;
+            written_bytes += pages * self.page_size;
+        }
+        while self.recent_bytes > self.budget {
+            let Some((start, seq)) = self.order.pop_front() else {
+                break;
+            };
+            if self.recent.get(&start).is_some_and(|&(_, s)| s == seq) {
+                let (n, _) = self.recent.remove(&start).expect("just found");
+                self.recent_bytes -= n * self.page_size;
+            }
+        }
+        // Drop queue entries whose pages were freed or noted again, so it stays as long as
+        // `recent` (not as long as every entry ever noted).
+        if self.order.len() > 2 * self.recent.len() + 64 {
+            let recent = &self.recent;
+            self.order
+                .retain(|(start, seq)| recent.get(start).is_some_and(|&(_, s)| s == *seq));
+        }
+        self.avg_written += NEWEST_WEIGHT * (written_bytes as f64 - self.avg_written);
+        self.avg_freed += NEWEST_WEIGHT * (freed_bytes as f64 - self.avg_freed);
+        let share = if self.avg_written > 0.0 {
+            self.avg_freed / self.avg_written
+        } else {
+            0.0
+        };
+        self.holding = if self.holding {
+            share >= STOP_SHARE
+        } else {
+            share >= START_SHARE
+        };
+        self.holding
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PAGE: u64 = 4096;
+
+    /// Appends: every commit writes new pages and frees only a few (the right edge): the gate
+    /// never holds.
+    #[test]
+    fn appends_never_hold() {
+        let mut gate = HoldGate::new(64 << 20, PAGE);
+        let mut next = 0;
+        let mut edge: Vec<(PageId, u64)> = Vec::new();
+        for _ in 0..200 {
+            let mut written: Vec<(PageId, u64)> = (0..68).map(|i| (next + i * 4, 4)).collect();
+            next += 68 * 4;
+            let spine = vec![(next, 1), (next + 1, 1)];
+            next += 2;
+            written.extend(&spine);
+            assert!(!gate.commit(&edge, written));
+            edge = spine;
+        }
+    }
+
+    /// Rewriting the same pages commit after commit (the root, small transactions): the gate
+    /// holds from the first commits on.
+    #[test]
+    fn rewrites_hold() {
+        let mut gate = HoldGate::new(16 << 20, PAGE);
+        let mut prev: Vec<(PageId, u64)> = Vec::new();
+        let mut held = 0;
+        for c in 0..50u64 {
+            let written: Vec<(PageId, u64)> = (0..10).map(|i| (1000 + (c % 2) * 100 + i, 1)).collect();
+            if gate.commit(&prev, written.clone()) {
+                held += 1;
+            }
+            prev = written;
+        }
+        assert!(held >= 45, "held {held} of 50");
+    }
+
+    /// Pages freed long after they were written (more than the budget later) do not count:
+    /// with a budget too small for the distance between rewrites the gate does not hold, with
+    /// one large enough it does.
+    #[test]
+    fn the_budget_decides_which_frees_count() {
+        let run = |budget: u64| {
+            let mut gate = HoldGate::new(budget, PAGE);
+            // Each commit writes 100 one-page entries and frees the ones written 10 commits
+            // (1,000 pages) before.
+            let mut gens: VecDeque<Vec<(PageId, u64)>> = VecDeque::new();
+            let mut next = 0;
+            let mut held = 0;
+            for c in 0..200 {
+                let written: Vec<(PageId, u64)> = (0..100).map(|i| (next + i, 1)).collect();
+                next += 100;
+                let freed = if gens.len() == 10 {
+                    gens.pop_front().unwrap()
+                } else {
+                    Vec::new()
+                };
+                if gate.commit(&freed, written.clone()) && c >= 20 {
+                    held += 1;
+                }
+                gens.push_back(written);
+            }
+            held
+        };
+        assert_eq!(
+            run(100 * PAGE * 5),
+            0,
+            "rewrites come 10 commits later, the budget holds 5"
+        );
+        assert_eq!(run(100 * PAGE * 12), 180, "the budget holds 12 commits");
+        assert_eq!(run(0), 0, "no budget, no holding");
+    }
+
+    /// The shadow stays within its budget however many entries pass through it, and a freed
+    /// run that covers several entries counts them all.
+    #[test]
+    fn the_shadow_is_bounded_and_runs_cover_entries() {
+        let mut gate = HoldGate::new(64 * PAGE, PAGE);
+        for c in 0..1000u64 {
+            gate.commit(&[], (0..8).map(|i| (c * 8 + i, 1)));
+            assert!(gate.recent_bytes <= 64 * PAGE);
+            assert!(gate.order.len() <= 2 * gate.recent.len() + 64 + 8);
+        }
+        let last: Vec<(PageId, u64)> = (0..8).map(|i| (9000 + i * 2, 2)).collect();
+        gate.commit(&[], last);
+        let before = gate.recent_bytes;
+        gate.commit(&[(9000, 16)], std::iter::empty());
+        assert_eq!(before - gate.recent_bytes, 16 * PAGE);
+    }
+}
