@@ -39,6 +39,10 @@ pub struct History {
     pub opened: bool,
     /// Per column family.
     pub cfs: BTreeMap<String, CfHistory>,
+    /// Bytes of held pages (`DbBuilder::hold_bytes`) the live column families dropped
+    /// unwritten by the end of the run, since it last opened the database: shows that the
+    /// crash points cover commits whose pages were held.
+    pub held_dropped_bytes: u64,
 }
 
 fn builder() -> cf_store::DbBuilder {
@@ -63,6 +67,12 @@ pub fn run_to_crash(script: &Script, backend: Arc<CrashBackend>) -> History {
             break;
         }
     }
+    h.held_dropped_bytes = db
+        .list_cfs()
+        .iter()
+        .filter_map(|name| db.cf(name).ok())
+        .map(|cf| cf.stats().held_dropped_bytes)
+        .sum();
     h
 }
 
@@ -85,7 +95,7 @@ fn parallel(db: &Db, lists: &[Vec<Step>], h: &mut History) -> Result<(), Error> 
             .map(|list| {
                 let mut mine = History {
                     opened: true,
-                    cfs: BTreeMap::new(),
+                    ..History::default()
                 };
                 for step in list {
                     if let Step::Commit { cf, .. } | Step::Sync(cf) = step {
@@ -280,12 +290,12 @@ pub fn replay_command(f: &Failure) -> String {
     )
 }
 
-/// Mutating I/O calls of the whole script without a crash.
-pub fn total_calls(script: &Script) -> u64 {
+/// Mutating I/O calls of the whole script without a crash, and the bytes of held pages it
+/// dropped unwritten ([`History::held_dropped_bytes`]).
+pub fn total_calls(script: &Script) -> (u64, u64) {
     let backend = Arc::new(CrashBackend::new());
     let h = run_to_crash(script, backend.clone());
-    drop(h);
-    backend.mutating_calls()
+    (backend.mutating_calls(), h.held_dropped_bytes)
 }
 
 /// Crashes `script` at each of `points` and checks the images of every `image_seeds`.
