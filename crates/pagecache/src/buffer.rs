@@ -357,7 +357,7 @@ fn unique_buffer(data: Bytes) -> Option<Box<[u8]>> {
 mod tests {
     use super::*;
     use crate::CacheOptions;
-    use flush::{MemBackend, NoFreeSpace, PerPage};
+    use flush::{Backend, MemBackend, NoFreeSpace, PerPage};
 
     fn buffer() -> WriteBuffer {
         PageCache::new(
@@ -443,6 +443,99 @@ mod tests {
             &b.run_buffer(SPARE_MAX_PAGES + 1)[..],
             &vec![0u8; (SPARE_MAX_PAGES + 1) * 512][..]
         );
+    }
+
+    /// Held entries: readable through `held()` and not written; one released unwritten; the
+    /// next flush writes the rest with its own entries and empties the held pages, and the
+    /// file and the cache then have their bytes.
+    #[test]
+    fn held_entries_are_read_written_later_or_dropped() {
+        let backend = Arc::new(MemBackend::new());
+        let cache = PageCache::new(
+            backend.clone(),
+            CacheOptions::default()
+                .with_page_size(512)
+                .with_cache_on_flush(false),
+        )
+        .unwrap();
+        let mut b = cache.write_buffer();
+        b.put_copy(0, &[1; 512]).unwrap();
+        b.put_copy(1024, &[2; 1024]).unwrap();
+        b.put_copy(4096, &[3; 512]).unwrap();
+        b.hold();
+        assert!(b.is_empty());
+        assert_eq!(b.held_bytes(), 2048);
+        assert_eq!(&b.held().read(1536, 512).unwrap()[..], &[2u8; 512][..]);
+        assert_eq!(
+            backend.stats().snapshot().bytes_written,
+            0,
+            "holding writes nothing"
+        );
+        assert_eq!(
+            b.release_held(1024, 2048),
+            1024,
+            "the entry starting in the range"
+        );
+        assert_eq!(b.release_held(1024, 2048), 0);
+        assert!(b.held().read(1024, 512).is_none());
+        b.put_copy(8192, &[4; 512]).unwrap();
+        b.flush(&PerPage, &NoFreeSpace).unwrap();
+        assert_eq!(b.held_bytes(), 0);
+        assert_eq!(backend.stats().snapshot().bytes_written, 3 * 512);
+        let file = backend.contents();
+        assert_eq!(&file[0..512], &[1u8; 512][..]);
+        assert!(
+            file[1024..2048].iter().all(|&x| x == 0),
+            "the released entry was never written"
+        );
+        assert_eq!(&file[4096..4608], &[3u8; 512][..]);
+        assert_eq!(&cache.read_page(4096).unwrap()[..], &[3u8; 512][..]);
+    }
+
+    /// A failed flush leaves the held entries held (and readable); a retry writes them.
+    #[test]
+    fn a_failed_flush_keeps_held_entries() {
+        let faulty = Arc::new(flush::testing::FaultBackend::new(MemBackend::new()));
+        let cache = PageCache::new(faulty.clone(), CacheOptions::default().with_page_size(512)).unwrap();
+        let mut b = cache.write_buffer();
+        b.put_copy(512, &[5; 512]).unwrap();
+        b.hold();
+        b.put_copy(2048, &[6; 512]).unwrap();
+        faulty.fail_writes(libc::EIO);
+        assert!(b.flush(&PerPage, &NoFreeSpace).is_err());
+        assert_eq!(b.held_bytes(), 512);
+        assert_eq!(b.dirty_bytes(), 512);
+        assert_eq!(&b.held().read(512, 512).unwrap()[..], &[5u8; 512][..]);
+        faulty.heal_writes();
+        b.flush(&PerPage, &NoFreeSpace).unwrap();
+        assert_eq!((b.held_bytes(), b.dirty_bytes()), (0, 0));
+        assert_eq!(&faulty.inner().contents()[512..1024], &[5u8; 512][..]);
+    }
+
+    /// A released entry's buffer comes back from `page_buffer` unless a reader still holds
+    /// a slice of it.
+    #[test]
+    fn released_buffers_are_reused_unless_read() {
+        let cache = PageCache::new(
+            Arc::new(MemBackend::new()),
+            CacheOptions::default()
+                .with_page_size(512)
+                .with_cache_on_flush(false),
+        )
+        .unwrap();
+        let mut b = cache.write_buffer();
+        b.put_copy(0, &[7; 512]).unwrap();
+        b.put_copy(512, &[8; 512]).unwrap();
+        b.hold();
+        let reader = b.held().read(512, 512).unwrap();
+        b.release_held(0, 1024);
+        assert_eq!(&reader[..], &[8u8; 512][..], "the reader keeps its bytes");
+        assert_eq!(
+            &b.page_buffer()[..],
+            &[7u8; 512][..],
+            "the unread buffer is reused"
+        );
+        assert_eq!(&b.page_buffer()[..], &[0u8; 512][..], "the read one is not");
     }
 
     #[test]

@@ -48,11 +48,6 @@ impl HeldPages {
         (to <= data.len() as u64).then(|| PageRef::from(data.slice(from as usize..to as usize)))
     }
 
-    /// True when a held entry starts at `offset`.
-    pub fn contains(&self, offset: u64) -> bool {
-        self.bytes.load(Ordering::Acquire) != 0 && self.entries.read().contains_key(&offset)
-    }
-
     /// Bytes held.
     pub fn bytes(&self) -> u64 {
         self.bytes.load(Ordering::Acquire)
@@ -135,7 +130,6 @@ mod tests {
         assert!(held.read(2048, 1024).is_none(), "past the entry's end");
         assert!(held.read(2560, 512).is_none(), "between entries");
         assert!(held.read(512, 512).is_none(), "before the first entry");
-        assert!(held.contains(4096) && !held.contains(1536));
         // Replacing keeps the byte count exact; removing returns what was held.
         held.insert([(4096, Bytes::from(vec![8u8; 1024]))]);
         assert_eq!(held.bytes(), 5 * 512);
