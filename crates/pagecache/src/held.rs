@@ -88,26 +88,28 @@ impl HeldPages {
         }
         let mut entries = self.entries.write();
         let offsets: Vec<u64> = entries.range(start..end).map(|(&o, _)| o).collect();
-        let mut bytes = self.bytes.load(Ordering::Relaxed);
-        let removed: Vec<(u64, Bytes)> = offsets
-            .into_iter()
-            .filter_map(|o| entries.remove(&o).map(|d| (o, d)))
-            .inspect(|(_, d)| bytes -= d.len() as u64)
-            .collect();
-        self.bytes.store(bytes, Ordering::Release);
-        removed
+        self.take(&mut entries, offsets)
     }
 
     /// Removes the entries starting at `offsets` (those held), returning them.
     pub(crate) fn remove(&self, offsets: impl IntoIterator<Item = u64>) -> Vec<(u64, Bytes)> {
         let mut entries = self.entries.write();
-        let mut bytes = self.bytes.load(Ordering::Relaxed);
+        self.take(&mut entries, offsets)
+    }
+
+    /// Takes the entries at `offsets` out of `entries` (the locked map), keeping the byte
+    /// count exact.
+    fn take(
+        &self,
+        entries: &mut BTreeMap<u64, Bytes>,
+        offsets: impl IntoIterator<Item = u64>,
+    ) -> Vec<(u64, Bytes)> {
         let removed: Vec<(u64, Bytes)> = offsets
             .into_iter()
             .filter_map(|o| entries.remove(&o).map(|d| (o, d)))
-            .inspect(|(_, d)| bytes -= d.len() as u64)
             .collect();
-        self.bytes.store(bytes, Ordering::Release);
+        let gone: u64 = removed.iter().map(|(_, d)| d.len() as u64).sum();
+        self.bytes.fetch_sub(gone, Ordering::AcqRel);
         removed
     }
 }
