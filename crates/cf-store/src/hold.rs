@@ -12,6 +12,11 @@
 //! average over the last commits, those are at least a quarter of the bytes the commits
 //! write, and stops below an eighth. The shadow is kept whether the space holds or not, so
 //! the gate needs no trial period and an append load never holds at all.
+//!
+//! It counts pages when a commit frees them, not when they can be reused: a snapshot kept
+//! open for many commits keeps the freed held pages from being dropped, and they are written
+//! at the budget after all. Holding then costs what it costs an append load; a store that
+//! keeps long snapshots open while writing without durability can set the budget to 0.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -19,6 +24,9 @@ use crate::btree::PageId;
 
 /// Weight of the newest commit in the running averages: about the last eight commits count.
 const NEWEST_WEIGHT: f64 = 1.0 / 8.0;
+/// The shadow spans the budget, up to this: a gate with a huge budget and an append load
+/// would otherwise remember every page ever written.
+const MAX_SHADOW_BYTES: u64 = 1 << 30;
 /// Holding starts when the freed share of the bytes written reaches this...
 const START_SHARE: f64 = 1.0 / 4.0;
 /// ...and stops when it falls below this.
@@ -99,7 +107,7 @@ impl HoldGate {
             self.recent_bytes += pages * self.page_size;
             written_bytes += pages * self.page_size;
         }
-        while self.recent_bytes > self.budget {
+        while self.recent_bytes > self.budget.min(MAX_SHADOW_BYTES) {
             let Some((start, seq)) = self.order.pop_front() else {
                 break;
             };

@@ -111,6 +111,10 @@ impl Space {
             return;
         };
         let ps = core.page_size as u64;
+        // Held pages go out with this flush too; the highest of them stands for all (pages
+        // below it are readied with it, which changes no byte).
+        let held_end = self.buffer.held().end().div_ceil(ps);
+        let held = (held_end > next).then_some((held_end.saturating_sub(1), held_end));
         let Some(hi) = self
             .buffer
             .iter()
@@ -120,6 +124,7 @@ impl Space {
                     offset.saturating_add(bytes.len() as u64).div_ceil(ps),
                 )
             })
+            .chain(held)
             .filter(|&(first, past)| past > next && first < end)
             .map(|(_, past)| past.min(end))
             .max()
@@ -187,14 +192,18 @@ impl Space {
     /// drops those of them still held unwritten: nothing will ever read them.
     pub fn reclaim(&mut self) {
         let page_size = u64::from(self.buffer.cache().page_size());
-        let (buffer, dropped) = (&mut self.buffer, &mut self.held_dropped_bytes);
+        let holding = self.buffer.held_bytes() != 0;
         // A run made reusable may cover several nodes (adjacent frees merge).
-        let mut release = |page: PageId, pages: u64| {
-            if buffer.held_bytes() != 0 {
-                *dropped += buffer.release_held(page * page_size, (page + pages) * page_size);
-            }
-        };
-        self.alloc.reclaim(self.durable_txn, &mut release);
+        let mut runs = Vec::new();
+        self.alloc
+            .reclaim(self.durable_txn, &mut |page: PageId, pages: u64| {
+                if holding {
+                    runs.push((page * page_size, (page + pages) * page_size));
+                }
+            });
+        if !runs.is_empty() {
+            self.held_dropped_bytes += self.buffer.release_held(&runs);
+        }
     }
 
     /// Writes the pages this space's commits hold (no slot, no sync).

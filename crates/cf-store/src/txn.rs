@@ -17,8 +17,11 @@ use crate::{Error, Result};
 /// When a commit returns, how safe is it?
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Durability {
-    /// Pages are written to the OS; no slot, no sync. The commit is visible to readers at
-    /// once, and survives a clean close, but a crash may lose it (never partially).
+    /// No slot, no sync. The commit is visible to readers at once, and survives a clean
+    /// close, but a crash may lose it (never partially). Its pages go to the OS at once, or,
+    /// while the column family's commits free enough of what they wrote, are held in memory
+    /// until a later commit writes them ([`crate::DbBuilder::hold_bytes`]);
+    /// [`crate::ColumnFamily::flush`] hands them to the OS.
     None,
     /// Pages and the commit slot are written, then synced (shared with concurrent
     /// committers): the commit survives a crash.

@@ -108,27 +108,45 @@ impl WriteBuffer {
             .insert(self.pages.drain(..).map(|(o, d)| (o, Bytes::from(d))));
     }
 
-    /// Drops the held entries that start in `[start, end)` without writing them (their pages
-    /// were freed and no reader can reach them); their buffers are kept for reuse when no
-    /// reader still holds them. Returns the bytes dropped.
-    pub fn release_held(&mut self, start: u64, end: u64) -> u64 {
-        let gone = self.held.remove_range(start, end);
+    /// Drops the held entries that start in any of the byte ranges `[start, end)` without
+    /// writing them (their pages were freed and no reader can reach them); their buffers are
+    /// kept for reuse when no reader still holds them. Returns the bytes dropped.
+    pub fn release_held(&mut self, ranges: &[(u64, u64)]) -> u64 {
+        let gone: Vec<(u64, Bytes)> = ranges
+            .iter()
+            .flat_map(|&(start, end)| self.held.remove_range(start, end))
+            .collect();
+        if gone.is_empty() {
+            return 0;
+        }
         let bytes = gone.iter().map(|(_, d)| d.len() as u64).sum();
         let most = SPARE_MAX_PAGES * self.cache.page_size() as usize;
-        for (_, data) in gone {
-            let Some(buf) = unique_buffer(data).filter(|b| b.len() <= most) else {
-                continue;
-            };
-            let kept = self.spare.iter().map(|b| b.len() as u64).sum::<u64>();
-            let want = kept + buf.len() as u64;
-            if want > self.spare_budget {
-                self.spare_budget += self.cache.reserve_spare(want - self.spare_budget);
-            }
-            if want <= self.spare_budget {
+        let returned: Vec<Box<[u8]>> = gone
+            .into_iter()
+            .filter_map(|(_, data)| unique_buffer(data))
+            .filter(|buf| buf.len() <= most)
+            .collect();
+        self.keep_spares(returned);
+        bytes
+    }
+
+    /// Keeps as many of `returned` as spares as the budget allows, reserving only what this
+    /// buffer lacks; frees the rest.
+    fn keep_spares(&mut self, returned: Vec<Box<[u8]>>) {
+        if returned.is_empty() {
+            return;
+        }
+        let mut kept = self.spare.iter().map(|b| b.len() as u64).sum::<u64>();
+        let want = kept + returned.iter().map(|b| b.len() as u64).sum::<u64>();
+        if want > self.spare_budget {
+            self.spare_budget += self.cache.reserve_spare(want - self.spare_budget);
+        }
+        for buf in returned {
+            if kept + buf.len() as u64 <= self.spare_budget {
+                kept += buf.len() as u64;
                 self.spare.push(buf);
             }
         }
-        bytes
     }
 
     /// A buffer of one page to encode a page into before [`WriteBuffer::put`]:
@@ -318,18 +336,7 @@ impl WriteBuffer {
                             .filter(|buf| buf.len() <= most),
                     );
                 }
-                // Keep as many as the budget allows, reserving only what this buffer lacks.
-                let mut kept = self.spare.iter().map(|b| b.len() as u64).sum::<u64>();
-                let want = kept + returned.iter().map(|b| b.len() as u64).sum::<u64>();
-                if want > self.spare_budget {
-                    self.spare_budget += self.cache.reserve_spare(want - self.spare_budget);
-                }
-                for buf in returned {
-                    if kept + buf.len() as u64 <= self.spare_budget {
-                        kept += buf.len() as u64;
-                        self.spare.push(buf);
-                    }
-                }
+                self.keep_spares(returned);
                 self.trim_spare_budget();
                 Ok(report)
             }
@@ -472,11 +479,11 @@ mod tests {
             "holding writes nothing"
         );
         assert_eq!(
-            b.release_held(1024, 2048),
+            b.release_held(&[(1024, 2048)]),
             1024,
             "the entry starting in the range"
         );
-        assert_eq!(b.release_held(1024, 2048), 0);
+        assert_eq!(b.release_held(&[(1024, 2048), (9000, 9512)]), 0);
         assert!(b.held().read(1024, 512).is_none());
         b.put_copy(8192, &[4; 512]).unwrap();
         b.flush(&PerPage, &NoFreeSpace).unwrap();
@@ -528,7 +535,7 @@ mod tests {
         b.put_copy(512, &[8; 512]).unwrap();
         b.hold();
         let reader = b.held().read(512, 512).unwrap();
-        b.release_held(0, 1024);
+        b.release_held(&[(0, 1024)]);
         assert_eq!(&reader[..], &[8u8; 512][..], "the reader keeps its bytes");
         assert_eq!(
             &b.page_buffer()[..],

@@ -53,6 +53,17 @@ impl HeldPages {
         self.bytes.load(Ordering::Acquire)
     }
 
+    /// The byte offset just past the highest held entry (0 when nothing is held).
+    pub fn end(&self) -> u64 {
+        if self.is_empty() {
+            return 0;
+        }
+        self.entries
+            .read()
+            .last_key_value()
+            .map_or(0, |(&o, d)| o.saturating_add(d.len() as u64))
+    }
+
     /// Entries held.
     pub fn len(&self) -> usize {
         self.entries.read().len()
@@ -126,6 +137,7 @@ mod tests {
         held.insert([(1024, Bytes::from(run)), (4096, Bytes::from(vec![9u8; 512]))]);
         assert_eq!(held.bytes(), 4 * 512);
         assert_eq!(held.len(), 2);
+        assert_eq!(held.end(), 4096 + 512);
         assert_eq!(&held.read(1024, 512).unwrap()[..], &[1u8; 512][..]);
         assert_eq!(&held.read(1536, 1024).unwrap()[..512], &[2u8; 512][..]);
         assert_eq!(&held.read(2048, 512).unwrap()[..], &[3u8; 512][..]);
