@@ -15,8 +15,10 @@
 //!
 //! It counts pages when a commit frees them, not when they can be reused: a snapshot kept
 //! open for many commits keeps the freed held pages from being dropped, and they are written
-//! at the budget after all. Holding then costs what it costs an append load; a store that
-//! keeps long snapshots open while writing without durability can set the budget to 0.
+//! at the budget after all. So the gate also checks each window (the commits held between
+//! two writes of everything held, if they held at least a quarter of the budget): when
+//! less than an eighth of what it held was dropped unwritten, it writes every commit at once
+//! for the next 16 commits, then 32, and so on up to 1,024, until a window pays again.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -27,6 +29,10 @@ const NEWEST_WEIGHT: f64 = 1.0 / 8.0;
 /// The shadow spans the budget, up to this: a gate with a huge budget and an append load
 /// would otherwise remember every page ever written.
 const MAX_SHADOW_BYTES: u64 = 1 << 30;
+/// Commits written at once after the first window that did not pay, doubling after each
+/// further one up to [`MAX_BACKOFF`].
+const MIN_BACKOFF: u64 = 16;
+const MAX_BACKOFF: u64 = 1024;
 /// Holding starts when the freed share of the bytes written reaches this...
 const START_SHARE: f64 = 1.0 / 4.0;
 /// ...and stops when it falls below this.
@@ -48,6 +54,12 @@ pub struct HoldGate {
     avg_written: f64,
     avg_freed: f64,
     holding: bool,
+    /// Bytes held since everything held was last written, and of them dropped unwritten.
+    window_held: u64,
+    window_dropped: u64,
+    /// Commits still to write at once after a window that did not pay, and the next pause.
+    skip: u64,
+    backoff: u64,
 }
 
 impl HoldGate {
@@ -63,7 +75,36 @@ impl HoldGate {
             avg_written: 0.0,
             avg_freed: 0.0,
             holding: false,
+            window_held: 0,
+            window_dropped: 0,
+            skip: 0,
+            backoff: MIN_BACKOFF,
         }
+    }
+
+    /// A commit held `bytes`.
+    pub fn held(&mut self, bytes: u64) {
+        self.window_held += bytes;
+    }
+
+    /// Held pages of `bytes` were dropped unwritten.
+    pub fn dropped(&mut self, bytes: u64) {
+        self.window_dropped += bytes;
+    }
+
+    /// Everything held was written: the window ends. One that held at least a quarter of
+    /// the budget and dropped less than an eighth of it pauses holding.
+    pub fn written(&mut self) {
+        if self.window_held >= self.budget / 4 && self.window_held > 0 {
+            if self.window_dropped.saturating_mul(8) < self.window_held {
+                self.skip = self.backoff;
+                self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+            } else {
+                self.backoff = MIN_BACKOFF;
+            }
+        }
+        self.window_held = 0;
+        self.window_dropped = 0;
     }
 
     /// The budget in bytes.
@@ -135,6 +176,10 @@ impl HoldGate {
         } else {
             share >= START_SHARE
         };
+        if self.skip > 0 {
+            self.skip -= 1;
+            return false;
+        }
         self.holding
     }
 }
@@ -214,6 +259,52 @@ mod tests {
         );
         assert_eq!(run(100 * PAGE * 12), 180, "the budget holds 12 commits");
         assert_eq!(run(0), 0, "no budget, no holding");
+    }
+
+    /// Windows that drop nothing (their frees pinned by a snapshot) pause holding for 16
+    /// commits, then 32; one that pays ends the pauses.
+    #[test]
+    fn windows_that_drop_nothing_pause_holding() {
+        let budget = 64 * PAGE;
+        let mut gate = HoldGate::new(budget, PAGE);
+        let mut prev: Vec<(PageId, u64)> = Vec::new();
+        let mut step = |gate: &mut HoldGate, c: u64| {
+            let written: Vec<(PageId, u64)> = (0..8).map(|i| (1000 + (c % 2) * 100 + i, 1)).collect();
+            let hold = gate.commit(&prev, written.clone());
+            prev = written;
+            hold
+        };
+        let mut c = 0;
+        while !step(&mut gate, c) {
+            c += 1;
+        }
+        // A window of the whole budget with nothing dropped.
+        gate.held(budget);
+        gate.written();
+        let paused = (0..16).filter(|i| step(&mut gate, c + 1 + i)).count();
+        assert_eq!(paused, 0, "16 commits written at once");
+        assert!(step(&mut gate, c + 17), "then it holds again");
+        gate.held(budget);
+        gate.written();
+        assert_eq!(
+            (0..32).filter(|i| step(&mut gate, c + 18 + i)).count(),
+            0,
+            "then 32"
+        );
+        // A window that pays resets the pause; one too small to judge changes nothing.
+        gate.held(budget);
+        gate.dropped(budget / 2);
+        gate.written();
+        gate.held(budget / 8);
+        gate.written();
+        assert!(step(&mut gate, c + 100));
+        gate.held(budget);
+        gate.written();
+        assert_eq!(
+            (0..16).filter(|i| step(&mut gate, c + 101 + i)).count(),
+            0,
+            "16 again"
+        );
     }
 
     /// The shadow stays within its budget however many entries pass through it, and a freed

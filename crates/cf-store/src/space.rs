@@ -202,7 +202,9 @@ impl Space {
                 }
             });
         if !runs.is_empty() {
-            self.held_dropped_bytes += self.buffer.release_held(&runs);
+            let dropped = self.buffer.release_held(&runs);
+            self.held_dropped_bytes += dropped;
+            self.hold.dropped(dropped);
         }
     }
 
@@ -222,6 +224,7 @@ impl Space {
         // commit may free some of them before they are written, and the rest go to the file
         // together, in one turn at its write lock.
         if hold && !durable && self.buffer.held_bytes() + self.buffer.dirty_bytes() <= self.hold.budget() {
+            self.hold.held(self.buffer.dirty_bytes());
             self.buffer.hold();
             return Ok(txn);
         }
@@ -262,7 +265,11 @@ impl Space {
         }
         let alloc = &self.alloc;
         let oracle = |start: u64, end: u64| alloc.is_free(start / page_size, end / page_size);
+        let had_held = self.buffer.held_bytes() != 0;
         let report = self.buffer.flush(&*self.policy, &oracle)?;
+        if had_held {
+            self.hold.written();
+        }
         self.flushed_runs += report.runs;
         self.flushed_page_bytes += report.page_bytes;
         self.flushed_gap_bytes += report.gap_bytes;

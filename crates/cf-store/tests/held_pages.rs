@@ -126,6 +126,50 @@ fn an_append_load_holds_nothing() {
     assert_eq!(contents(&cf), model);
 }
 
+/// A snapshot kept open pins every page the later commits free, so held pages cannot be
+/// dropped: after a window that dropped nothing the column family stops holding for a
+/// while, and once the snapshot is gone holding pays again.
+#[test]
+fn a_long_snapshot_pauses_holding() {
+    let backend = Arc::new(MemBackend::new());
+    let db = open(backend, 64 << 10);
+    let cf = db.create_cf("cf", CfOptions::default()).unwrap();
+    let mut model = Model::new();
+    put(&cf, 0..50, 0, Durability::Immediate, &mut model);
+    let snapshot = cf.begin_read().unwrap();
+    let pinned = model.clone();
+    let mut held_after: Vec<bool> = Vec::new();
+    for round in 1..=80u8 {
+        put(&cf, 0..50, round, Durability::None, &mut model);
+        held_after.push(cf.stats().held_bytes > 0);
+    }
+    assert_eq!(
+        cf.stats().held_dropped_bytes,
+        0,
+        "the snapshot pins every freed page"
+    );
+    let first = held_after
+        .iter()
+        .position(|&h| h)
+        .expect("the rewrites make it hold");
+    let longest_pause = held_after[first..]
+        .split(|&h| h)
+        .map(<[bool]>::len)
+        .max()
+        .unwrap_or(0);
+    assert!(longest_pause >= 16, "held after each commit: {held_after:?}");
+    {
+        let t = snapshot.open_table("t").unwrap();
+        assert_eq!(t.iter().map(|e| e.unwrap()).collect::<Model>(), pinned);
+    }
+    drop(snapshot);
+    for round in 81..=250u8 {
+        put(&cf, 0..50, round, Durability::None, &mut model);
+    }
+    assert!(cf.stats().held_dropped_bytes > 0, "{:?}", cf.stats());
+    assert_eq!(contents(&cf), model);
+}
+
 /// A durable commit writes every held page before its slot: the file as it stands right after
 /// it (a crash image with nothing more written) opens to exactly that commit.
 #[test]
