@@ -274,6 +274,9 @@ impl DbBuilder {
             backend.clone(),
             CacheOptions::default()
                 .with_page_size(page_size)
+                // Held pages come back as spare buffers when a flush writes them: keep up to a
+                // budget's worth, or the next commits allocate (and zero) them all again.
+                .with_spare_bytes(CacheOptions::default().spare_bytes.max(self.hold_bytes))
                 .with_cache_bytes(self.cache_bytes)
                 .with_cache_on_flush(self.cache_written_pages)
                 .with_read_path(self.read_path),

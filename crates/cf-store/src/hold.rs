@@ -20,7 +20,9 @@
 //! less than an eighth of what it held was dropped unwritten, it writes every commit at once
 //! for the next 16 commits, then 32, and so on up to 1,024, until a window pays again.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
+
+use rustc_hash::FxHashMap;
 
 use crate::btree::PageId;
 
@@ -43,7 +45,7 @@ const STOP_SHARE: f64 = 1.0 / 8.0;
 pub struct HoldGate {
     budget: u64,
     /// Entries written or held lately: start page -> (pages, sequence number).
-    recent: BTreeMap<PageId, (u64, u64)>,
+    recent: FxHashMap<PageId, (u64, u64)>,
     /// The same entries, oldest first, with the sequence number each was noted under (an entry
     /// noted again at the same start is a new one).
     order: VecDeque<(PageId, u64)>,
@@ -67,7 +69,7 @@ impl HoldGate {
     pub fn new(budget: u64, page_size: u64) -> Self {
         Self {
             budget,
-            recent: BTreeMap::new(),
+            recent: FxHashMap::default(),
             order: VecDeque::new(),
             recent_bytes: 0,
             next_seq: 0,
@@ -112,8 +114,8 @@ impl HoldGate {
         self.budget
     }
 
-    /// Takes one commit into account: `freed`, the runs it frees (as `(first page, pages)`),
-    /// and `written`, the entries it writes or holds. Returns whether a commit without
+    /// Takes one commit into account: `freed`, the runs it frees (as `(first page, pages)`;
+    /// adjacent nodes' runs merged), and `written`, the entries it writes or holds. Returns whether a commit without
     /// durability should hold its pages (the caller still checks the budget).
     pub fn commit(
         &mut self,
@@ -125,15 +127,17 @@ impl HoldGate {
         }
         let mut freed_bytes = 0;
         for &(start, pages) in freed {
-            let inside: Vec<PageId> = self
-                .recent
-                .range(start..start.saturating_add(pages))
-                .map(|(&p, _)| p)
-                .collect();
-            for p in inside {
-                if let Some((n, _)) = self.recent.remove(&p) {
-                    freed_bytes += n * self.page_size;
-                    self.recent_bytes -= n * self.page_size;
+            // A run is whole nodes: probe each page that could start one.
+            let end = start.saturating_add(pages);
+            let mut p = start;
+            while p < end {
+                match self.recent.remove(&p) {
+                    Some((n, _)) => {
+                        freed_bytes += n * self.page_size;
+                        self.recent_bytes -= n * self.page_size;
+                        p = p.saturating_add(n.max(1));
+                    }
+                    None => p += 1,
                 }
             }
         }
@@ -308,7 +312,7 @@ mod tests {
     }
 
     /// The shadow stays within its budget however many entries pass through it, and a freed
-    /// run that covers several entries counts them all.
+    /// run counts every entry that starts in it.
     #[test]
     fn the_shadow_is_bounded_and_runs_cover_entries() {
         let mut gate = HoldGate::new(64 * PAGE, PAGE);
@@ -320,7 +324,7 @@ mod tests {
         let last: Vec<(PageId, u64)> = (0..8).map(|i| (9000 + i * 2, 2)).collect();
         gate.commit(&[], last);
         let before = gate.recent_bytes;
-        gate.commit(&[(9000, 16)], std::iter::empty());
-        assert_eq!(before - gate.recent_bytes, 16 * PAGE);
+        gate.commit(&[(9000, 6), (9100, 1)], std::iter::empty());
+        assert_eq!(before - gate.recent_bytes, 6 * PAGE);
     }
 }
