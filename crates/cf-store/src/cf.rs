@@ -248,8 +248,10 @@ impl ColumnFamily {
     }
 
     /// Writes the pages of its commits that it holds in memory ([`crate::DbBuilder::
-    /// hold_bytes`]) to the file, without a slot or a sync: afterwards its commits are in the
-    /// OS, as if none had been held. Waits for an open writer.
+    /// hold_bytes`]) to the file, without a slot or a sync: afterwards its commits' pages are
+    /// in the OS, as if none had been held, and their memory is free. It makes no commit
+    /// durable (only [`ColumnFamily::sync`] and a durable commit write a slot). Waits for an
+    /// open writer.
     pub fn flush(&self) -> Result<()> {
         self.shared.check_alive()?;
         let mut space = self.shared.writer.lock();
