@@ -15,10 +15,11 @@
 //!
 //! It counts pages when a commit frees them, not when they can be reused: a snapshot kept
 //! open for many commits keeps the freed held pages from being dropped, and they are written
-//! at the budget after all. So the gate also checks each window (the commits held between
-//! two writes of everything held, if they held at least a quarter of the budget): when
-//! less than an eighth of what it held was dropped unwritten, it writes every commit at once
-//! for the next 16 commits, then 32, and so on up to 1,024, until a window pays again.
+//! at the budget after all. So the gate also judges each window (a budget's worth of bytes
+//! held, or what was held before everything held was written, if that is at least a quarter
+//! of the budget): when less than an eighth of what it held was dropped unwritten, it
+//! writes every commit at once for the next 16 commits, then 32, and so on up to 1,024,
+//! until a window pays again.
 
 use std::collections::VecDeque;
 
@@ -84,9 +85,13 @@ impl HoldGate {
         }
     }
 
-    /// A commit held `bytes`.
+    /// A commit held `bytes`. A budget's worth held ends a window (held pages are written
+    /// oldest first as new ones come, so a window need not end with everything written).
     pub fn held(&mut self, bytes: u64) {
         self.window_held += bytes;
+        if self.window_held >= self.budget {
+            self.judge();
+        }
     }
 
     /// Held pages of `bytes` were dropped unwritten.
@@ -94,9 +99,14 @@ impl HoldGate {
         self.window_dropped += bytes;
     }
 
-    /// Everything held was written: the window ends. One that held at least a quarter of
-    /// the budget and dropped less than an eighth of it pauses holding.
+    /// Everything held was written: the window ends.
     pub fn written(&mut self) {
+        self.judge();
+    }
+
+    /// Ends a window. One that held at least a quarter of the budget and dropped less than
+    /// an eighth of it pauses holding.
+    fn judge(&mut self) {
         if self.window_held >= self.budget / 4 && self.window_held > 0 {
             if self.window_dropped.saturating_mul(8) < self.window_held {
                 self.skip = self.backoff;
@@ -282,13 +292,13 @@ mod tests {
         while !step(&mut gate, c) {
             c += 1;
         }
-        // A window of the whole budget with nothing dropped.
+        // A window of the whole budget with nothing dropped (it ends when a budget's worth
+        // was held, with or without a write of everything).
         gate.held(budget);
-        gate.written();
         let paused = (0..16).filter(|i| step(&mut gate, c + 1 + i)).count();
         assert_eq!(paused, 0, "16 commits written at once");
         assert!(step(&mut gate, c + 17), "then it holds again");
-        gate.held(budget);
+        gate.held(budget / 2);
         gate.written();
         assert_eq!(
             (0..32).filter(|i| step(&mut gate, c + 18 + i)).count(),
@@ -296,14 +306,12 @@ mod tests {
             "then 32"
         );
         // A window that pays resets the pause; one too small to judge changes nothing.
-        gate.held(budget);
         gate.dropped(budget / 2);
-        gate.written();
+        gate.held(budget);
         gate.held(budget / 8);
         gate.written();
         assert!(step(&mut gate, c + 100));
         gate.held(budget);
-        gate.written();
         assert_eq!(
             (0..16).filter(|i| step(&mut gate, c + 101 + i)).count(),
             0,

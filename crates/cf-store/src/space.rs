@@ -221,10 +221,26 @@ impl Space {
         let page_size = core.page_size as u64;
         let next_slot = 1 - self.durable_slot;
         // A commit without a slot may keep its pages in memory, within the budget: a later
-        // commit may free some of them before they are written, and the rest go to the file
-        // together, in one turn at its write lock.
-        if hold && !durable && self.buffer.held_bytes() + self.buffer.dirty_bytes() <= self.hold.budget() {
-            self.hold.held(self.buffer.dirty_bytes());
+        // commit may free some of them before they are written. When the budget is full, the
+        // oldest held pages (the least likely to be freed soon) are written to make room, a
+        // commit's worth at a time, so no commit waits for the whole budget.
+        let commit_bytes = self.buffer.dirty_bytes();
+        if hold && !durable && commit_bytes <= self.hold.budget() {
+            let budget = self.hold.budget();
+            if self.buffer.held_bytes() + commit_bytes > budget {
+                // Pages no reader needs any more go first, unwritten.
+                self.reclaim();
+            }
+            let over = (self.buffer.held_bytes() + commit_bytes).saturating_sub(budget);
+            if over > 0 {
+                let alloc = &self.alloc;
+                let oracle = |start: u64, end: u64| alloc.is_free(start / page_size, end / page_size);
+                let report = self.buffer.flush_oldest(over, &*self.policy, &oracle)?;
+                self.flushed_runs += report.runs;
+                self.flushed_page_bytes += report.page_bytes;
+                self.flushed_gap_bytes += report.gap_bytes;
+            }
+            self.hold.held(commit_bytes);
             self.buffer.hold();
             return Ok(txn);
         }

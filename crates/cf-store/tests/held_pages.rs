@@ -234,6 +234,48 @@ fn sync_writes_held_pages_before_the_slot_in_calls_of_their_own() {
     assert_eq!(contents(&open(Arc::new(image), 0).cf("cf").unwrap()), model);
 }
 
+/// Once the budget is full, each commit writes only the oldest held pages, about its own
+/// size, so no commit waits for a whole budget of writes; what is held stays at the budget.
+#[test]
+fn a_full_budget_writes_the_oldest_pages_a_commit_at_a_time() {
+    let budget = 256 << 10;
+    let backend = Arc::new(MemBackend::new());
+    let db = open(backend.clone(), budget);
+    let cf = db.create_cf("cf", CfOptions::default()).unwrap();
+    let mut model = Model::new();
+    put(&cf, 0..3000, 0, Durability::Immediate, &mut model);
+    let mut rng = 7u64;
+    let mut largest = 0;
+    for round in 1..=120u8 {
+        // Scattered rewrites: each commit dirties many leaves, some rewritten soon after.
+        let keys: Vec<u64> = (0..40)
+            .map(|_| {
+                rng = rng
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (rng >> 33) % 600
+            })
+            .collect();
+        let before = written(&db);
+        put(&cf, keys, round, Durability::None, &mut model);
+        let held = cf.stats().held_bytes;
+        assert!(held <= budget, "{held} held with a budget of {budget}");
+        if round > 60 {
+            largest = largest.max(written(&db) - before);
+        }
+    }
+    assert!(cf.stats().held_dropped_bytes > 0, "{:?}", cf.stats());
+    assert!(largest > 0, "the budget filled");
+    assert!(
+        largest < budget / 2,
+        "a commit wrote {largest} bytes with a budget of {budget}"
+    );
+    assert_eq!(contents(&cf), model);
+    db.close().unwrap();
+    drop((cf, db));
+    assert_eq!(contents(&open(backend, 0).cf("cf").unwrap()), model);
+}
+
 /// A budget of a few commits: whenever holding one more commit would pass it, that commit
 /// writes everything held, so the held bytes stay within the budget plus one commit and the
 /// file is written every few commits.

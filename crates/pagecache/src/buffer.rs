@@ -1,7 +1,7 @@
 //! `WriteBuffer`: one writer's dirty pages, kept in insertion order and flushed through a
 //! `FlushPolicy`; on success the pages move into the shared read cache without copying.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 
@@ -52,6 +52,10 @@ pub struct WriteBuffer {
     spare_budget: u64,
     /// Entries of earlier commits held in memory, unwritten ([`WriteBuffer::hold`]).
     held: Arc<HeldPages>,
+    /// Offsets of held entries, oldest first, for [`WriteBuffer::flush_oldest`]. Entries
+    /// released or written since stay until they reach the front (or the queue is
+    /// compacted) and are passed over then.
+    held_order: VecDeque<u64>,
 }
 
 impl fmt::Debug for WriteBuffer {
@@ -82,6 +86,7 @@ impl WriteBuffer {
             spare: Vec::new(),
             spare_budget: 0,
             held: Arc::new(HeldPages::default()),
+            held_order: VecDeque::new(),
         }
     }
 
@@ -104,8 +109,26 @@ impl WriteBuffer {
     pub fn hold(&mut self) {
         self.ends.clear();
         self.dirty_bytes = 0;
+        self.held_order.extend(self.pages.keys().copied());
         self.held
             .insert(self.pages.drain(..).map(|(o, d)| (o, Bytes::from(d))));
+        if self.held_order.len() > 2 * self.held.len() + 64 {
+            self.compact_held_order();
+        }
+    }
+
+    /// Keeps in the queue only the offsets held now, each at its newest place (an offset
+    /// freed and held again is queued again, and its age is that of its newest hold).
+    fn compact_held_order(&mut self) {
+        let live = self.held.offsets();
+        let mut seen = std::collections::HashSet::with_capacity(live.len());
+        let mut kept = VecDeque::with_capacity(live.len());
+        for &offset in self.held_order.iter().rev() {
+            if live.contains(&offset) && seen.insert(offset) {
+                kept.push_front(offset);
+            }
+        }
+        self.held_order = kept;
     }
 
     /// Drops the held entries that start in any of the byte ranges `[start, end)` without
@@ -297,14 +320,64 @@ impl WriteBuffer {
         } else {
             self.held.snapshot()
         };
-        if self.pages.is_empty() && held.is_empty() {
+        let report = self.write(held, true, policy, gaps)?;
+        self.held_order.clear();
+        Ok(report)
+    }
+
+    /// Writes the oldest held entries, at least `bytes` of them (or all), and nothing else:
+    /// room for a commit to hold its own pages within a budget, made a commit's worth at a
+    /// time. As [`WriteBuffer::flush`] for the entries it writes; on failure they stay held
+    /// and stay the oldest.
+    pub fn flush_oldest(
+        &mut self,
+        bytes: u64,
+        policy: &dyn FlushPolicy,
+        gaps: &dyn GapOracle,
+    ) -> Result<FlushReport> {
+        let (mut picked, mut sum) = (Vec::new(), 0u64);
+        // An offset held again after a release is in the queue twice: take it once.
+        let mut seen = std::collections::HashSet::new();
+        while sum < bytes {
+            let Some(offset) = self.held_order.pop_front() else {
+                break;
+            };
+            if !seen.insert(offset) {
+                continue;
+            }
+            if let Some(data) = self.held.get(offset) {
+                sum += data.len() as u64;
+                picked.push((offset, data));
+            }
+        }
+        let offsets: Vec<u64> = picked.iter().map(|&(o, _)| o).collect();
+        self.write(picked, false, policy, gaps).inspect_err(|_| {
+            for &o in offsets.iter().rev() {
+                self.held_order.push_front(o);
+            }
+        })
+    }
+
+    /// Writes `held` (entries of the held pages) and, with `own`, this buffer's entries;
+    /// see [`WriteBuffer::flush`].
+    fn write(
+        &mut self,
+        held: Vec<(u64, Bytes)>,
+        own: bool,
+        policy: &dyn FlushPolicy,
+        gaps: &dyn GapOracle,
+    ) -> Result<FlushReport> {
+        let own_pages = if own { self.pages.len() } else { 0 };
+        if own_pages == 0 && held.is_empty() {
             return Ok(FlushReport::default());
         }
         let outcome = {
-            let entries = held
-                .iter()
-                .map(|(o, d)| DirtyPage::new(*o, d))
-                .chain(self.pages.iter().map(|(&o, d)| DirtyPage::new(o, d)));
+            let entries = held.iter().map(|(o, d)| DirtyPage::new(*o, d)).chain(
+                self.pages
+                    .iter()
+                    .take(own_pages)
+                    .map(|(&o, d)| DirtyPage::new(o, d)),
+            );
             let dirty = DirtyPages::new(entries.collect())?;
             let plan = policy.plan(&dirty, gaps);
             let outcome = self
@@ -315,15 +388,18 @@ impl WriteBuffer {
         };
         match outcome {
             Ok(report) => {
-                self.ends.clear();
-                self.dirty_bytes = 0;
                 let most = SPARE_MAX_PAGES * self.cache.page_size() as usize;
-                let mut returned: Vec<Box<[u8]>> = self
-                    .pages
-                    .drain(..)
-                    .filter_map(|(offset, data)| self.cache.admit_flushed(offset, data))
-                    .filter(|buf| buf.len() <= most)
-                    .collect();
+                let mut returned: Vec<Box<[u8]>> = Vec::new();
+                if own {
+                    self.ends.clear();
+                    self.dirty_bytes = 0;
+                    returned.extend(
+                        self.pages
+                            .drain(..)
+                            .filter_map(|(offset, data)| self.cache.admit_flushed(offset, data))
+                            .filter(|buf| buf.len() <= most),
+                    );
+                }
                 if !held.is_empty() {
                     for (offset, data) in &held {
                         self.cache.admit_written(*offset, data);
@@ -344,7 +420,7 @@ impl WriteBuffer {
                 let spans = held
                     .iter()
                     .map(|(o, d)| (*o, d.len()))
-                    .chain(self.pages.iter().map(|(&o, d)| (o, d.len())));
+                    .chain(self.pages.iter().take(own_pages).map(|(&o, d)| (o, d.len())));
                 for (offset, len) in spans {
                     self.cache.invalidate_range(offset, offset + len as u64);
                 }
@@ -517,6 +593,46 @@ mod tests {
         b.flush(&PerPage, &NoFreeSpace).unwrap();
         assert_eq!((b.held_bytes(), b.dirty_bytes()), (0, 0));
         assert_eq!(&faulty.inner().contents()[512..1024], &[5u8; 512][..]);
+    }
+
+    /// `flush_oldest` writes the entries held first, at least the bytes asked for, and
+    /// nothing else; after a failure the same ones are still the oldest.
+    #[test]
+    fn flush_oldest_writes_the_oldest_held_entries() {
+        let faulty = Arc::new(flush::testing::FaultBackend::new(MemBackend::new()));
+        let cache = PageCache::new(faulty.clone(), CacheOptions::default().with_page_size(512)).unwrap();
+        let mut b = cache.write_buffer();
+        // Three commits, held in this order, at offsets that do not sort the same way; the
+        // first released and held again, so it is in the queue twice.
+        for (offset, fill) in [(4096u64, 1u8), (0, 2), (2048, 3)] {
+            b.put_copy(offset, &[fill; 512]).unwrap();
+            b.hold();
+        }
+        b.release_held(&[(4096, 4608)]);
+        b.put_copy(4096, &[1; 512]).unwrap();
+        b.hold();
+        b.release_held(&[(0, 512)]);
+        faulty.fail_writes(libc::EIO);
+        assert!(b.flush_oldest(600, &PerPage, &NoFreeSpace).is_err());
+        assert_eq!(b.held_bytes(), 1024, "a failure keeps them held");
+        faulty.heal_writes();
+        // 600 bytes: the oldest (4096) and, the released one passed over, the next (2048).
+        let report = b.flush_oldest(600, &PerPage, &NoFreeSpace).unwrap();
+        assert_eq!(report.page_bytes, 1024);
+        assert_eq!(b.held_bytes(), 0);
+        b.put_copy(8192, &[4; 512]).unwrap();
+        b.hold();
+        b.put_copy(9216, &[5; 512]).unwrap();
+        b.hold();
+        let report = b.flush_oldest(1, &PerPage, &NoFreeSpace).unwrap();
+        assert_eq!(report.page_bytes, 512, "one entry covers one byte");
+        assert!(b.held().read(8192, 512).is_none());
+        assert_eq!(&b.held().read(9216, 512).unwrap()[..], &[5u8; 512][..]);
+        let file = faulty.inner().contents();
+        assert_eq!(&file[4096..4608], &[1u8; 512][..]);
+        assert_eq!(&file[2048..2560], &[3u8; 512][..]);
+        assert_eq!(&file[8192..8704], &[4u8; 512][..]);
+        assert!(file.len() <= 9216 || file[9216..].iter().all(|&x| x == 0));
     }
 
     /// A released entry's buffer comes back from `page_buffer` unless a reader still holds

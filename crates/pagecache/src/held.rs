@@ -53,6 +53,19 @@ impl HeldPages {
         self.bytes.load(Ordering::Acquire)
     }
 
+    /// The offsets of every held entry.
+    pub(crate) fn offsets(&self) -> std::collections::HashSet<u64> {
+        self.entries.read().keys().copied().collect()
+    }
+
+    /// The entry that starts at `offset`, if held (a clone of the shared buffer).
+    pub(crate) fn get(&self, offset: u64) -> Option<Bytes> {
+        if self.is_empty() {
+            return None;
+        }
+        self.entries.read().get(&offset).cloned()
+    }
+
     /// The byte offset just past the highest held entry (0 when nothing is held).
     pub fn end(&self) -> u64 {
         if self.is_empty() {
