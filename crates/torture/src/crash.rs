@@ -45,8 +45,14 @@ pub struct History {
     pub held_dropped_bytes: u64,
 }
 
+/// Small pages and extents, and a hold budget of 16 pages, so that the scripts fill it:
+/// commits hold pages, drop some unwritten, and write the oldest a commit's worth at a time,
+/// all within the few hundred I/O calls a script makes.
 fn builder() -> cf_store::DbBuilder {
-    Db::builder().page_size(1024).initial_extent_pages(4)
+    Db::builder()
+        .page_size(1024)
+        .initial_extent_pages(4)
+        .hold_bytes(16 << 10)
 }
 
 /// Runs `script` against `backend` until the end or the first error (the crash).
