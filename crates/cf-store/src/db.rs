@@ -182,11 +182,11 @@ impl DbBuilder {
     /// updated again) drop it unwritten. A column family holds only while that pays: while
     /// its commits free at least a quarter as many bytes as they write out of the last
     /// budget's worth they wrote (so an append load never holds; the rule is in
-    /// `hold.rs`). The held pages are written, all of them, by the commit that would pass
-    /// the budget or stops holding, by a durable commit (before its slot), by
-    /// [`crate::ColumnFamily::flush`], [`crate::ColumnFamily::sync`] and [`Db::close`].
-    /// Readers find them in memory. Each writer holds up to this much on top of the commit
-    /// it is building.
+    /// `hold.rs`). A commit that would pass the budget first writes the oldest held pages,
+    /// as many bytes as it needs; all of them are written by a commit that stops holding, by
+    /// a durable commit (before its slot), by [`crate::ColumnFamily::flush`],
+    /// [`crate::ColumnFamily::sync`] and [`Db::close`]. Readers find them in memory. Each
+    /// writer holds up to this much on top of the commit it is building.
     pub fn hold_bytes(mut self, bytes: u64) -> Self {
         self.hold_bytes = bytes;
         self
