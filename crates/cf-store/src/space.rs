@@ -4,7 +4,7 @@
 use std::cell::RefCell;
 use std::sync::Weak;
 
-use flush::FlushPolicy;
+use flush::{FlushPolicy, FlushReport};
 use pagecache::WriteBuffer;
 
 use crate::alloc::SpaceAllocator;
@@ -236,9 +236,7 @@ impl Space {
                 let alloc = &self.alloc;
                 let oracle = |start: u64, end: u64| alloc.is_free(start / page_size, end / page_size);
                 let report = self.buffer.flush_oldest(over, &*self.policy, &oracle)?;
-                self.flushed_runs += report.runs;
-                self.flushed_page_bytes += report.page_bytes;
-                self.flushed_gap_bytes += report.gap_bytes;
+                self.count(&report);
             }
             self.hold.held(commit_bytes);
             self.buffer.hold();
@@ -286,9 +284,14 @@ impl Space {
         if had_held {
             self.hold.written();
         }
+        self.count(&report);
+        Ok(())
+    }
+
+    /// Adds what a flush wrote to the space's counters.
+    fn count(&mut self, report: &FlushReport) {
         self.flushed_runs += report.runs;
         self.flushed_page_bytes += report.page_bytes;
         self.flushed_gap_bytes += report.gap_bytes;
-        Ok(())
     }
 }
