@@ -168,6 +168,18 @@ impl PageRef {
             Repr::Mapped(m) => m.as_slice(),
         }
     }
+
+    /// The part of this page that `part` (a slice borrowed from [`PageRef::as_slice`]) is,
+    /// sharing the page's memory: no copy. `None` if `part` does not lie inside the page.
+    pub fn slice_ref(&self, part: &[u8]) -> Option<PageRef> {
+        let whole = self.as_slice();
+        let at = (part.as_ptr() as usize).checked_sub(whole.as_ptr() as usize)?;
+        let end = at.checked_add(part.len()).filter(|&end| end <= whole.len())?;
+        Some(PageRef(match &self.0 {
+            Repr::Cached(b) => Repr::Cached(b.slice(at..end)),
+            Repr::Mapped(m) => Repr::Mapped(m.narrow(at, end - at)),
+        }))
+    }
 }
 
 impl From<Bytes> for PageRef {

@@ -34,6 +34,16 @@ impl MappedPage {
         // `MmapReader::read` only builds pages that lie inside their mapping.
         &self.map[self.start..self.start + self.len]
     }
+
+    /// `len` bytes of this page from `at` (inside it: the caller checked).
+    pub(crate) fn narrow(&self, at: usize, len: usize) -> MappedPage {
+        debug_assert!(at + len <= self.len);
+        MappedPage {
+            map: Arc::clone(&self.map),
+            start: self.start + at,
+            len,
+        }
+    }
 }
 
 /// The current mapping, the file length reads are checked against, and the lock that

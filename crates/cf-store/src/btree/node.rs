@@ -61,6 +61,7 @@
 use std::cmp::Ordering;
 use std::ops::ControlFlow;
 
+use pagecache::PageRef;
 use smallvec::SmallVec;
 
 use super::store::{NodePtr, PageId};
@@ -141,10 +142,72 @@ pub(crate) enum Child {
     Dirty(usize),
 }
 
+/// The bytes of an inline value: owned (inserted by this transaction, or copied out), or a
+/// range of the page the leaf was decoded from. Decoding a leaf takes a reference to its page
+/// per value instead of allocating and copying each one: a leaf rewritten by a random update
+/// or overwrite is decoded and encoded again with its other values unchanged.
+#[derive(Clone)]
+pub(crate) enum InlineValue {
+    Owned(Vec<u8>),
+    /// The value's own bytes inside the page (a narrowed reference to it).
+    InPage(PageRef),
+}
+
+impl InlineValue {
+    /// The value's bytes.
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        match self {
+            InlineValue::Owned(v) => v,
+            InlineValue::InPage(page) => page.as_slice(),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    /// The bytes as a vector of their own (no copy when owned).
+    pub(crate) fn into_vec(self) -> Vec<u8> {
+        match self {
+            InlineValue::Owned(v) => v,
+            InlineValue::InPage(page) => page.as_slice().to_vec(),
+        }
+    }
+
+    /// `value`, a slice of `page`'s bytes, by reference to the page.
+    fn in_page(page: &PageRef, value: &[u8]) -> InlineValue {
+        match page.slice_ref(value) {
+            Some(part) => InlineValue::InPage(part),
+            // Not reached: the decoder borrows every value from the page.
+            None => InlineValue::Owned(value.to_vec()),
+        }
+    }
+}
+
+impl From<Vec<u8>> for InlineValue {
+    fn from(v: Vec<u8>) -> Self {
+        InlineValue::Owned(v)
+    }
+}
+
+impl PartialEq for InlineValue {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for InlineValue {}
+
+impl std::fmt::Debug for InlineValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("InlineValue").field(&self.as_slice()).finish()
+    }
+}
+
 /// A leaf entry's value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Value {
-    Inline(Vec<u8>),
+    Inline(InlineValue),
     /// A committed overflow run.
     Overflow {
         page: PageId,
@@ -159,7 +222,7 @@ impl Value {
     /// Inline or pending overflow, by the size rule.
     pub(crate) fn new(key_len: usize, bytes: Vec<u8>, page_size: usize) -> Value {
         if is_inline(key_len, bytes.len(), page_size) {
-            Value::Inline(bytes)
+            Value::Inline(InlineValue::Owned(bytes))
         } else {
             Value::Pending(bytes)
         }
@@ -240,11 +303,13 @@ impl Node {
     /// Encodes the node into `page`, [`Node::pages`] pages of `page_size` bytes, overwriting
     /// every byte: the node, then zeros to the end.
     pub(crate) fn encode_into(&self, page: &mut [u8], page_size: usize) {
-        let pages = self.pages(page_size);
+        // The buffer's length gives the header's page count, and the check after encoding
+        // that the node needed exactly that many pages costs nothing (a node too big for the
+        // buffer stops at the first write past its end).
+        let pages = page.len() / page_size;
         assert!(
-            page.len() == pages * page_size && pages <= MAX_LEAF_PAGES,
-            "node of {} bytes does not fit {} bytes",
-            self.encoded_len(),
+            page.len() == pages * page_size && (1..=MAX_LEAF_PAGES).contains(&pages),
+            "{} bytes are not 1 to {MAX_LEAF_PAGES} pages",
             page.len()
         );
         let mut out = PageWriter { page, at: 0 };
@@ -263,7 +328,7 @@ impl Node {
                             out.put(&[INLINE]);
                             out.put(&e.key);
                             out.put(&(v.len() as u16).to_le_bytes());
-                            out.put(v);
+                            out.put(v.as_slice());
                         }
                         Value::Overflow { page, len, crc } => {
                             out.put(&[OVERFLOW]);
@@ -286,13 +351,35 @@ impl Node {
             }
         }
         let PageWriter { page, at } = out;
+        assert!(
+            at.div_ceil(page_size).max(1) == pages,
+            "node of {at} bytes encoded into {pages} pages"
+        );
         page[at..].fill(0);
     }
 
-    /// Decodes one node (`bytes`: its pages of `page_size` bytes) with [`parse`]. Never
-    /// panics: anything that is not exactly what [`Node::encode`] writes is
-    /// `Error::Corruption`.
+    /// Decodes one node (`bytes`: its pages of `page_size` bytes) with [`parse`], copying
+    /// its values. Never panics: anything that is not exactly what [`Node::encode`] writes
+    /// is `Error::Corruption`.
+    #[cfg(test)]
     pub(crate) fn decode(page: PageId, bytes: &[u8], page_size: usize) -> Result<Node> {
+        Self::decode_with(page, bytes, page_size, |v| InlineValue::Owned(v.to_vec()))
+    }
+
+    /// [`Node::decode`] of a node read into `bytes`, whose inline values stay in it: each
+    /// refers to the page instead of being copied out.
+    pub(crate) fn decode_page(page: PageId, bytes: &PageRef, page_size: usize) -> Result<Node> {
+        Self::decode_with(page, bytes.as_slice(), page_size, |v| {
+            InlineValue::in_page(bytes, v)
+        })
+    }
+
+    fn decode_with<'p>(
+        page: PageId,
+        bytes: &'p [u8],
+        page_size: usize,
+        mut inline: impl FnMut(&'p [u8]) -> InlineValue,
+    ) -> Result<Node> {
         // Room for the header's count and one insert, so decoding and the first change of a
         // node copied into a write arena do not grow its vectors. The count is not checked
         // yet (`parse` rejects a wrong one), so it is capped by the most items the page could
@@ -312,7 +399,10 @@ impl Node {
             match item {
                 Item::Entry(key, value) => entries.push(Entry {
                     key: Key::from_slice(key),
-                    value: value.into(),
+                    value: match value {
+                        ValueRef::Inline(v) => Value::Inline(inline(v)),
+                        ValueRef::Overflow { page, len, crc } => Value::Overflow { page, len, crc },
+                    },
                 }),
                 Item::Child(ptr) => children.push(Child::Clean(ptr)),
                 Item::Separator(key) => keys.push(Key::from_slice(key)),
@@ -485,7 +575,7 @@ pub(crate) enum ValueRef<'p> {
 impl From<ValueRef<'_>> for Value {
     fn from(value: ValueRef<'_>) -> Value {
         match value {
-            ValueRef::Inline(v) => Value::Inline(v.to_vec()),
+            ValueRef::Inline(v) => Value::Inline(InlineValue::Owned(v.to_vec())),
             ValueRef::Overflow { page, len, crc } => Value::Overflow { page, len, crc },
         }
     }
@@ -713,7 +803,7 @@ mod tests {
     fn a_nonzero_byte_after_the_last_entry_is_corruption() {
         let leaf = Node::Leaf(vec![Entry {
             key: Key::from_slice(b"k"),
-            value: Value::Inline(vec![7; 100]),
+            value: Value::Inline(vec![7; 100].into()),
         }]);
         let page = leaf.encode(512);
         let end = leaf.encoded_len();
@@ -727,5 +817,47 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    /// A read page's values are not copied: each refers to its own bytes in the page.
+    #[test]
+    fn decode_page_leaves_values_in_the_page() {
+        let leaf = Node::Leaf(vec![
+            Entry {
+                key: Key::from_slice(b"a"),
+                value: Value::Inline(vec![1; 100].into()),
+            },
+            Entry {
+                key: Key::from_slice(b"b"),
+                value: Value::Inline(vec![2; 50].into()),
+            },
+        ]);
+        let page = PageRef::from(leaf.encode(512).into_vec());
+        let decoded = Node::decode_page(1, &page, 512).unwrap();
+        assert_eq!(decoded, leaf);
+        let Node::Leaf(entries) = &decoded else {
+            panic!("not a leaf")
+        };
+        let range = page.as_slice().as_ptr_range();
+        for entry in entries {
+            let Value::Inline(value @ InlineValue::InPage(_)) = &entry.value else {
+                panic!("value copied out of the page: {:?}", entry.value)
+            };
+            assert!(range.contains(&value.as_slice().as_ptr()));
+        }
+        // Owned again when copied out, with the same bytes.
+        let Value::Inline(first) = entries[0].value.clone() else {
+            unreachable!()
+        };
+        assert_eq!(first.into_vec(), vec![1; 100]);
+    }
+
+    /// Entries are moved on every insert and split: a value that refers to its page must not
+    /// make them bigger than a key and a 40-byte value.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn entries_stay_small() {
+        assert!(std::mem::size_of::<Value>() <= 40);
+        assert!(std::mem::size_of::<Entry>() <= 64);
     }
 }

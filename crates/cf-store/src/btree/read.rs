@@ -50,7 +50,7 @@ fn read_page(src: &dyn PageSource, ptr: NodePtr) -> Result<PageRef> {
 
 /// Reads, verifies and decodes the node `ptr` points to.
 pub(crate) fn read_node(src: &dyn PageSource, ptr: NodePtr) -> Result<Node> {
-    Node::decode(ptr.page, &read_page(src, ptr)?, src.page_size())
+    Node::decode_page(ptr.page, &read_page(src, ptr)?, src.page_size())
 }
 
 /// A node by reference: borrowed from the arena if dirty, read from its page if clean.
@@ -99,7 +99,8 @@ fn too_deep(page: PageId) -> crate::Error {
 /// A value's bytes, reading (and verifying) its overflow run if it has one.
 pub(crate) fn read_value(src: &dyn PageSource, value: &Value) -> Result<Vec<u8>> {
     match value {
-        Value::Inline(v) | Value::Pending(v) => Ok(v.clone()),
+        Value::Inline(v) => Ok(v.as_slice().to_vec()),
+        Value::Pending(v) => Ok(v.clone()),
         &Value::Overflow { page, len, crc } => {
             // A corrupt length must not reserve memory before its pages are found.
             let mut out = Vec::with_capacity(len.min(1 << 20) as usize);
@@ -112,7 +113,8 @@ pub(crate) fn read_value(src: &dyn PageSource, value: &Value) -> Result<Vec<u8>>
 /// [`read_value`] of a value that is no longer needed.
 fn into_bytes(src: &dyn PageSource, value: Value) -> Result<Vec<u8>> {
     match value {
-        Value::Inline(v) | Value::Pending(v) => Ok(v),
+        Value::Inline(v) => Ok(v.into_vec()),
+        Value::Pending(v) => Ok(v),
         overflow => read_value(src, &overflow),
     }
 }
@@ -378,7 +380,7 @@ impl<'a> Range<'a> {
             let entry = &mut entries[pos];
             Entry {
                 key: std::mem::take(&mut entry.key),
-                value: std::mem::replace(&mut entry.value, Value::Inline(Vec::new())),
+                value: std::mem::replace(&mut entry.value, Value::Pending(Vec::new())),
             }
         } else {
             leaf_entries(node)[pos].clone()

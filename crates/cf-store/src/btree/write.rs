@@ -24,7 +24,7 @@
 use std::ops::RangeBounds;
 
 use super::node::{check_sizes, child_index, overflow_pages, search, Child, Entry, Node, MAX_LEAF_PAGES};
-use super::node::{Key, Value, MAX_VALUE_LEN};
+use super::node::{InlineValue, Key, Value, MAX_VALUE_LEN};
 use super::read::{lookup, read_node, read_value, visit_pages, Range};
 use super::store::{NodePtr, PageId, PageSink, PageSource, TreeRoot};
 use crate::Result;
@@ -508,7 +508,14 @@ impl WriteTree {
         }
         // The node's pages come after everything below it, so the nodes the next commit is
         // likeliest to rewrite (the root and the right edge) end the run, together.
-        let pages = node.pages(page_size);
+        // A leaf's kept length spares summing its entries again.
+        let pages = match (&node, self.lens.get(i).copied().flatten()) {
+            (Node::Leaf(_), Some(len)) => {
+                debug_assert_eq!(len, node.encoded_len(), "kept length of leaf {i}");
+                len.div_ceil(page_size).max(1)
+            }
+            _ => node.pages(page_size),
+        };
         let page = sink.alloc(pages as u64)?;
         let mut bytes = sink.node_buffer(pages * page_size);
         node.encode_into(&mut bytes, page_size);
@@ -518,7 +525,7 @@ impl WriteTree {
         match node {
             Node::Leaf(entries) => {
                 for entry in entries {
-                    if let Value::Inline(value) = entry.value {
+                    if let Value::Inline(InlineValue::Owned(value)) = entry.value {
                         sink.recycle_value(value);
                     }
                 }
