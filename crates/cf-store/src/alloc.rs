@@ -27,21 +27,21 @@ pub struct PageRuns {
 
 impl PageRuns {
     /// Adds `[start, end)`, merging with neighbours. The range must not already be present.
+    /// A run that ends at `start` grows in place, so that adding a run costs two lookups of
+    /// the map and at most one insert (the allocator adds and removes a commit's worth of
+    /// runs at every commit).
     pub fn insert(&mut self, start: PageId, end: PageId) {
         if start >= end {
             return;
         }
         debug_assert!(!self.overlaps(start, end), "double free of pages {start}..{end}");
         self.pages += end - start;
-        let (mut start, mut end) = (start, end);
-        if let Some((&s, &e)) = self.runs.range(..start).next_back() {
-            if e == start {
-                self.runs.remove(&s);
-                start = s;
+        let end = self.runs.remove(&end).unwrap_or(end);
+        if let Some((_, e)) = self.runs.range_mut(..start).next_back() {
+            if *e == start {
+                *e = end;
+                return;
             }
-        }
-        if let Some(e) = self.runs.remove(&end) {
-            end = e;
         }
         self.runs.insert(start, end);
     }
@@ -76,17 +76,25 @@ impl PageRuns {
     }
 
     /// Removes `[start, end)`, which must be wholly present; false (and no change) if not.
+    /// The run holding it shrinks in place: one lookup, and an insert only for a tail.
     pub fn remove(&mut self, start: PageId, end: PageId) -> bool {
-        if !self.contains(start, end) {
+        if start >= end {
             return false;
         }
-        let (&s, &e) = self.runs.range(..=start).next_back().expect("contains checked");
-        self.runs.remove(&s);
-        if s < start {
-            self.runs.insert(s, start);
+        let Some((&s, e)) = self.runs.range_mut(..=start).next_back() else {
+            return false;
+        };
+        let run_end = *e;
+        if run_end < end {
+            return false;
         }
-        if end < e {
-            self.runs.insert(end, e);
+        if s < start {
+            *e = start;
+        } else {
+            self.runs.remove(&s);
+        }
+        if end < run_end {
+            self.runs.insert(end, run_end);
         }
         self.pages -= end - start;
         true
@@ -348,6 +356,53 @@ mod tests {
         assert_eq!(r.take_first_fit(20), Some(15));
         assert_eq!(r.pages(), 5);
         assert_eq!(r.take_first_fit(6), None);
+    }
+
+    proptest::proptest! {
+        /// Runs against a set of pages: inserts of absent ranges, removes of any range (only
+        /// wholly present ones succeed), first-fit takes; the runs stay merged and disjoint.
+        #[test]
+        fn page_runs_match_a_set_of_pages(
+            ops in proptest::collection::vec((0u8..3, 0u64..64, 1u64..9), 1..200),
+        ) {
+            let mut runs = PageRuns::default();
+            let mut model = std::collections::BTreeSet::new();
+            for (op, start, len) in ops {
+                let end = start + len;
+                match op {
+                    0 => {
+                        if (start..end).all(|p| !model.contains(&p)) {
+                            runs.insert(start, end);
+                            model.extend(start..end);
+                        }
+                    }
+                    1 => {
+                        let present = (start..end).all(|p| model.contains(&p));
+                        proptest::prop_assert_eq!(runs.remove(start, end), present);
+                        if present {
+                            for p in start..end {
+                                model.remove(&p);
+                            }
+                        }
+                    }
+                    _ => {
+                        let fit = runs.take_first_fit(len);
+                        if let Some(s) = fit {
+                            for p in s..s + len {
+                                proptest::prop_assert!(model.remove(&p), "took an absent page {}", p);
+                            }
+                        }
+                    }
+                }
+                proptest::prop_assert_eq!(runs.pages(), model.len() as u64);
+                let listed: Vec<(u64, u64)> = runs.iter().collect();
+                for pair in listed.windows(2) {
+                    proptest::prop_assert!(pair[0].1 < pair[1].0, "runs not merged: {:?}", listed);
+                }
+                let pages: Vec<u64> = listed.iter().flat_map(|&(s, e)| s..e).collect();
+                proptest::prop_assert_eq!(pages, model.iter().copied().collect::<Vec<_>>());
+            }
+        }
     }
 
     #[test]

@@ -191,10 +191,10 @@ impl PageSink for CommitSink<'_> {
         self.values.keep(value);
     }
 
-    fn node_buffer(&mut self, len: usize) -> Box<[u8]> {
+    fn node_buffer(&mut self, len: usize) -> Vec<u8> {
         let page_size = self.buffer.cache().page_size() as usize;
-        let buf = self.buffer.run_buffer(len / page_size);
-        debug_assert_eq!(buf.len(), len);
+        let buf = self.buffer.run_vec(len / page_size);
+        debug_assert_eq!(buf.capacity(), len);
         buf
     }
 }

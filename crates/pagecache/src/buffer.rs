@@ -135,10 +135,7 @@ impl WriteBuffer {
     /// writing them (their pages were freed and no reader can reach them); their buffers are
     /// kept for reuse when no reader still holds them. Returns the bytes dropped.
     pub fn release_held(&mut self, ranges: &[(u64, u64)]) -> u64 {
-        let gone: Vec<(u64, Bytes)> = ranges
-            .iter()
-            .flat_map(|&(start, end)| self.held.remove_range(start, end))
-            .collect();
+        let gone = self.held.remove_ranges(ranges);
         if gone.is_empty() {
             return 0;
         }
@@ -186,9 +183,29 @@ impl WriteBuffer {
     /// Entries of up to [`SPARE_MAX_PAGES`] pages are kept for reuse.
     pub fn run_buffer(&mut self, pages: usize) -> Box<[u8]> {
         let len = pages.saturating_mul(self.cache.page_size() as usize);
-        match self.spare.iter().rposition(|b| b.len() == len) {
-            Some(i) => self.spare.swap_remove(i),
-            None => vec![0; len].into_boxed_slice(),
+        self.take_spare(len)
+            .unwrap_or_else(|| vec![0; len].into_boxed_slice())
+    }
+
+    /// A spare buffer of `len` bytes, if one is kept.
+    fn take_spare(&mut self, len: usize) -> Option<Box<[u8]>> {
+        let i = self.spare.iter().rposition(|b| b.len() == len)?;
+        Some(self.spare.swap_remove(i))
+    }
+
+    /// An empty vector with room for exactly `pages` contiguous pages, to fill to that
+    /// length and then [`WriteBuffer::put`] as a boxed slice (which then needs no new
+    /// allocation): the memory of a spare buffer of that length when there is one, as
+    /// [`WriteBuffer::run_buffer`] takes, else a new allocation, neither of them zero-filled.
+    pub fn run_vec(&mut self, pages: usize) -> Vec<u8> {
+        let len = pages.saturating_mul(self.cache.page_size() as usize);
+        match self.take_spare(len) {
+            Some(spare) => {
+                let mut buf = spare.into_vec();
+                buf.clear();
+                buf
+            }
+            None => Vec::with_capacity(len),
         }
     }
 
@@ -495,6 +512,41 @@ mod tests {
         b.put(4096, spare).unwrap();
         b.clear();
         assert_eq!(cache.spare_bytes_held(), 0);
+    }
+
+    /// `run_vec` hands out a spare buffer's memory, emptied, with room for exactly its
+    /// length, or a new vector of that room; filled, it goes back as a boxed slice without
+    /// a new allocation.
+    #[test]
+    fn run_vec_reuses_spares_empty_and_exactly_sized() {
+        let cache = PageCache::new(
+            Arc::new(MemBackend::new()),
+            CacheOptions::default()
+                .with_page_size(512)
+                .with_cache_on_flush(false)
+                .with_spare_bytes(64 << 10),
+        )
+        .unwrap();
+        let mut b = cache.write_buffer();
+        let fresh = b.run_vec(2);
+        assert!(fresh.is_empty());
+        assert_eq!(fresh.capacity(), 1024);
+        b.put_copy(0, &[5; 1024]).unwrap();
+        b.flush(&PerPage, &NoFreeSpace).unwrap();
+        let spare_at = b.spare[0].as_ptr();
+        assert!(
+            b.run_vec(1).capacity() == 512 && b.spare.len() == 1,
+            "no one-page spare"
+        );
+        let mut reused = b.run_vec(2);
+        assert!(reused.is_empty() && b.spare.is_empty());
+        assert_eq!((reused.as_ptr(), reused.capacity()), (spare_at, 1024));
+        reused.resize(1024, 6);
+        let boxed = reused.into_boxed_slice();
+        assert_eq!(boxed.as_ptr(), spare_at, "no new allocation");
+        b.put(512, boxed).unwrap();
+        b.flush(&PerPage, &NoFreeSpace).unwrap();
+        assert_eq!(&b.run_buffer(2)[..], &[6u8; 1024][..]);
     }
 
     /// Entries of up to `SPARE_MAX_PAGES` pages come back from `run_buffer` of their own

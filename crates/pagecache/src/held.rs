@@ -105,14 +105,27 @@ impl HeldPages {
         self.bytes.store(bytes, Ordering::Release);
     }
 
-    /// Removes the entries that start in `[start, end)`, returning them.
-    pub(crate) fn remove_range(&self, start: u64, end: u64) -> Vec<(u64, Bytes)> {
-        if self.bytes() == 0 || start >= end {
+    /// Removes the entries that start in any of the byte ranges `[start, end)`, returning
+    /// them. One turn at the lock for all of them: a commit releases a run per freed node.
+    pub(crate) fn remove_ranges(&self, ranges: &[(u64, u64)]) -> Vec<(u64, Bytes)> {
+        if self.bytes() == 0 {
             return Vec::new();
         }
         let mut entries = self.entries.write();
-        let offsets: Vec<u64> = entries.range(start..end).map(|(&o, _)| o).collect();
-        self.take(&mut entries, offsets)
+        let mut removed = Vec::new();
+        let mut gone = 0;
+        for &(start, end) in ranges {
+            if start >= end {
+                continue;
+            }
+            while let Some(offset) = entries.range(start..end).next().map(|(&o, _)| o) {
+                let data = entries.remove(&offset).expect("just found");
+                gone += data.len() as u64;
+                removed.push((offset, data));
+            }
+        }
+        self.bytes.fetch_sub(gone, Ordering::AcqRel);
+        removed
     }
 
     /// Removes the entries starting at `offsets` (those held), returning them.
@@ -167,5 +180,29 @@ mod tests {
         assert_eq!(held.snapshot().len(), 1);
         held.remove([1024]);
         assert!(held.is_empty() && held.read(1024, 512).is_none());
+    }
+
+    /// Ranges remove the entries that start inside them, whatever their length; empty
+    /// ranges and ranges that only reach into an entry remove nothing.
+    #[test]
+    fn remove_ranges_takes_entries_starting_in_them() {
+        let held = HeldPages::default();
+        held.insert([
+            (0, Bytes::from(vec![1u8; 512])),
+            (1024, Bytes::from(vec![2u8; 1536])),
+            (4096, Bytes::from(vec![3u8; 512])),
+            (8192, Bytes::from(vec![4u8; 512])),
+        ]);
+        assert_eq!(held.bytes(), 3072);
+        assert!(held
+            .remove_ranges(&[(1100, 2000), (5000, 5000), (9000, 8000)])
+            .is_empty());
+        let gone = held.remove_ranges(&[(4096, 8193), (0, 1), (0, 1)]);
+        let offsets: Vec<u64> = gone.iter().map(|&(o, _)| o).collect();
+        assert_eq!(offsets, vec![4096, 8192, 0]);
+        assert_eq!(held.bytes(), 1536);
+        assert_eq!(held.snapshot().len(), 1);
+        assert!(held.read(1024, 512).is_some());
+        assert!(HeldPages::default().remove_ranges(&[(0, 4096)]).is_empty());
     }
 }

@@ -115,10 +115,10 @@ pub trait PageSink {
     /// frees it.
     fn recycle_value(&mut self, _value: Vec<u8>) {}
 
-    /// A buffer of `len` bytes (whole pages) to encode a node into (its old bytes, if any,
-    /// are all overwritten). The default allocates a zeroed one.
-    fn node_buffer(&mut self, len: usize) -> Box<[u8]> {
-        vec![0; len].into_boxed_slice()
+    /// An empty vector with room for exactly `len` bytes (whole pages) to encode a node
+    /// into. The default allocates one.
+    fn node_buffer(&mut self, len: usize) -> Vec<u8> {
+        Vec::with_capacity(len)
     }
 
     /// Takes the decoded form of a branch just written at `ptr`, for later transactions'

@@ -518,7 +518,8 @@ impl WriteTree {
         };
         let page = sink.alloc(pages as u64)?;
         let mut bytes = sink.node_buffer(pages * page_size);
-        node.encode_into(&mut bytes, page_size);
+        node.encode_into(&mut bytes, pages, page_size);
+        let bytes = bytes.into_boxed_slice();
         let crc = crate::checksum::crc32c(&bytes);
         sink.write(page, bytes)?;
         let ptr = NodePtr { page, crc };
