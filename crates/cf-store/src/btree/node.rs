@@ -5,7 +5,7 @@
 //! A branch is one page; a leaf is one page or a run of up to [`MAX_LEAF_PAGES`] contiguous
 //! pages (see "Leaf size" below). Integers are little-endian; every byte after the last
 //! entry, to the end of the node's last page, is zero.
-//! The format is canonical: [`Node::decode`] accepts exactly what [`Node::encode`] produces,
+//! The format is canonical: the decoder accepts exactly what the encoder produces,
 //! so `encode(decode(page)) == page` for every page that decodes.
 //!
 //! Header (4 bytes):
@@ -77,7 +77,7 @@ const OVERFLOW: u8 = 1;
 const CHILD_LEN: usize = 12;
 /// Key length u16 and value kind u8.
 const ENTRY_HEAD_LEN: usize = 3;
-/// Most items [`Node::decode`] reserves room for before the page is parsed (bigger nodes
+/// Most items decoding a node reserves room for before the page is parsed (bigger nodes
 /// grow their vectors as they decode).
 const MAX_RESERVED_ITEMS: usize = 512;
 /// An encoded overflow reference: page u64, length u64, crc u32.
@@ -146,6 +146,11 @@ pub(crate) enum Child {
 /// range of the page the leaf was decoded from. Decoding a leaf takes a reference to its page
 /// per value instead of allocating and copying each one: a leaf rewritten by a random update
 /// or overwrite is decoded and encoded again with its other values unchanged.
+///
+/// Only a page of the read cache is referred to, never one of the memory map: a cache buffer
+/// never changes, so such a value stays right however long it lives, where a mapped page
+/// shows the file's current bytes (and every reference to it would count on the one shared
+/// mapping, from every thread).
 #[derive(Clone)]
 pub(crate) enum InlineValue {
     Owned(Vec<u8>),
@@ -174,8 +179,12 @@ impl InlineValue {
         }
     }
 
-    /// `value`, a slice of `page`'s bytes, by reference to the page.
+    /// `value`, a slice of `page`'s bytes: by reference to the page if it is a read-cache
+    /// buffer, else copied.
     fn in_page(page: &PageRef, value: &[u8]) -> InlineValue {
+        if page.is_mapped() {
+            return InlineValue::Owned(value.to_vec());
+        }
         match page.slice_ref(value) {
             Some(part) => InlineValue::InPage(part),
             // Not reached: the decoder borrows every value from the page.
@@ -363,8 +372,9 @@ impl Node {
         Self::decode_with(page, bytes, page_size, |v| InlineValue::Owned(v.to_vec()))
     }
 
-    /// [`Node::decode`] of a node read into `bytes`, whose inline values stay in it: each
-    /// refers to the page instead of being copied out.
+    /// Decodes the node read into `bytes` with [`parse`] (the same checks, never a panic).
+    /// The inline values of a read-cache page stay in it: each refers to the page instead of
+    /// being copied out (a mapped page's values are copied, see [`InlineValue`]).
     pub(crate) fn decode_page(page: PageId, bytes: &PageRef, page_size: usize) -> Result<Node> {
         Self::decode_with(page, bytes.as_slice(), page_size, |v| {
             InlineValue::in_page(bytes, v)
@@ -528,7 +538,7 @@ impl Node {
     }
 }
 
-/// Appends to a page buffer during [`Node::encode_into`], which checked the size first.
+/// Appends to a page buffer during [`Node::encode_into`], which checks the size after.
 struct PageWriter<'a> {
     page: &'a mut Vec<u8>,
 }
@@ -588,7 +598,7 @@ pub(crate) fn pages_of(first_page: &[u8]) -> Option<usize> {
 /// hands each item to `f` in page order, stopping early if `f` breaks (then the rest of the
 /// node is not checked). Every length and offset is bounds-checked and every rule of the format
 /// enforced, so it never panics: a violation is `Error::Corruption` naming `page`. Used
-/// whole by [`Node::decode`], and with early stops by lookups that need not copy a node.
+/// whole by [`Node::decode_page`], and with early stops by lookups that need not copy a node.
 pub(crate) fn parse<'p>(
     page: PageId,
     bytes: &'p [u8],
@@ -845,6 +855,34 @@ mod tests {
             unreachable!()
         };
         assert_eq!(first.into_vec(), vec![1; 100]);
+    }
+
+    /// A mapped page's values are copied out: the mapping shows the file's current bytes.
+    #[test]
+    fn decode_page_copies_the_values_of_a_mapped_page() {
+        use flush::{FileBackend, NoFreeSpace, SortedMerge};
+        use pagecache::{CacheOptions, PageCache, ReadPath};
+        let leaf = Node::Leaf(vec![Entry {
+            key: Key::from_slice(b"k"),
+            value: Value::Inline(vec![3; 200].into()),
+        }]);
+        let dir = tempfile::tempdir().unwrap();
+        let backend = std::sync::Arc::new(FileBackend::open(dir.path().join("f")).unwrap());
+        let options = CacheOptions::default()
+            .with_page_size(512)
+            .with_read_path(ReadPath::Mmap);
+        let cache = PageCache::new(backend, options).unwrap();
+        let mut buffer = cache.write_buffer();
+        buffer.put(0, leaf.encode(512)).unwrap();
+        buffer.flush(&SortedMerge::default(), &NoFreeSpace).unwrap();
+        let page = cache.read_page(0).unwrap();
+        assert!(page.is_mapped());
+        let decoded = Node::decode_page(0, &page, 512).unwrap();
+        assert_eq!(decoded, leaf);
+        let Node::Leaf(entries) = decoded else {
+            panic!("not a leaf")
+        };
+        assert!(matches!(entries[0].value, Value::Inline(InlineValue::Owned(_))));
     }
 
     /// Entries are moved on every insert and split: a value that refers to its page must not

@@ -375,7 +375,8 @@ impl<'a> Range<'a> {
             return Ok(None);
         }
         cursor.yielded = true;
-        // A leaf read for this cursor alone gives up its entries instead of copying them.
+        // A leaf read for this cursor alone gives up its entries instead of cloning them (a
+        // value that refers to its page is copied out once, by `into_bytes`).
         let entry = if let Cow::Owned(Node::Leaf(entries)) = node {
             let entry = &mut entries[pos];
             Entry {

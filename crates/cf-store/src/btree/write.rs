@@ -63,7 +63,9 @@ pub(crate) struct WriteTree {
     /// root), not copied from a committed page.
     fresh: Vec<bool>,
     /// `lens[i]`: the encoded length of leaf `arena[i]` when known (kept by inserts, so an
-    /// append into a grown leaf of hundreds of entries does not sum them all again).
+    /// append into a grown leaf of hundreds of entries does not sum them all again). Every
+    /// change to a leaf's entries must update or clear it: `write_node` sizes the leaf's
+    /// pages from it, and encoding checks that size (a wrong one is a panic in commit).
     lens: Vec<Option<usize>>,
     len: u64,
     /// Runs of the base state this tree no longer references.
