@@ -51,6 +51,9 @@ pub const MAX_RUN: u64 = 1 << 30;
 pub const MAX_VALUE_SIZE: u64 = 1 << 30;
 /// The most writer threads a cell may ask for.
 pub const MAX_THREADS: i64 = 1024;
+/// The largest warm-up a sweep may ask for: 16 GiB.
+const MAX_WARM_UP: u64 = 16 << 30;
+
 /// The most rounds a sweep may ask for.
 pub const MAX_ROUNDS: i64 = 1000;
 /// Rounds when the file does not say.
@@ -233,6 +236,11 @@ pub struct Matrix {
     pub rounds: u32,
     /// Seed passed to every run.
     pub seed: u64,
+    /// Bytes of zeros written to a file and deleted before each run (0: none). On a virtual
+    /// machine that hands free memory back to its host, a run that needs more fresh page
+    /// cache than the run before it freed starts slow (the host faults each page in), and
+    /// one file's serial copies suffer most; a warm-up frees recently used memory for it.
+    pub warm_up: Size,
     /// Engines, in [`ENGINES`] spelling.
     pub engines: Vec<String>,
     /// Policies as configured (kinds or short forms); see [`Matrix::policy_forms`].
@@ -388,6 +396,7 @@ pub fn quick() -> Matrix {
         source: "built-in --quick matrix".into(),
         rounds: 2,
         seed: DEFAULT_SEED,
+        warm_up: Size(0),
         engines: ENGINES.iter().map(|e| (*e).to_owned()).collect(),
         policies: ["per-page", "vectored", "vectored-gap"]
             .iter()
@@ -435,6 +444,7 @@ pub fn parse(text: &str, file: &str) -> anyhow::Result<Matrix> {
 struct RawFile {
     rounds: Option<i64>,
     seed: Option<i64>,
+    warm_up: Option<toml::Value>,
     matrix: RawMatrix,
     #[serde(default)]
     workload: Vec<RawWorkload>,
@@ -500,6 +510,19 @@ fn check(raw: RawFile, file: &str) -> Result<Matrix, Vec<String>> {
             p.push(format!("seed: {s} is negative; accepted: 0 or more"));
             0
         }),
+    };
+
+    let warm_up = match raw.warm_up.as_ref().map(size_from_toml) {
+        None => Size(0),
+        Some(Ok(size)) if size.0 <= MAX_WARM_UP => size,
+        Some(Ok(size)) => {
+            p.push(format!("warm_up: {size} is over the limit; accepted: 0 to 16GiB"));
+            Size(0)
+        }
+        Some(Err(e)) => {
+            p.push(format!("warm_up: {e}"));
+            Size(0)
+        }
     };
 
     let m = raw.matrix;
@@ -620,6 +643,7 @@ fn check(raw: RawFile, file: &str) -> Result<Matrix, Vec<String>> {
         source: file.to_owned(),
         rounds: rounds as u32,
         seed,
+        warm_up,
         engines: m.engines,
         policies: forms.iter().map(ToString::to_string).collect(),
         gaps,
@@ -853,6 +877,24 @@ txns = 100
             e.contains("matrix.durability[0]") && e.contains("none, immediate"),
             "{e}"
         );
+    }
+
+    /// `warm_up` is a size of at most 16 GiB, none when absent.
+    #[test]
+    fn warm_up_is_a_bounded_size() {
+        assert_eq!(parse(GOOD, "cfg.toml").unwrap().warm_up, Size(0));
+        let m = parse(
+            &with("rounds = 2", "rounds = 2\nwarm_up = \"1536MiB\""),
+            "cfg.toml",
+        )
+        .unwrap();
+        assert_eq!(m.warm_up, Size(1536 << 20));
+        let e = err(&with("rounds = 2", "rounds = 2\nwarm_up = \"32GiB\""));
+        assert!(e.contains("warm_up") && e.contains("16GiB"), "{e}");
+        let e = err(&with("rounds = 2", "rounds = 2\nwarm_up = -1"));
+        assert!(e.contains("warm_up: -1 is negative"), "{e}");
+        let e = err(&with("rounds = 2", "rounds = 2\nwarm_up = true"));
+        assert!(e.contains("warm_up: true is not a size"), "{e}");
     }
 
     #[test]

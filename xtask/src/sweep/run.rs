@@ -189,8 +189,8 @@ impl Runner<'_> {
                 let dir = self.tmp.join(format!("r{round}-c{index:04}"));
                 let args = cell.bench_args(workload, matrix.seed, &dir);
                 let command = shell_line(self.bench, &args);
-                let result = self
-                    .run_one(&dir, &args)
+                let result = warm_up(self.tmp, matrix.warm_up.0)
+                    .and_then(|()| self.run_one(&dir, &args))
                     .and_then(|r| check_echo(&r, cell, matrix).map(|()| r));
                 done += 1;
                 match result {
@@ -290,6 +290,31 @@ impl Runner<'_> {
         parse_output(&String::from_utf8_lossy(&stdout))
             .map_err(|e| RunError::Failed(format!("{e}; stderr:\n{tail}")))
     }
+}
+
+/// Writes `bytes` of zeros to a file in `tmp` and deletes it ([`Matrix::warm_up`]; 0: does
+/// nothing). Not synced: the point is the page cache it fills and frees.
+pub(crate) fn warm_up(tmp: &Path, bytes: u64) -> Result<(), RunError> {
+    if bytes == 0 {
+        return Ok(());
+    }
+    let path = tmp.join("warm-up");
+    let failed = |e: std::io::Error| RunError::Failed(format!("warm-up in {}: {e}", path.display()));
+    let written = (|| {
+        std::fs::create_dir_all(tmp)?;
+        let mut file = std::fs::File::create(&path)?;
+        let chunk = vec![0u8; 1 << 20];
+        let mut left = bytes;
+        while left > 0 {
+            let n = left.min(chunk.len() as u64) as usize;
+            std::io::Write::write_all(&mut file, &chunk[..n])?;
+            left -= n as u64;
+        }
+        Ok(())
+    })();
+    let removed = std::fs::remove_file(&path);
+    written.map_err(failed)?;
+    removed.map_err(failed)
 }
 
 /// Why a run produced no result.
@@ -520,6 +545,25 @@ pub(crate) mod tests {
         m.durability = vec!["none".into()];
         m.workloads[0].txns = 2;
         m
+    }
+
+    /// The warm-up writes its bytes and leaves nothing behind; 0 writes nothing.
+    #[test]
+    fn warm_up_writes_and_removes_its_file() {
+        let dir = scratch_dir("warm-up");
+        let tmp = dir.join("tmp");
+        warm_up(&tmp, 0).unwrap();
+        assert!(!tmp.exists(), "no warm-up, no directory");
+        warm_up(&tmp, (3 << 20) + 5).unwrap();
+        assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
+        // A file where the directory should be: a failure naming the warm-up.
+        let blocked = dir.join("file");
+        std::fs::write(&blocked, b"x").unwrap();
+        match warm_up(&blocked, 1) {
+            Err(RunError::Failed(e)) => assert!(e.contains("warm-up"), "{e}"),
+            other => panic!("expected a failure, got {other:?}"),
+        }
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

@@ -283,6 +283,14 @@ pub fn render(matrix: &Matrix, outcome: &Outcome) -> String {
             ""
         }
     );
+    if matrix.warm_up.0 > 0 {
+        let _ = writeln!(
+            out,
+            "Before each run the sweep wrote {} of zeros to a file and deleted it (`warm_up`), \
+             so that no run starts on memory the machine handed back to its host.\n",
+            matrix.warm_up
+        );
+    }
     let _ = writeln!(
         out,
         "Engines: {}. Policies (cf-store engines): {}. Threads: {}. Durability: {}. Seed: {}.\n",
