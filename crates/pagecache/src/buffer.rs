@@ -514,19 +514,24 @@ mod tests {
         assert_eq!(cache.spare_bytes_held(), 0);
     }
 
-    /// `run_vec` hands out a spare buffer's memory, emptied, with room for exactly its
-    /// length, or a new vector of that room; filled, it goes back as a boxed slice without
-    /// a new allocation.
-    #[test]
-    fn run_vec_reuses_spares_empty_and_exactly_sized() {
-        let cache = PageCache::new(
+    /// A read-through cache of 512-byte pages with 64 KiB of spare buffers.
+    fn read_through_cache() -> Arc<PageCache> {
+        PageCache::new(
             Arc::new(MemBackend::new()),
             CacheOptions::default()
                 .with_page_size(512)
                 .with_cache_on_flush(false)
                 .with_spare_bytes(64 << 10),
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    /// `run_vec` hands out a spare buffer's memory, emptied, with room for exactly its
+    /// length, or a new vector of that room; filled, it goes back as a boxed slice without
+    /// a new allocation.
+    #[test]
+    fn run_vec_reuses_spares_empty_and_exactly_sized() {
+        let cache = read_through_cache();
         let mut b = cache.write_buffer();
         let fresh = b.run_vec(2);
         assert!(fresh.is_empty());
@@ -553,14 +558,7 @@ mod tests {
     /// length (budget permitting); longer ones are freed.
     #[test]
     fn multi_page_buffers_are_recycled_by_length() {
-        let cache = PageCache::new(
-            Arc::new(MemBackend::new()),
-            CacheOptions::default()
-                .with_page_size(512)
-                .with_cache_on_flush(false)
-                .with_spare_bytes(64 << 10),
-        )
-        .unwrap();
+        let cache = read_through_cache();
         let mut b = cache.write_buffer();
         b.put_copy(0, &[1; 512]).unwrap();
         b.put_copy(512, &[2; 4 * 512]).unwrap();
