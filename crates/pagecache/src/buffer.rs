@@ -514,6 +514,17 @@ mod tests {
         assert_eq!(cache.spare_bytes_held(), 0);
     }
 
+    /// A read-through cache of 512-byte pages over `backend`, with the default spare budget.
+    fn read_through_over(backend: Arc<MemBackend>) -> Arc<PageCache> {
+        PageCache::new(
+            backend,
+            CacheOptions::default()
+                .with_page_size(512)
+                .with_cache_on_flush(false),
+        )
+        .unwrap()
+    }
+
     /// A read-through cache of 512-byte pages with 64 KiB of spare buffers.
     fn read_through_cache() -> Arc<PageCache> {
         PageCache::new(
@@ -584,13 +595,7 @@ mod tests {
     #[test]
     fn held_entries_are_read_written_later_or_dropped() {
         let backend = Arc::new(MemBackend::new());
-        let cache = PageCache::new(
-            backend.clone(),
-            CacheOptions::default()
-                .with_page_size(512)
-                .with_cache_on_flush(false),
-        )
-        .unwrap();
+        let cache = read_through_over(backend.clone());
         let mut b = cache.write_buffer();
         b.put_copy(0, &[1; 512]).unwrap();
         b.put_copy(1024, &[2; 1024]).unwrap();
@@ -710,13 +715,7 @@ mod tests {
     /// a slice of it.
     #[test]
     fn released_buffers_are_reused_unless_read() {
-        let cache = PageCache::new(
-            Arc::new(MemBackend::new()),
-            CacheOptions::default()
-                .with_page_size(512)
-                .with_cache_on_flush(false),
-        )
-        .unwrap();
+        let cache = read_through_over(Arc::new(MemBackend::new()));
         let mut b = cache.write_buffer();
         b.put_copy(0, &[7; 512]).unwrap();
         b.put_copy(512, &[8; 512]).unwrap();
