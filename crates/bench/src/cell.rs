@@ -101,6 +101,38 @@ impl std::fmt::Display for ReadPath {
     }
 }
 
+/// How the cf-store engines ready new extents' pages before writing them
+/// (`DbBuilder::populate`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Populate {
+    /// Nothing: every write allocates its own blocks and pages.
+    Never,
+    /// `fallocate` ahead (the store's default).
+    Allocate,
+    /// `fallocate` ahead, and `readahead` too while writes to the file queue.
+    WhenContended,
+    /// `fallocate` and `readahead` ahead.
+    Always,
+}
+
+impl Populate {
+    /// The name on the command line and in the JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Populate::Never => "never",
+            Populate::Allocate => "allocate",
+            Populate::WhenContended => "when-contended",
+            Populate::Always => "always",
+        }
+    }
+}
+
+impl std::fmt::Display for Populate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// A validated cell.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CellConfig {
@@ -122,6 +154,8 @@ pub struct CellConfig {
     pub hold_bytes: Option<u64>,
     /// `Some` exactly for the cf-store engines: where they read committed pages from.
     pub read_path: Option<ReadPath>,
+    /// `Some` exactly for the cf-store engines: how they ready new extents' pages.
+    pub populate: Option<Populate>,
     pub threads: usize,
     pub txns: u64,
     pub ops_per_txn: u64,

@@ -18,7 +18,7 @@ use clap::Parser;
 use flush::FlushConfig;
 use serde::Serialize;
 
-use crate::cell::{CellConfig, Durability, EngineKind, ReadPath};
+use crate::cell::{CellConfig, Durability, EngineKind, Populate, ReadPath};
 use crate::keys::KeyMode;
 
 /// The version of the JSON object's shape; bumped whenever a field changes meaning or goes.
@@ -65,6 +65,12 @@ struct Cli {
     /// read cache (`pread`) or a memory map [default: cache, the store's default].
     #[arg(long, value_enum)]
     read_path: Option<ReadPath>,
+    /// How the cf-store engines ready new extents' pages before writing them
+    /// (`DbBuilder::populate`): allocate their blocks ahead, also fill the page cache
+    /// (always, or while writes to the file queue), or neither [default: allocate, the
+    /// store's default].
+    #[arg(long, value_enum)]
+    populate: Option<Populate>,
     /// Writer threads, each with its own column family, file or keyspace.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=4096))]
     threads: u64,
@@ -144,6 +150,7 @@ impl Cli {
             cf_store::DEFAULT_HOLD_BYTES,
         );
         let read_path = cf_store_option(self.engine, "--read-path", self.read_path, ReadPath::Cache);
+        let populate = cf_store_option(self.engine, "--populate", self.populate, Populate::Allocate);
         if let (Some(bytes), false) = (self.max_write_bytes, self.engine.is_cf_store()) {
             eprintln!(
                 "bench: note: --max-write-bytes {bytes} is ignored by engine {} (it applies to cf-store engines)",
@@ -163,6 +170,7 @@ impl Cli {
             kept_branches,
             hold_bytes,
             read_path,
+            populate,
             threads: threads as usize,
             txns: self.txns,
             ops_per_txn: self.ops_per_txn,
@@ -239,6 +247,9 @@ struct Report {
     /// Where the cf-store engines read committed pages from ("cache" or "mmap"), `null` for
     /// the others.
     read_path: Option<&'static str>,
+    /// How the cf-store engines ready new extents' pages ("never", "allocate",
+    /// "when-contended" or "always"), `null` for the others.
+    populate: Option<&'static str>,
     threads: usize,
     /// Transactions per thread.
     txns: u64,
@@ -312,6 +323,7 @@ fn report(config: &CellConfig, m: &cell::Measurement) -> Report {
         kept_branches: config.kept_branches,
         hold_bytes: config.hold_bytes,
         read_path: config.read_path.map(ReadPath::name),
+        populate: config.populate.map(Populate::name),
         threads: config.threads,
         txns: config.txns,
         ops_per_txn: config.ops_per_txn,
@@ -389,6 +401,7 @@ mod tests {
         assert_eq!(c.max_write_bytes, None);
         assert_eq!(c.kept_branches, Some(256));
         assert_eq!(c.read_path, Some(ReadPath::Cache));
+        assert_eq!(c.populate, Some(Populate::Allocate));
         assert_eq!(c.threads, 1);
         assert_eq!(c.txns, 100);
         assert_eq!(c.ops_per_txn, 1000);
@@ -416,6 +429,8 @@ mod tests {
             "0",
             "--read-path",
             "mmap",
+            "--populate",
+            "when-contended",
             "--threads",
             "4",
             "--txns",
@@ -441,6 +456,7 @@ mod tests {
         assert_eq!(c.max_write_bytes, Some(262_144));
         assert_eq!(c.kept_branches, Some(0));
         assert_eq!(c.read_path, Some(ReadPath::Mmap));
+        assert_eq!(c.populate, Some(Populate::WhenContended));
         assert_eq!((c.threads, c.txns, c.ops_per_txn, c.value_size), (4, 7, 3, 0));
         assert_eq!(c.keys, KeyMode::Overwrite);
         assert_eq!(c.durability, Durability::Immediate);

@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 use serde_json::{Map, Value};
 
 /// Every field of schema 1, in order.
-const FIELDS: [&str; 36] = [
+const FIELDS: [&str; 37] = [
     "schema",
     "engine",
     "policy",
@@ -18,6 +18,7 @@ const FIELDS: [&str; 36] = [
     "kept_branches",
     "hold_bytes",
     "read_path",
+    "populate",
     "threads",
     "txns",
     "ops_per_txn",
@@ -154,6 +155,7 @@ fn check(o: &Map<String, Value>, engine: &str, durability: &str, value_size: u64
         assert_eq!(o["kept_branches"], Value::Null);
         assert_eq!(o["hold_bytes"], Value::Null);
         assert_eq!(o["read_path"], Value::Null);
+        assert_eq!(o["populate"], Value::Null);
         // /proc/self/io does not count syncs.
         for k in [
             "sync_calls",
@@ -182,6 +184,7 @@ fn check(o: &Map<String, Value>, engine: &str, durability: &str, value_size: u64
             assert_eq!(o["kept_branches"], Value::Null);
             assert_eq!(o["hold_bytes"], Value::Null);
             assert_eq!(o["read_path"], Value::Null);
+            assert_eq!(o["populate"], Value::Null);
             assert_eq!(int(o, "write_calls"), commits);
             assert_eq!(int(o, "vectored_calls"), 0);
             assert_eq!(written, int(o, "bytes_inserted"));
@@ -208,6 +211,7 @@ fn cf_store_engines_and_raw_report_every_field() {
                 assert_eq!(int(&o, "kept_branches"), 256, "the store's default");
                 assert_eq!(int(&o, "hold_bytes"), 64 << 20, "the store's default");
                 assert_eq!(o["read_path"], "cache", "the store's default");
+                assert_eq!(o["populate"], "allocate", "the store's default");
             }
         }
     }

@@ -65,37 +65,46 @@ pub struct DbBuilder {
     file: FileOptions,
 }
 
-/// When a column family readies the never-written pages of its newest extent before writing
-/// them ([`flush::Backend::populate`]: `fallocate`, then `readahead` to fill the OS page
-/// cache with the zero pages, up to 64 MiB past the pages being written).
+/// How a column family readies the never-written pages of its newest extent before writing
+/// them, up to 64 MiB past the pages a flush writes: by allocating their blocks
+/// ([`flush::Backend::allocate`], one `fallocate`), and optionally also filling the OS page
+/// cache with their zero pages ([`flush::Backend::populate`]: `fallocate`, then `readahead`).
 ///
-/// Buffered writes to one file are serialized by the kernel, and a write into a page the
-/// page cache does not hold yet also allocates and accounts that page while every other
-/// writer waits. Readying the pages first moves that work out of the serialized part, where
-/// several writers can do it at once, but it costs work of its own (the zero fill and the
-/// read machinery). Which side wins depends on how dear a fresh page is (W1, one file,
-/// interleaved runs on the 2-core VM; ARCHITECTURE.md has the figures):
-/// - when it is cheap, `WhenContended` ran at 0.82x-0.85x of `Never` at 2 to 8 writers;
-/// - in this VM's slow state (after idle seconds) the kernel's copies into new pages are
-///   several times slower (at 8 writers they held the write lock 854 ms with `Never`,
-///   282 ms with `WhenContended`); then `WhenContended` ran at 2.1x of `Never` at 8 writers.
+/// A buffered write into blocks the file system has not allocated yet reserves each block
+/// for delayed allocation as it copies, and buffered writes to one file are serialized by
+/// the kernel, so that work waits for nobody else but holds up every other writer. Blocks
+/// allocated ahead skip it: a 1 MiB `pwrite` into a new file took 160-164 us with its range
+/// allocated first (plus 5-7 us for the `fallocate`) against 181-190 us without (a
+/// throwaway program, 3 runs). `Allocate`, the default, ran W1 at 1.08x of `Never` at 1
+/// writer and 1.07x-1.14x in one file at 2 to 8 writers (ARCHITECTURE.md has the figures).
 ///
-/// `Never` is the default: it is the faster one when memory is not the bottleneck. A failed
-/// `populate` is ignored: the writes then allocate as they would without it. On a nearly
-/// full disk, readying takes blocks up to 64 MiB ahead of need per column family, so later
-/// writes elsewhere may meet a full disk sooner (and fail cleanly, as any write would).
+/// Filling the page cache as well moves the rest of a fresh page's cost out of the
+/// serialized part, but costs more than it moves (`readahead` of 1 MiB took 240-263 us, and
+/// the write into its pages still 171-175 us), except in this VM's slow state (after idle
+/// seconds), where the kernel's copies into new pages are several times slower: at 8
+/// writers they held the write lock 854 ms with `Never`, 282 ms with `WhenContended`, which
+/// then ran at 2.1x of `Never`; when fresh pages are cheap it ran at 0.82x-0.85x.
+///
+/// A failed readying is ignored: the writes then allocate as they would without it. On a
+/// nearly full disk, readying takes blocks up to 64 MiB ahead of need per column family, so
+/// later writes elsewhere may meet a full disk sooner (and fail cleanly, as any write
+/// would); `Never` takes no block before it is written.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Populate {
-    /// Never: every write allocates its own pages; the default.
-    #[default]
+    /// Never: every write allocates its own blocks and pages.
     Never,
-    /// When the file's recent writes had to queue behind each other
+    /// Allocates the blocks ahead, once per 64 MiB reach into the column family's newest
+    /// extent taken past the file's end (extents reused from dropped column families are not
+    /// readied); the writes fill the page cache. The default.
+    #[default]
+    Allocate,
+    /// Allocates as [`Populate::Allocate`] does, and also fills the page cache ahead while
+    /// the file's recent writes had to queue behind each other
     /// ([`flush::Backend::writes_contend`]; a `FileBackend` knows only with its default
-    /// serialized writes): a lone writer never pays for it.
+    /// serialized writes): a lone writer never pays for the fill.
     WhenContended,
-    /// Always: once per 64 MiB reach into the column family's newest extent taken past the
-    /// file's end (extents reused from dropped column families are not readied).
+    /// Allocates and fills the page cache ahead, at every reach.
     Always,
 }
 
@@ -141,8 +150,8 @@ impl DbBuilder {
         self
     }
 
-    /// When new extents' pages are readied before they are written (default
-    /// [`Populate::Never`]).
+    /// How new extents' pages are readied before they are written (default
+    /// [`Populate::Allocate`]).
     pub fn populate(mut self, when: Populate) -> Self {
         self.populate = when;
         self

@@ -80,6 +80,9 @@ impl<B: Backend> Backend for RecordingBackend<B> {
     fn sync_data(&self) -> Result<()> {
         self.inner.sync_data()
     }
+    fn allocate(&self, offset: u64, len: u64) -> Result<()> {
+        self.inner.allocate(offset, len)
+    }
     fn populate(&self, offset: u64, len: u64) -> Result<()> {
         self.inner.populate(offset, len)
     }
@@ -94,9 +97,10 @@ impl<B: Backend> Backend for RecordingBackend<B> {
 /// Passes every call to `inner`, failing the ones it is told to with an OS error: writes
 /// (`write_at`, `write_vectored_at`, growing `set_len`) from now on or after a number of
 /// further writes (`ENOSPC` for a full disk, `EIO`, ...), and syncs. Counts the write and
-/// sync calls that reach it, failed or not. `populate` fails like a write once writes fail
-/// (without using up one of the writes still allowed), or on its own when told to, and is
-/// not counted; `writes_contend` can be made to report contention.
+/// sync calls that reach it, failed or not. `allocate` and `populate` fail like a write once
+/// writes fail (without using up one of the writes still allowed), or on their own when told
+/// to; they are counted apart from writes ([`FaultBackend::ready_calls`]). `writes_contend`
+/// can be made to report contention.
 #[derive(Debug)]
 pub struct FaultBackend<B> {
     inner: B,
@@ -106,7 +110,7 @@ pub struct FaultBackend<B> {
     writes_before_fault: AtomicI64,
     /// 0: syncs succeed.
     sync_errno: AtomicI32,
-    /// 0: `populate` succeeds unless writes fail.
+    /// 0: `allocate` and `populate` succeed unless writes fail.
     populate_errno: AtomicI32,
     /// `writes_contend` reports true whatever the inner backend says.
     contend: AtomicBool,
@@ -114,6 +118,10 @@ pub struct FaultBackend<B> {
     partial: AtomicBool,
     write_calls: AtomicU64,
     sync_calls: AtomicU64,
+    /// `allocate` calls that reached this backend (failed ones included).
+    allocate_calls: AtomicU64,
+    /// `populate` calls that reached this backend (failed ones included).
+    populate_calls: AtomicU64,
 }
 
 impl<B: Backend> FaultBackend<B> {
@@ -129,6 +137,8 @@ impl<B: Backend> FaultBackend<B> {
             partial: AtomicBool::new(false),
             write_calls: AtomicU64::new(0),
             sync_calls: AtomicU64::new(0),
+            allocate_calls: AtomicU64::new(0),
+            populate_calls: AtomicU64::new(0),
         }
     }
 
@@ -175,10 +185,19 @@ impl<B: Backend> FaultBackend<B> {
         self.contend.store(contend, Ordering::SeqCst);
     }
 
-    /// From now on every `populate` fails with `errno` while writes go on succeeding (0:
-    /// `populate` succeeds again).
+    /// From now on every `allocate` and `populate` fails with `errno` while writes go on
+    /// succeeding (0: they succeed again).
     pub fn fail_populates(&self, errno: i32) {
         self.populate_errno.store(errno, Ordering::SeqCst);
+    }
+
+    /// `allocate` and `populate` calls that reached this backend (failed ones included),
+    /// in that order.
+    pub fn ready_calls(&self) -> (u64, u64) {
+        (
+            self.allocate_calls.load(Ordering::SeqCst),
+            self.populate_calls.load(Ordering::SeqCst),
+        )
     }
 
     /// Write calls that reached this backend (failed ones included).
@@ -205,6 +224,20 @@ impl<B: Backend> FaultBackend<B> {
         let errno = self.write_errno.load(Ordering::SeqCst);
         if errno != 0 && self.writes_before_fault.fetch_sub(1, Ordering::SeqCst) < 0 {
             return Err(Self::fault(op, offset, len, errno));
+        }
+        Ok(())
+    }
+
+    /// Fails an `allocate` or `populate` of `[offset, offset + len)` once writes fail or when
+    /// told to.
+    fn check_ready(&self, offset: u64, len: u64) -> Result<()> {
+        let errno = self.write_errno.load(Ordering::SeqCst);
+        if errno != 0 && self.writes_before_fault.load(Ordering::SeqCst) < 0 {
+            return Err(Self::fault(IoOp::Allocate, offset, len, errno));
+        }
+        let errno = self.populate_errno.load(Ordering::SeqCst);
+        if errno != 0 {
+            return Err(Self::fault(IoOp::Allocate, offset, len, errno));
         }
         Ok(())
     }
@@ -242,15 +275,14 @@ impl<B: Backend> Backend for FaultBackend<B> {
         }
         self.inner.set_len(len)
     }
+    fn allocate(&self, offset: u64, len: u64) -> Result<()> {
+        self.allocate_calls.fetch_add(1, Ordering::SeqCst);
+        self.check_ready(offset, len)?;
+        self.inner.allocate(offset, len)
+    }
     fn populate(&self, offset: u64, len: u64) -> Result<()> {
-        let errno = self.write_errno.load(Ordering::SeqCst);
-        if errno != 0 && self.writes_before_fault.load(Ordering::SeqCst) < 0 {
-            return Err(Self::fault(IoOp::Allocate, offset, len, errno));
-        }
-        let errno = self.populate_errno.load(Ordering::SeqCst);
-        if errno != 0 {
-            return Err(Self::fault(IoOp::Allocate, offset, len, errno));
-        }
+        self.populate_calls.fetch_add(1, Ordering::SeqCst);
+        self.check_ready(offset, len)?;
         self.inner.populate(offset, len)
     }
     fn writes_contend(&self) -> bool {
@@ -275,12 +307,13 @@ pub const SECTOR: u64 = 4096;
 /// A file in memory that remembers every write since the last completed `sync_data`, and
 /// can produce the images a power cut could leave: every synced byte, plus any subset of the
 /// unsynced writes, each possibly torn at [`SECTOR`] granularity, applied in any order.
-/// Reads see every write (as the page cache would). Deterministic from a seed.
+/// Reads see every write (as the page cache would). `allocate` grows the file by an unsynced
+/// write of zeros. Deterministic from a seed.
 ///
 /// [`CrashBackend::crash_after`] picks a crash point: the k-th mutating call (write, vectored
-/// write, sync, length change) and every later one fail with `EIO` and change nothing, as if
-/// the machine had stopped there; [`CrashBackend::crash_image`] then gives what the disk may
-/// hold.
+/// write, sync, length change, allocation) and every later one fail with `EIO` and change
+/// nothing, as if the machine had stopped there; [`CrashBackend::crash_image`] then gives
+/// what the disk may hold.
 #[derive(Debug)]
 pub struct CrashBackend {
     /// What reads see; it also keeps the I/O counters.
@@ -450,6 +483,21 @@ impl Backend for CrashBackend {
         Ok(())
     }
 
+    fn allocate(&self, offset: u64, len: u64) -> Result<()> {
+        // Like `fallocate` mode 0: no byte changes, the file grows to cover the range. The
+        // growth is an unsynced write of zeros, so a crash may keep it, tear it or lose it.
+        let mut st = self.lock();
+        self.admit(IoOp::Allocate, offset, len)?;
+        let old = self.current.len()?;
+        let end = offset.saturating_add(len);
+        if end > old {
+            self.current.set_len(end)?;
+            let grown = usize::try_from(end - old).map_err(|_| FlushError::OffsetOverflow { offset, len })?;
+            st.unsynced.push((old, vec![0; grown]));
+        }
+        Ok(())
+    }
+
     fn set_len(&self, len: u64) -> Result<()> {
         // Length changes count as durable at once (the store only grows files by writing).
         let mut st = self.lock();
@@ -526,6 +574,54 @@ mod tests {
             }
         }
         assert!(torn > 0, "some images tear the 8 KiB write");
+    }
+
+    #[test]
+    fn fault_backend_fails_readying_when_told_or_once_writes_fail() {
+        let b = FaultBackend::new(MemBackend::new());
+        b.allocate(0, 4096).unwrap();
+        b.populate(0, 4096).unwrap();
+        b.fail_populates(libc::ENOSPC);
+        assert!(b.allocate(0, 4096).unwrap_err().is_out_of_space());
+        assert!(b.populate(0, 4096).unwrap_err().is_out_of_space());
+        b.write_at(b"w", 0).unwrap();
+        b.fail_populates(0);
+        b.fail_writes_after(1, libc::EIO);
+        b.allocate(0, 4096).unwrap();
+        b.write_at(b"x", 0).unwrap();
+        assert!(b.allocate(0, 4096).is_err(), "writes fail now");
+        assert_eq!(b.ready_calls(), (4, 2));
+        assert_eq!(b.write_calls(), 2, "readying is not a write");
+    }
+
+    #[test]
+    fn crash_allocation_grows_the_file_by_zeros_a_crash_may_lose() {
+        let b = CrashBackend::new();
+        b.write_at(&[1; 4096], 0).unwrap();
+        b.sync_data().unwrap();
+        b.allocate(0, 4096).unwrap();
+        assert_eq!(b.unsynced_writes(), 0, "within the file: nothing changes");
+        b.allocate(4096, 8192).unwrap();
+        assert_eq!(b.len().unwrap(), 12288);
+        b.write_at(&[2; 4096], 4096).unwrap();
+        let mut want = vec![1; 4096];
+        want.extend([2; 4096]);
+        want.extend([0; 4096]);
+        assert_eq!(b.contents(), want);
+        assert_eq!(b.crash_image(0), vec![1; 4096], "the growth was never synced");
+        let mut lengths = std::collections::BTreeSet::new();
+        for seed in 1..200 {
+            let img = b.crash_image(seed);
+            assert_eq!(&img[..4096], &[1; 4096][..], "synced bytes stay");
+            for sector in img[4096..].chunks(4096) {
+                assert!(sector.iter().all(|&x| x == 0) || sector.iter().all(|&x| x == 2));
+            }
+            lengths.insert(img.len());
+        }
+        assert!(lengths.contains(&4096) && lengths.contains(&12288), "{lengths:?}");
+        b.crash_after(0);
+        assert!(b.allocate(12288, 4096).is_err(), "an allocation is a crash point");
+        assert_eq!(b.len().unwrap(), 12288);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use cf_store::{u64_key, CfOptions, ColumnFamily, Db};
 
 use super::{Engine, IoCounters, Writer, TABLE};
-use crate::cell::{CellConfig, Durability, EngineKind, ReadPath};
+use crate::cell::{CellConfig, Durability, EngineKind, Populate, ReadPath};
 
 /// The databases of a cf-store cell and the column families not yet handed to writers.
 #[derive(Debug)]
@@ -27,6 +27,12 @@ impl CfStore {
             ReadPath::Cache => cf_store::ReadPath::Cache,
             ReadPath::Mmap => cf_store::ReadPath::Mmap,
         };
+        let populate = match config.populate.unwrap_or(Populate::Allocate) {
+            Populate::Never => cf_store::Populate::Never,
+            Populate::Allocate => cf_store::Populate::Allocate,
+            Populate::WhenContended => cf_store::Populate::WhenContended,
+            Populate::Always => cf_store::Populate::Always,
+        };
         let mut file = cf_store::FileOptions::default();
         if let Some(bytes) = config.max_write_bytes {
             file = file.with_max_bytes_per_call(bytes);
@@ -39,6 +45,7 @@ impl CfStore {
                 .kept_branches(kept_branches)
                 .hold_bytes(hold_bytes)
                 .read_path(read_path)
+                .populate(populate)
                 .file_options(file.clone())
                 .flush(policy)
                 .open(&path)

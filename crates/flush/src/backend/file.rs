@@ -465,41 +465,55 @@ impl Backend for FileBackend {
     }
 
     /// `fallocate` (mode 0: allocates the blocks and grows the file, never touching a
-    /// written byte), then `readahead`, which fills the page cache with the range's zero
-    /// pages outside every lock a write takes. A file system without `fallocate` readies
-    /// nothing (the writes allocate as usual); `readahead` is advice, and its failure only
-    /// leaves the pages to the writes.
-    fn populate(&self, offset: u64, len: u64) -> Result<()> {
+    /// written byte). A file system without `fallocate` allocates nothing: the writes
+    /// allocate as usual.
+    fn allocate(&self, offset: u64, len: u64) -> Result<()> {
         if len == 0 {
             return Ok(());
         }
         check_file_range(offset, len)?;
-        let fd = self.file.as_raw_fd();
         // In range: check_file_range bounds offset + len by i64::MAX.
         let (pos, count) = (offset as libc::off_t, len as libc::off_t);
-        {
-            // ext4 serializes fallocate with writes on the inode's lock; it queues like one.
-            let _turn = self.write_turn();
-            loop {
-                // SAFETY: fallocate takes no pointers; the descriptor is owned by
-                // `self.file` and open.
-                let rc = unsafe { libc::fallocate(fd, 0, pos, count) };
-                self.stats.record_populate(1, 0);
-                if rc == 0 {
-                    break;
-                }
-                let err = io::Error::last_os_error();
-                match err.raw_os_error() {
-                    Some(libc::EINTR) => continue,
-                    Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) => return Ok(()),
-                    _ => return Err(Self::io_error(IoOp::Allocate, offset, len, err)),
-                }
+        // ext4 serializes fallocate with writes on the inode's lock; it queues like one.
+        let _turn = self.write_turn();
+        loop {
+            // SAFETY: fallocate takes no pointers; the descriptor is owned by `self.file`
+            // and open.
+            let rc = unsafe { libc::fallocate(self.file.as_raw_fd(), 0, pos, count) };
+            if rc == 0 {
+                self.stats.record_populate(1, len);
+                return Ok(());
+            }
+            self.stats.record_populate(1, 0);
+            let err = io::Error::last_os_error();
+            match err.raw_os_error() {
+                Some(libc::EINTR) => continue,
+                Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) => return Ok(()),
+                _ => return Err(Self::io_error(IoOp::Allocate, offset, len, err)),
             }
         }
+    }
+
+    /// [`Backend::allocate`], then `readahead`, which fills the page cache with the range's
+    /// zero pages outside every lock a write takes. `readahead` is advice, and its failure
+    /// only leaves the pages to the writes.
+    fn populate(&self, offset: u64, len: u64) -> Result<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        self.allocate(offset, len)?;
+        // In range: allocate checked offset + len.
+        let pos = offset as libc::off_t;
         // SAFETY: readahead takes no pointers; the descriptor is owned by `self.file` and
         // open. Its result is advice only, so it is not checked.
-        let _ = unsafe { libc::readahead(fd, pos, usize::try_from(len).unwrap_or(usize::MAX)) };
-        self.stats.record_populate(1, len);
+        let _ = unsafe {
+            libc::readahead(
+                self.file.as_raw_fd(),
+                pos,
+                usize::try_from(len).unwrap_or(usize::MAX),
+            )
+        };
+        self.stats.record_populate(1, 0);
         Ok(())
     }
 
@@ -570,17 +584,19 @@ mod tests {
         assert!(!b.writes_contend(), "a window of quiet turns clears it");
     }
 
-    #[test]
-    fn populate_grows_the_file_and_changes_no_written_byte() {
+    /// `ready` (allocate or populate) over never-written bytes grows the file, keeps every
+    /// written byte and makes `calls` system calls; an empty range makes none and a range
+    /// past `off_t` is refused.
+    fn readies_a_range(ready: fn(&FileBackend, u64, u64) -> Result<()>, calls: u64) {
         let (dir, b) = backend();
         b.write_at(&[7; 8192], 0).unwrap();
         if !fallocate_works(dir.path()) {
-            // Such a file system readies nothing: populate succeeds and changes nothing.
-            b.populate(4096, 1 << 20).unwrap();
+            // Such a file system allocates nothing: the call succeeds and changes nothing.
+            ready(&b, 4096, 1 << 20).unwrap();
             assert_eq!(b.len().unwrap(), 8192);
             return;
         }
-        b.populate(4096, 1 << 20).unwrap();
+        ready(&b, 4096, 1 << 20).unwrap();
         assert_eq!(b.len().unwrap(), 4096 + (1 << 20));
         let mut buf = vec![0u8; 8192];
         b.read_at(&mut buf, 0).unwrap();
@@ -588,19 +604,31 @@ mod tests {
         b.read_at(&mut buf, 8192).unwrap();
         assert!(buf.iter().all(|&x| x == 0), "readied bytes read as zeros");
         let s = b.stats().snapshot();
-        assert_eq!((s.populate_calls, s.populated_bytes), (2, 1 << 20));
-        assert_eq!(s.write_syscalls(), 1, "populate is not a write call");
+        assert_eq!((s.populate_calls, s.populated_bytes), (calls, 1 << 20));
+        assert_eq!(s.write_syscalls(), 1, "readying is not a write call");
 
-        b.populate(0, 0).unwrap();
+        ready(&b, 0, 0).unwrap();
         assert_eq!(
             b.stats().snapshot().populate_calls,
-            2,
+            calls,
             "an empty range makes no call"
         );
         assert!(matches!(
-            b.populate(u64::MAX - 10, 100),
+            ready(&b, u64::MAX - 10, 100),
             Err(FlushError::OffsetOverflow { .. })
         ));
+    }
+
+    #[test]
+    fn allocate_grows_the_file_and_changes_no_written_byte() {
+        // One fallocate.
+        readies_a_range(|b, at, len| b.allocate(at, len), 1);
+    }
+
+    #[test]
+    fn populate_grows_the_file_and_changes_no_written_byte() {
+        // fallocate, then readahead.
+        readies_a_range(|b, at, len| b.populate(at, len), 2);
     }
 
     /// A writer held up behind another's turn: it yields while the window lasts, and sleeps

@@ -52,16 +52,29 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// Makes every completed write durable (`fdatasync`).
     fn sync_data(&self) -> Result<()>;
 
-    /// Readies `[offset, offset + len)` for the writes about to come, so that they find the
-    /// file's blocks allocated and its pages in the OS page cache and only copy. It must
-    /// never change a byte already in the file; it is meant for ranges never written (on
-    /// written ones it only costs reads). Where the backend can, the file grows to cover
-    /// the range (with zeros). Default: nothing, for backends without a page cache.
+    /// Allocates the file's blocks for `[offset, offset + len)` ahead of the writes about to
+    /// come, so that they find their blocks reserved and skip the file system's delayed
+    /// allocation of each block. It must never change a byte already in the file; it is
+    /// meant for ranges never written. Where the backend can, the file grows to cover the
+    /// range (with zeros). Default: nothing, for backends without blocks to allocate.
     ///
-    /// It can pay only when writers queue for the file (see [`Backend::writes_contend`]):
-    /// the work it moves out of the write calls is work they would have done anyway, plus
-    /// a zero fill. Whether it pays even then depends on how slow the write calls are (see
-    /// `cf_store::Populate`).
+    /// It is cheap (one `fallocate` per range for a `FileBackend`), and it shortens the
+    /// write calls into the range, which matter most where writes to one file are serial:
+    /// `cf_store::Populate::Allocate` measured it.
+    fn allocate(&self, offset: u64, len: u64) -> Result<()> {
+        let _ = (offset, len);
+        Ok(())
+    }
+
+    /// [`Backend::allocate`], then fills the OS page cache with the range's zero pages, so
+    /// that the writes about to come only copy. The same rules hold: it must never change a
+    /// byte already in the file (on written ranges it only costs reads). Default: nothing,
+    /// for backends without a page cache.
+    ///
+    /// The fill can pay only when writers queue for the file (see
+    /// [`Backend::writes_contend`]): the work it moves out of the write calls is work they
+    /// would have done anyway, plus a zero fill. Whether it pays even then depends on how
+    /// slow the write calls are (see `cf_store::Populate`).
     fn populate(&self, offset: u64, len: u64) -> Result<()> {
         let _ = (offset, len);
         Ok(())
