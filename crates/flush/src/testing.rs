@@ -499,7 +499,8 @@ impl Backend for CrashBackend {
     }
 
     fn set_len(&self, len: u64) -> Result<()> {
-        // Length changes count as durable at once (the store only grows files by writing).
+        // Length changes count as durable at once (the store grows files by writing and by
+        // `allocate`; `set_len` only sizes a new file).
         let mut st = self.lock();
         self.admit(IoOp::SetLen, len, 0)?;
         self.current.set_len(len)?;
