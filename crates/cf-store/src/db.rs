@@ -75,8 +75,9 @@ pub struct DbBuilder {
 /// the kernel, so that work waits for nobody else but holds up every other writer. Blocks
 /// allocated ahead skip it: a 1 MiB `pwrite` into a new file took 160-164 us with its range
 /// allocated first (plus 5-7 us for the `fallocate`) against 181-190 us without (a
-/// throwaway program, 3 runs). `Allocate`, the default, ran W1 at 1.08x of `Never` at 1
-/// writer and 1.07x-1.14x in one file at 2 to 8 writers (ARCHITECTURE.md has the figures).
+/// throwaway program, 3 runs). `Allocate`, the default, ran W1 in one file at 1.07x of
+/// `Never` at 1 writer, 1.02x at 2, 1.20x at 4 and 1.17x at 8 (8 interleaved rounds;
+/// ARCHITECTURE.md has the figures).
 ///
 /// Filling the page cache as well moves the rest of a fresh page's cost out of the
 /// serialized part, but costs more than it moves (`readahead` of 1 MiB took 240-263 us, and
@@ -929,8 +930,9 @@ impl Db {
             .initial_extent_pages
             .unwrap_or(self.shared.initial_extent_pages)
             .max(4);
-        // The first extent holds the slots and a few pages: too small to be worth readying.
-        let (extent, _) = core.take_extent(initial);
+        // The first extent holds the column family's two slots, which the catalog's commit
+        // writes; its other pages are readied like any fresh extent's (below).
+        let (extent, fresh) = core.take_extent(initial);
         let record = CfRecord {
             id: catalog.next_cf_id,
             slot_page: extent.start,
@@ -984,6 +986,13 @@ impl Db {
         space.last_txn = 1;
         space.durable_txn = 1;
         space.durable_slot = 0;
+        if fresh {
+            // `initial >= 4`: pages remain past the slots.
+            space.fresh_extent(Extent {
+                start: extent.start + 2,
+                pages: extent.pages - 2,
+            });
+        }
         let cf = Arc::new(CfShared::new(name.to_owned(), core.clone(), space));
         self.shared.cfs.insert(name.to_owned(), cf.clone());
         Ok(ColumnFamily::from_shared(cf))

@@ -24,6 +24,24 @@ use crate::{Error, Result};
 /// page cache and allocated blocks the extent owns anyway.
 pub const POPULATE_AHEAD_BYTES: u64 = 64 << 20;
 
+/// One readying call: [`flush::Backend::allocate`] or [`flush::Backend::populate`].
+type ReadyCall = fn(&dyn flush::Backend, u64, u64) -> flush::Result<()>;
+
+/// How far a space has readied the pages of its newest fresh extent, which ends at `end`.
+/// "Fresh" means taken past every extent the file knew of, so after a crash it may hold
+/// bytes of commits that never became durable; readying changes no byte, so that costs
+/// reads at most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FreshTail {
+    /// Pages from here on are neither allocated ahead nor written by this space.
+    pub allocated: PageId,
+    /// Pages from here on are neither filled into the page cache ahead nor written by this
+    /// space (only `Populate::WhenContended` lets it fall behind `allocated`).
+    pub filled: PageId,
+    /// The extent's end.
+    pub end: PageId,
+}
+
 /// One space's writer-side state. Only the holder of the space's writer lock touches it.
 pub struct Space {
     /// 0 for the catalog, the column family's id otherwise.
@@ -55,12 +73,9 @@ pub struct Space {
     /// Txn of the newest durable commit, and which slot holds it.
     pub durable_txn: u64,
     pub durable_slot: usize,
-    /// The pages `[next, end)` of this space's newest fresh extent that no flush of this
-    /// space has written yet. "Fresh" means taken past every extent the file knew of, so
-    /// after a crash it may hold bytes of commits that never became durable; `populate`
-    /// changes no byte, so that costs reads at most.
-    pub fresh_tail: Option<(PageId, PageId)>,
-    /// `populate` calls that failed (and were ignored).
+    /// How far this space has readied its newest fresh extent (`DbBuilder::populate`).
+    pub fresh_tail: Option<FreshTail>,
+    /// Readying calls (`allocate` or `populate`) that failed (and were ignored).
     pub populate_failures: u64,
     /// Counters for `stats()`.
     pub commits: u64,
@@ -100,23 +115,38 @@ impl Space {
     /// Notes `e`, an extent taken past the file's known space, as the one whose pages
     /// [`Space::commit`] readies ahead of its writes (see [`Populate`]).
     pub fn fresh_extent(&mut self, e: Extent) {
-        self.fresh_tail = Some((e.start, e.end()));
+        self.fresh_tail = Some(FreshTail {
+            allocated: e.start,
+            filled: e.start,
+            end: e.end(),
+        });
     }
 
     /// Readies the fresh pages this flush is about to write, and up to
-    /// [`POPULATE_AHEAD_BYTES`] past them, as `core.populate` says, and moves the tail's start
-    /// past them, so that the tail holds only pages this space has neither readied nor
-    /// written. Under `Populate::Never` it does nothing: the tail is never read.
+    /// [`POPULATE_AHEAD_BYTES`] past them, as `core.populate` says: allocates them, or also
+    /// fills the page cache with them (which allocates too), each at most once, and moves
+    /// the tail's marks past every page readied or written. Under `Populate::Never` it does
+    /// nothing: the tail is never read.
+    ///
+    /// `WhenContended` allocates ahead while the file is quiet, and moves the fill mark only
+    /// past the pages written, so that once writes contend the next flush fills from there,
+    /// over pages allocated before.
     fn populate_ahead(&mut self, core: &DbCore) {
         // Under `Never` the tail is never read: skip the walk of the buffer.
-        let Some((next, end)) = self.fresh_tail.filter(|_| core.populate != Populate::Never) else {
+        let Some(tail) = self.fresh_tail.filter(|_| core.populate != Populate::Never) else {
             return;
         };
+        let FreshTail {
+            allocated,
+            filled,
+            end,
+        } = tail;
         let ps = core.page_size as u64;
+        let low = allocated.min(filled);
         // Held pages go out with this flush too; the highest of them stands for all (pages
         // below it are readied with it, which changes no byte).
         let held_end = self.buffer.held().end().div_ceil(ps);
-        let held = (held_end > next).then_some((held_end.saturating_sub(1), held_end));
+        let held = (held_end > low).then_some((held_end.saturating_sub(1), held_end));
         let Some(hi) = self
             .buffer
             .iter()
@@ -127,13 +157,13 @@ impl Space {
                 )
             })
             .chain(held)
-            .filter(|&(first, past)| past > next && first < end)
+            .filter(|&(first, past)| past > low && first < end)
             .map(|(_, past)| past.min(end))
             .max()
         else {
             return;
         };
-        let fill_cache = match core.populate {
+        let fill = match core.populate {
             Populate::Never | Populate::Allocate => false,
             Populate::WhenContended => core.backend.writes_contend(),
             Populate::Always => true,
@@ -143,18 +173,27 @@ impl Space {
         // allocate their own blocks as they would without it and report a disk that is
         // really full themselves; that stretch is not readied again. Offsets past u64 (a
         // corrupt extent) ready nothing.
-        let range = next.checked_mul(ps).zip((upto - next).checked_mul(ps));
-        let readied = range.is_some_and(|(at, len)| {
-            if fill_cache {
-                core.backend.populate(at, len).is_ok()
-            } else {
-                core.backend.allocate(at, len).is_ok()
+        let mut ready = |from: PageId, call: ReadyCall| {
+            let range = from.checked_mul(ps).zip((upto - from).checked_mul(ps));
+            if range.is_none_or(|(at, len)| call(&*core.backend, at, len).is_err()) {
+                self.populate_failures += 1;
             }
-        });
-        if !readied {
-            self.populate_failures += 1;
+        };
+        let mut next = tail;
+        if fill && hi > filled {
+            // The fill allocates as well (again, harmlessly, where `allocate` did).
+            ready(filled, |b, at, len| b.populate(at, len));
+            next.filled = upto;
+            next.allocated = allocated.max(upto);
+        } else {
+            if hi > allocated {
+                ready(allocated, |b, at, len| b.allocate(at, len));
+                next.allocated = upto;
+            }
+            // Pages written are never filled: the fill resumes past them.
+            next.filled = filled.max(hi);
         }
-        self.fresh_tail = (upto < end).then_some((upto, end));
+        self.fresh_tail = (next.allocated.min(next.filled) < end).then_some(next);
     }
 
     /// Commits `new_root` (whose pages are already in the buffer), freeing `freed` once

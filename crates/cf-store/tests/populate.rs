@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use cf_store::{u64_key, CfOptions, ColumnFamily, Db, Populate};
-use flush::testing::FaultBackend;
-use flush::{Backend, FileBackend};
+use flush::testing::{FaultBackend, ReadyRecord, RecordingBackend, WriteRecord};
+use flush::{Backend, FileBackend, MemBackend};
 
 type State = BTreeMap<Vec<u8>, Vec<u8>>;
 
@@ -60,14 +60,30 @@ fn over_fault_backend(path: &std::path::Path, populate: Populate) -> (Arc<FaultB
     (backend, db)
 }
 
+/// Whether the file system under `dir` allocates ranges (`fallocate`); without it a
+/// `FileBackend` readies nothing, and the checks of what was readied are skipped.
+fn allocation_works(dir: &std::path::Path) -> bool {
+    let probe = FileBackend::open(dir.join("probe")).unwrap();
+    probe.allocate(0, 4096).unwrap();
+    probe.len().unwrap() == 4096
+}
+
 #[test]
 fn allocate_is_the_default() {
+    assert_eq!(Populate::default(), Populate::Allocate);
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::builder().open(dir.path().join("db")).unwrap();
+    let path = dir.path().join("db");
+    let backend = Arc::new(FaultBackend::new(FileBackend::open(&path).unwrap()));
+    let dyn_backend: Arc<dyn Backend> = backend.clone();
+    let db = Db::builder().open_backend(dyn_backend, &path).unwrap();
     let cf = db.create_cf("a", CfOptions::default()).unwrap();
     fill(&cf, 30);
-    let io = db.stats().unwrap().io;
-    assert!(io.populate_calls >= 2 && io.populated_bytes > 0, "{io:?}");
+    let (allocates, populates) = backend.ready_calls();
+    assert!(allocates >= 2 && populates == 0, "{:?}", backend.ready_calls());
+    if allocation_works(dir.path()) {
+        let io = db.stats().unwrap().io;
+        assert!(io.populate_calls >= 2 && io.populated_bytes > 0, "{io:?}");
+    }
 }
 
 /// `populate` readies ahead with `(allocate, populate)` calls of the kinds `kinds` says, keeps
@@ -79,26 +95,28 @@ fn readies_ahead_and_keeps_every_byte(populate: Populate, kinds: (bool, bool)) {
     let cf = db.create_cf("a", CfOptions::default()).unwrap();
     let want = fill(&cf, 30);
     let stats = db.stats().unwrap();
-    assert!(
-        stats.io.populate_calls >= 2 && stats.io.populated_bytes > 0,
-        "{populate:?}: fresh extents were readied: {:?}",
-        stats.io
-    );
     let (allocates, populates) = backend.ready_calls();
     assert_eq!((allocates > 0, populates > 0), kinds, "{populate:?}");
     assert_eq!(cf.stats().populate_failures, 0);
     assert_eq!(contents(&db), want);
-    // Readying reaches past the pages written: the file is longer than the same commits
-    // make it without.
-    let plain_dir = tempfile::tempdir().unwrap();
-    let plain = open(&plain_dir.path().join("db"), Populate::Never);
-    fill(&plain.create_cf("a", CfOptions::default()).unwrap(), 30);
-    let plain_bytes = plain.stats().unwrap().file_bytes;
-    assert!(
-        stats.file_bytes > plain_bytes,
-        "{populate:?}: readied {} bytes, plain {plain_bytes}",
-        stats.file_bytes
-    );
+    if allocation_works(dir.path()) {
+        assert!(
+            stats.io.populate_calls >= 2 && stats.io.populated_bytes > 0,
+            "{populate:?}: fresh extents were readied: {:?}",
+            stats.io
+        );
+        // Readying reaches past the pages written: the file is longer than the same
+        // commits make it without.
+        let plain_dir = tempfile::tempdir().unwrap();
+        let plain = open(&plain_dir.path().join("db"), Populate::Never);
+        fill(&plain.create_cf("a", CfOptions::default()).unwrap(), 30);
+        let plain_bytes = plain.stats().unwrap().file_bytes;
+        assert!(
+            stats.file_bytes > plain_bytes,
+            "{populate:?}: readied {} bytes, plain {plain_bytes}",
+            stats.file_bytes
+        );
+    }
     drop(cf);
     db.close().unwrap();
     drop(db);
@@ -172,6 +190,19 @@ fn failing_readying_is_skipped_and_loses_nothing(populate: Populate) {
         0,
         "{populate:?}: no call reached the file"
     );
+    // The column family's failed calls were of the kind its mode makes (the catalog's
+    // too, so there are at least as many).
+    let (allocates, populates) = backend.ready_calls();
+    let (made, other) = if populate == Populate::Always {
+        (populates, allocates)
+    } else {
+        (allocates, populates)
+    };
+    assert!(
+        made >= cf.stats().populate_failures && other == 0,
+        "{populate:?}: {:?}",
+        backend.ready_calls()
+    );
     assert_eq!(contents(&db), want);
     drop(cf);
     db.close().unwrap();
@@ -188,4 +219,120 @@ fn a_failing_allocate_is_skipped_and_loses_nothing() {
 #[test]
 fn a_failing_populate_is_skipped_and_loses_nothing() {
     failing_readying_is_skipped_and_loses_nothing(Populate::Always);
+}
+
+/// Checks a run of one column family's commits, whose writes start at `writes[first]`
+/// (the writes before are the database's and the catalog's, which is small and never
+/// readied): every byte they write from the lowest readied one on was readied by a call
+/// logged before the write (below it lie the column family's two slots, which the
+/// catalog's commit made); no readying call covers a byte written before it; and no two
+/// calls of one kind cover the same byte (a fill may cover an allocation: it allocates too).
+fn check_readied_before_written(writes: &[WriteRecord], first: usize, readied: &[ReadyRecord]) {
+    let floor = readied
+        .iter()
+        .map(|r| r.offset)
+        .min()
+        .expect("something was readied");
+    for kind in [false, true] {
+        let mut sorted: Vec<ReadyRecord> = readied.iter().copied().filter(|r| r.fill == kind).collect();
+        sorted.sort_by_key(|r| r.offset);
+        for pair in sorted.windows(2) {
+            assert!(
+                pair[0].offset + pair[0].len <= pair[1].offset,
+                "readied twice: {pair:?}"
+            );
+        }
+    }
+    for r in readied {
+        assert!(
+            written_before(writes, r).is_none(),
+            "readied after a write into it: {r:?}, {:?}",
+            written_before(writes, r)
+        );
+    }
+    for (i, w) in writes.iter().enumerate().skip(first) {
+        let mut at = w.offset.max(floor);
+        while at < w.offset + w.len {
+            let r = readied
+                .iter()
+                .filter(|r| r.after_writes <= i as u64)
+                .find(|r| r.offset <= at && at < r.offset + r.len)
+                .unwrap_or_else(|| {
+                    panic!("byte {at} of write {i} {w:?} was not readied before it: {readied:?}")
+                });
+            at = r.offset + r.len;
+        }
+    }
+}
+
+/// A write logged before `r` into its range, if any.
+fn written_before<'a>(writes: &'a [WriteRecord], r: &ReadyRecord) -> Option<&'a WriteRecord> {
+    writes[..r.after_writes as usize]
+        .iter()
+        .find(|w| w.offset < r.offset + r.len && r.offset < w.offset + w.len)
+}
+
+/// A fresh database over a recording in-memory file: every byte written past the
+/// superblock is readied first, once, by calls of the kind `populate` makes.
+fn readies_every_fresh_write_first_and_once(populate: Populate, fills: bool) {
+    let backend = Arc::new(RecordingBackend::new(MemBackend::new()));
+    let dyn_backend: Arc<dyn Backend> = backend.clone();
+    let db = Db::builder()
+        .populate(populate)
+        .open_backend(dyn_backend, "readied")
+        .unwrap();
+    let cf = db.create_cf("a", CfOptions::default()).unwrap();
+    let first = backend.writes_logged() as usize;
+    let want = fill(&cf, 30);
+    let writes = backend.take_log();
+    let readied = backend.take_ready_log();
+    assert!(readied.len() >= 2, "{populate:?}: {readied:?}");
+    assert!(
+        readied.iter().all(|r| r.fill == fills),
+        "{populate:?}: {readied:?}"
+    );
+    check_readied_before_written(&writes, first, &readied);
+    assert_eq!(contents(&db), want);
+}
+
+#[test]
+fn allocate_readies_every_fresh_write_first_and_once() {
+    readies_every_fresh_write_first_and_once(Populate::Allocate, false);
+}
+
+#[test]
+fn always_readies_every_fresh_write_first_and_once() {
+    readies_every_fresh_write_first_and_once(Populate::Always, true);
+}
+
+/// Contention that starts inside an extent already allocated ahead: the next flush fills the
+/// page cache from the pages written so far, not only from the extent's end.
+#[test]
+fn when_contended_fills_from_the_pages_written_inside_an_allocated_extent() {
+    let backend = Arc::new(RecordingBackend::new(FaultBackend::new(MemBackend::new())));
+    let dyn_backend: Arc<dyn Backend> = backend.clone();
+    // 32 MiB extents: the first flush allocates all of the column family's first one.
+    let db = Db::builder()
+        .populate(Populate::WhenContended)
+        .initial_extent_pages(8192)
+        .open_backend(dyn_backend, "contended")
+        .unwrap();
+    let cf = db.create_cf("a", CfOptions::default()).unwrap();
+    let first = backend.writes_logged() as usize;
+    let mut want = fill(&cf, 10);
+    let quiet = backend.take_ready_log();
+    assert!(!quiet.is_empty() && quiet.iter().all(|r| !r.fill), "{quiet:?}");
+    let quiet_writes = backend.writes_logged();
+    backend.inner().report_contention(true);
+    want.extend(fill_from(&cf, 10, 30));
+    let contended = backend.take_ready_log();
+    let fills: Vec<ReadyRecord> = contended.iter().copied().filter(|r| r.fill).collect();
+    assert!(
+        !fills.is_empty() && fills.iter().all(|r| r.after_writes >= quiet_writes),
+        "once writes contend, a flush fills: {contended:?}"
+    );
+    let writes = backend.take_log();
+    let all: Vec<ReadyRecord> = quiet.iter().chain(&contended).copied().collect();
+    check_readied_before_written(&writes, first, &all);
+    assert_eq!(contents(&db), want);
 }

@@ -84,11 +84,12 @@ pub struct IoStatsSnapshot {
     /// free at that moment.
     #[serde(default)]
     pub write_lock_parked: u64,
-    /// System calls that readied never-written ranges for writing (`fallocate` and
-    /// `readahead`, see [`crate::Backend::populate`]).
+    /// System calls that readied never-written ranges for writing (`fallocate`, see
+    /// [`crate::Backend::allocate`], and `readahead`, see [`crate::Backend::populate`]),
+    /// failed ones included.
     #[serde(default)]
     pub populate_calls: u64,
-    /// Bytes of the ranges readied that way.
+    /// Bytes of the ranges readied that way (counted once per range, when allocated).
     #[serde(default)]
     pub populated_bytes: u64,
 }

@@ -1,5 +1,6 @@
-//! Test doubles around a `Backend`: `RecordingBackend` logs writes, `FaultBackend` fails
-//! chosen calls, `CrashBackend` produces the images a power cut could leave.
+//! Test doubles around a `Backend`: `RecordingBackend` logs writes and readying calls,
+//! `FaultBackend` fails chosen calls, `CrashBackend` produces the images a power cut could
+//! leave.
 
 use std::io::{self, IoSlice};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU64, Ordering};
@@ -18,12 +19,29 @@ pub struct WriteRecord {
     pub vectored: bool,
 }
 
+/// One `allocate` or `populate` call that reached the inner backend and succeeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadyRecord {
+    /// Where the range started.
+    pub offset: u64,
+    /// How many bytes.
+    pub len: u64,
+    /// True for `populate` (which also fills the page cache), false for `allocate`.
+    pub fill: bool,
+    /// Writes logged before it since the backend was made ([`RecordingBackend::writes_logged`]
+    /// counts them), so a test can tell which writes a range was readied before.
+    pub after_writes: u64,
+}
+
 /// Passes every call to `inner` and logs each write's range, so a test can check exactly
-/// which bytes a plan touched. Its [`IoStats`] are the inner backend's.
+/// which bytes a plan touched, and each successful readying call. Its [`IoStats`] are the
+/// inner backend's.
 #[derive(Debug)]
 pub struct RecordingBackend<B> {
     inner: B,
     log: Mutex<Vec<WriteRecord>>,
+    ready_log: Mutex<Vec<ReadyRecord>>,
+    writes_logged: AtomicU64,
 }
 
 impl<B: Backend> RecordingBackend<B> {
@@ -32,6 +50,8 @@ impl<B: Backend> RecordingBackend<B> {
         Self {
             inner,
             log: Mutex::new(Vec::new()),
+            ready_log: Mutex::new(Vec::new()),
+            writes_logged: AtomicU64::new(0),
         }
     }
 
@@ -45,14 +65,37 @@ impl<B: Backend> RecordingBackend<B> {
         std::mem::take(&mut *self.log.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
+    /// Takes the log of readying calls so far, leaving it empty.
+    pub fn take_ready_log(&self) -> Vec<ReadyRecord> {
+        std::mem::take(&mut *self.ready_log.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Writes logged since the backend was made (taking the log does not reset it).
+    pub fn writes_logged(&self) -> u64 {
+        self.writes_logged.load(Ordering::SeqCst)
+    }
+
     fn record(&self, offset: u64, len: u64, vectored: bool) {
-        self.log
+        let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        log.push(WriteRecord {
+            offset,
+            len,
+            vectored,
+        });
+        self.writes_logged.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn record_ready(&self, offset: u64, len: u64, fill: bool) {
+        // Under the write log's lock, so that `after_writes` counts exactly the writes before.
+        let _writes = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        self.ready_log
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(WriteRecord {
+            .push(ReadyRecord {
                 offset,
                 len,
-                vectored,
+                fill,
+                after_writes: self.writes_logged.load(Ordering::SeqCst),
             });
     }
 }
@@ -81,10 +124,14 @@ impl<B: Backend> Backend for RecordingBackend<B> {
         self.inner.sync_data()
     }
     fn allocate(&self, offset: u64, len: u64) -> Result<()> {
-        self.inner.allocate(offset, len)
+        self.inner.allocate(offset, len)?;
+        self.record_ready(offset, len, false);
+        Ok(())
     }
     fn populate(&self, offset: u64, len: u64) -> Result<()> {
-        self.inner.populate(offset, len)
+        self.inner.populate(offset, len)?;
+        self.record_ready(offset, len, true);
+        Ok(())
     }
     fn writes_contend(&self) -> bool {
         self.inner.writes_contend()
@@ -307,8 +354,8 @@ pub const SECTOR: u64 = 4096;
 /// A file in memory that remembers every write since the last completed `sync_data`, and
 /// can produce the images a power cut could leave: every synced byte, plus any subset of the
 /// unsynced writes, each possibly torn at [`SECTOR`] granularity, applied in any order.
-/// Reads see every write (as the page cache would). `allocate` grows the file by an unsynced
-/// write of zeros. Deterministic from a seed.
+/// Reads see every write (as the page cache would). `allocate` and `populate` grow the file
+/// by an unsynced write of zeros. Deterministic from a seed.
 ///
 /// [`CrashBackend::crash_after`] picks a crash point: the k-th mutating call (write, vectored
 /// write, sync, length change, allocation) and every later one fail with `EIO` and change
@@ -491,11 +538,16 @@ impl Backend for CrashBackend {
         let old = self.current.len()?;
         let end = offset.saturating_add(len);
         if end > old {
-            self.current.set_len(end)?;
             let grown = usize::try_from(end - old).map_err(|_| FlushError::OffsetOverflow { offset, len })?;
+            self.current.set_len(end)?;
             st.unsynced.push((old, vec![0; grown]));
         }
         Ok(())
+    }
+
+    /// As `allocate`: an image has no page cache to fill.
+    fn populate(&self, offset: u64, len: u64) -> Result<()> {
+        self.allocate(offset, len)
     }
 
     fn set_len(&self, len: u64) -> Result<()> {

@@ -220,6 +220,36 @@ impl FileBackend {
         })
     }
 
+    /// One mode-0 `fallocate` of `[offset, offset + len)` in a write turn (ext4 serializes it
+    /// with writes on the inode's lock; it queues like one), retried on `EINTR`. `Ok(true)`
+    /// when the range is allocated; `Ok(false)` for an empty range or a file system without
+    /// `fallocate`.
+    fn fallocate(&self, offset: u64, len: u64) -> Result<bool> {
+        if len == 0 {
+            return Ok(false);
+        }
+        check_file_range(offset, len)?;
+        // In range: check_file_range bounds offset + len by i64::MAX.
+        let (pos, count) = (offset as libc::off_t, len as libc::off_t);
+        let _turn = self.write_turn();
+        loop {
+            // SAFETY: fallocate takes no pointers; the descriptor is owned by `self.file`
+            // and open.
+            let rc = unsafe { libc::fallocate(self.file.as_raw_fd(), 0, pos, count) };
+            if rc == 0 {
+                self.stats.record_populate(1, len);
+                return Ok(true);
+            }
+            self.stats.record_populate(1, 0);
+            let err = io::Error::last_os_error();
+            match err.raw_os_error() {
+                Some(libc::EINTR) => continue,
+                Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) => return Ok(false),
+                _ => return Err(Self::io_error(IoOp::Allocate, offset, len, err)),
+            }
+        }
+    }
+
     fn io_error(op: IoOp, offset: u64, len: u64, source: io::Error) -> FlushError {
         FlushError::Io {
             op,
@@ -468,41 +498,18 @@ impl Backend for FileBackend {
     /// written byte). A file system without `fallocate` allocates nothing: the writes
     /// allocate as usual.
     fn allocate(&self, offset: u64, len: u64) -> Result<()> {
-        if len == 0 {
-            return Ok(());
-        }
-        check_file_range(offset, len)?;
-        // In range: check_file_range bounds offset + len by i64::MAX.
-        let (pos, count) = (offset as libc::off_t, len as libc::off_t);
-        // ext4 serializes fallocate with writes on the inode's lock; it queues like one.
-        let _turn = self.write_turn();
-        loop {
-            // SAFETY: fallocate takes no pointers; the descriptor is owned by `self.file`
-            // and open.
-            let rc = unsafe { libc::fallocate(self.file.as_raw_fd(), 0, pos, count) };
-            if rc == 0 {
-                self.stats.record_populate(1, len);
-                return Ok(());
-            }
-            self.stats.record_populate(1, 0);
-            let err = io::Error::last_os_error();
-            match err.raw_os_error() {
-                Some(libc::EINTR) => continue,
-                Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) => return Ok(()),
-                _ => return Err(Self::io_error(IoOp::Allocate, offset, len, err)),
-            }
-        }
+        self.fallocate(offset, len).map(drop)
     }
 
     /// [`Backend::allocate`], then `readahead`, which fills the page cache with the range's
     /// zero pages outside every lock a write takes. `readahead` is advice, and its failure
-    /// only leaves the pages to the writes.
+    /// only leaves the pages to the writes. Where nothing was allocated (an empty range, a
+    /// file system without `fallocate`) there is nothing to fill: no `readahead`.
     fn populate(&self, offset: u64, len: u64) -> Result<()> {
-        if len == 0 {
+        if !self.fallocate(offset, len)? {
             return Ok(());
         }
-        self.allocate(offset, len)?;
-        // In range: allocate checked offset + len.
+        // In range: fallocate checked offset + len.
         let pos = offset as libc::off_t;
         // SAFETY: readahead takes no pointers; the descriptor is owned by `self.file` and
         // open. Its result is advice only, so it is not checked.
@@ -591,9 +598,12 @@ mod tests {
         let (dir, b) = backend();
         b.write_at(&[7; 8192], 0).unwrap();
         if !fallocate_works(dir.path()) {
-            // Such a file system allocates nothing: the call succeeds and changes nothing.
+            // Such a file system allocates nothing: the call succeeds and changes nothing, and
+            // with nothing allocated there is nothing to fill (one refused `fallocate`).
             ready(&b, 4096, 1 << 20).unwrap();
             assert_eq!(b.len().unwrap(), 8192);
+            let s = b.stats().snapshot();
+            assert_eq!((s.populate_calls, s.populated_bytes), (1, 0));
             return;
         }
         ready(&b, 4096, 1 << 20).unwrap();

@@ -82,6 +82,8 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
 
     /// True when recent write calls had to wait for another writer's call on this file, so
     /// that work moved out of write calls ([`Backend::populate`]) shortens everyone's wait.
+    /// A `FileBackend`'s `allocate` and `populate` take a write turn too (ext4 serializes
+    /// `fallocate` with writes), so they count here and in the write-lock counters.
     /// Default: `false`. `FileBackend` can tell only while its writes are serialized
     /// (`FileOptions::serialize_writes`, the default); without that it reports `false`.
     fn writes_contend(&self) -> bool {
