@@ -29,6 +29,15 @@ impl CacheSource {
         let len = u64::from(self.cache.page_size()).checked_mul(count as u64)?;
         self.held.as_ref()?.read(offset, len)
     }
+
+    /// The byte offset of `page`; a page number past the address space is corruption.
+    fn offset_of(&self, page: PageId) -> Result<u64> {
+        page.checked_mul(self.cache.page_size() as u64)
+            .ok_or_else(|| Error::Corruption {
+                page,
+                what: "page number beyond the address space".into(),
+            })
+    }
 }
 
 impl PageSource for CacheSource {
@@ -41,12 +50,7 @@ impl PageSource for CacheSource {
     }
 
     fn read(&self, page: PageId) -> Result<PageRef> {
-        let offset = page
-            .checked_mul(self.cache.page_size() as u64)
-            .ok_or_else(|| Error::Corruption {
-                page,
-                what: "page number beyond the address space".into(),
-            })?;
+        let offset = self.offset_of(page)?;
         if let Some(held) = self.held(offset, 1) {
             return Ok(held);
         }
@@ -54,16 +58,22 @@ impl PageSource for CacheSource {
     }
 
     fn read_run(&self, first: PageId, count: usize) -> Result<PageRef> {
-        let offset = first
-            .checked_mul(self.cache.page_size() as u64)
-            .ok_or_else(|| Error::Corruption {
-                page: first,
-                what: "page number beyond the address space".into(),
-            })?;
+        let offset = self.offset_of(first)?;
         if let Some(held) = self.held(offset, count.max(1)) {
             return Ok(held);
         }
         Ok(self.cache.read_run(offset, count)?)
+    }
+
+    /// The run without admitting it to the read cache on a miss: its pages are freed by the
+    /// commit that replaces them, so caching them would only push out pages that are read
+    /// again (ARCHITECTURE.md, "Nodes read to be replaced").
+    fn read_run_to_replace(&self, first: PageId, count: usize) -> Result<PageRef> {
+        let offset = self.offset_of(first)?;
+        if let Some(held) = self.held(offset, count.max(1)) {
+            return Ok(held);
+        }
+        Ok(self.cache.read_run_to_replace(offset, count)?)
     }
 }
 
@@ -89,6 +99,10 @@ impl PageSource for WriteSource<'_> {
 
     fn read_run(&self, first: PageId, count: usize) -> Result<PageRef> {
         self.pages.read_run(first, count)
+    }
+
+    fn read_run_to_replace(&self, first: PageId, count: usize) -> Result<PageRef> {
+        self.pages.read_run_to_replace(first, count)
     }
 
     fn take_branch(&self, ptr: NodePtr) -> Option<Node> {

@@ -384,8 +384,17 @@ impl PageCache {
     /// pages then enter the cache (each as a copy of its own, so the cache's byte bound
     /// stays exact). Mmap path: a slice of the mapping. Errors as for `read_page`.
     pub fn read_run(&self, offset: u64, pages: usize) -> Result<PageRef> {
+        self.read_run_with(offset, pages, true)
+    }
+
+    /// [`PageCache::read_run`], caching the pages a miss reads only when `admit`.
+    fn read_run_with(&self, offset: u64, pages: usize, admit: bool) -> Result<PageRef> {
         if pages <= 1 {
-            return self.read_page(offset);
+            return if admit {
+                self.read_page(offset)
+            } else {
+                self.read_page_to_replace(offset)
+            };
         }
         let page = u64::from(self.options.page_size);
         let len = page
@@ -402,14 +411,41 @@ impl PageCache {
             return Ok(PageRef(Repr::Cached(Bytes::from(parts.concat()))));
         }
         let all = self.load(offset, len)?;
-        for (i, at) in offsets.enumerate() {
-            let start = i * page as usize;
-            self.pages
-                .insert(at, Bytes::copy_from_slice(&all[start..start + page as usize]));
-        }
         stripe.misses.fetch_add(pages as u64, Ordering::Relaxed);
-        self.inserted.fetch_add(pages as u64, Ordering::Relaxed);
+        if admit {
+            for (i, at) in offsets.enumerate() {
+                let start = i * page as usize;
+                self.pages
+                    .insert(at, Bytes::copy_from_slice(&all[start..start + page as usize]));
+            }
+            self.inserted.fetch_add(pages as u64, Ordering::Relaxed);
+        }
         Ok(PageRef(Repr::Cached(all)))
+    }
+
+    /// [`PageCache::read_page`] of a page its reader is about to copy and replace
+    /// (copy-on-write), whose old bytes no later reader is likely to ask for: a hit clones the
+    /// cached buffer, but a miss reads the page without caching it, so that it neither takes
+    /// the cache's room from pages that will be read again nor costs a buffer the cache
+    /// keeps. Errors as for `read_page`.
+    pub fn read_page_to_replace(&self, offset: u64) -> Result<PageRef> {
+        let len = u64::from(self.options.page_size);
+        if let Some(mapped) = self.check_span(offset, len)? {
+            return Ok(mapped);
+        }
+        let stripe = &self.stripes[(offset >> self.page_shift) as usize % STRIPES];
+        if let Some(page) = self.pages.get(&offset) {
+            stripe.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(PageRef(Repr::Cached(page)));
+        }
+        stripe.misses.fetch_add(1, Ordering::Relaxed);
+        Ok(PageRef(Repr::Cached(self.load(offset, len)?)))
+    }
+
+    /// [`PageCache::read_run`] of a node its reader is about to copy and replace: as
+    /// [`PageCache::read_page_to_replace`], a miss reads the run without caching its pages.
+    pub fn read_run_to_replace(&self, offset: u64, pages: usize) -> Result<PageRef> {
+        self.read_run_with(offset, pages, false)
     }
 
     /// Checks a read of `len` bytes at `offset` (aligned, no overflow); on the mmap path

@@ -20,10 +20,15 @@ use super::store::{NodePtr, PageId, PageSource, TreeRoot};
 use crate::Result;
 
 /// Reads the node `ptr` points to (its first page, and the pages its header says follow,
-/// at most [`MAX_LEAF_PAGES`] in all) and verifies it against the pointer's checksum.
-fn read_page(src: &dyn PageSource, ptr: NodePtr) -> Result<PageRef> {
+/// at most [`MAX_LEAF_PAGES`] in all) and verifies it against the pointer's checksum. With
+/// `replace`, the node is about to be copied and replaced ([`PageSource::read_run_to_replace`]).
+fn read_page(src: &dyn PageSource, ptr: NodePtr, replace: bool) -> Result<PageRef> {
     let page_size = src.page_size();
-    let first = src.read(ptr.page)?;
+    let first = if replace {
+        src.read_run_to_replace(ptr.page, 1)?
+    } else {
+        src.read(ptr.page)?
+    };
     if first.len() != page_size {
         return Err(corrupt(ptr.page, format!("page of {} bytes", first.len())));
     }
@@ -36,7 +41,11 @@ fn read_page(src: &dyn PageSource, ptr: NodePtr) -> Result<PageRef> {
         }
         // The whole node, its first page again among it (a cache hit), so that a miss
         // costs one read of the run.
-        let all = src.read_run(ptr.page, pages)?;
+        let all = if replace {
+            src.read_run_to_replace(ptr.page, pages)?
+        } else {
+            src.read_run(ptr.page, pages)?
+        };
         if all.len() != pages * page_size {
             return Err(corrupt(ptr.page, format!("node of {} bytes", all.len())));
         }
@@ -50,7 +59,12 @@ fn read_page(src: &dyn PageSource, ptr: NodePtr) -> Result<PageRef> {
 
 /// Reads, verifies and decodes the node `ptr` points to.
 pub(crate) fn read_node(src: &dyn PageSource, ptr: NodePtr) -> Result<Node> {
-    Node::decode_page(ptr.page, &read_page(src, ptr)?, src.page_size())
+    Node::decode_page(ptr.page, &read_page(src, ptr, false)?, src.page_size())
+}
+
+/// [`read_node`] of a node a write transaction's descent is about to copy and replace.
+pub(crate) fn read_node_to_replace(src: &dyn PageSource, ptr: NodePtr) -> Result<Node> {
+    Node::decode_page(ptr.page, &read_page(src, ptr, true)?, src.page_size())
 }
 
 /// A node by reference: borrowed from the arena if dirty, read from its page if clean.
@@ -145,7 +159,7 @@ pub(crate) fn lookup(
                 let (mut next, mut found) = (None, None);
                 parse(
                     ptr.page,
-                    &read_page(src, ptr)?,
+                    &read_page(src, ptr, false)?,
                     src.page_size(),
                     |item| match item {
                         Item::Child(ptr) => {

@@ -88,6 +88,13 @@ pub trait PageSource {
         Ok(all.into())
     }
 
+    /// [`PageSource::read_run`] of a node a write transaction is about to copy into its arena
+    /// and replace (copy-on-write): a source with a cache may leave such a node out of it,
+    /// since its old pages are freed by the commit. The default is `read_run`.
+    fn read_run_to_replace(&self, first: PageId, count: usize) -> Result<pagecache::PageRef> {
+        self.read_run(first, count)
+    }
+
     /// The decoded branch `ptr` points to, taken out of the writer's [`super::BranchCache`]
     /// when it is there (a write transaction's descent, about to copy the branch into its
     /// arena). The default keeps none.

@@ -25,7 +25,7 @@ use std::ops::RangeBounds;
 
 use super::node::{check_sizes, child_index, overflow_pages, search, Child, Entry, Node, MAX_LEAF_PAGES};
 use super::node::{InlineValue, Key, Value, MAX_VALUE_LEN};
-use super::read::{lookup, read_node, read_value, visit_pages, Range};
+use super::read::{lookup, read_node_to_replace, read_value, visit_pages, Range};
 use super::store::{NodePtr, PageId, PageSink, PageSource, TreeRoot};
 use crate::Result;
 
@@ -351,7 +351,7 @@ impl WriteTree {
                     ptr,
                     match src.take_branch(ptr) {
                         Some(node) => node,
-                        None => read_node(src, ptr)?,
+                        None => read_node_to_replace(src, ptr)?,
                     },
                 ),
             };
