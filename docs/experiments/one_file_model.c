@@ -1,0 +1,199 @@
+// W1's shape without the engine: how close can one file come to a file per thread on this
+// machine, whatever the engine does? (ARCHITECTURE.md, "An engine-free model of one file",
+// session 12.) Not built by the workspace; a throwaway kept so the figures can be re-run:
+//
+//   gcc -O2 -pthread -o /tmp/model docs/experiments/one_file_model.c
+//   /tmp/model DIR one|files THREADS COMMITS PASSES RULE [IOV_BYTES [ENCODE]]
+//
+// Each of THREADS threads makes COMMITS commits. A commit:
+//   - with ENCODE=1, stores into a 270-page "value pool" (a write per 1 KiB, as inserts copy
+//     values) and copies the pool into the thread's 270-page write buffer (as the engine
+//     encodes its nodes);
+//   - does PASSES quarter-passes of arithmetic over the write buffer (the rest of an insert's
+//     CPU work; 5 with ENCODE=1 makes a commit at one thread about as long as W1's);
+//   - writes the buffer with one call at the thread's next offset: `pwritev` of IOV_BYTES
+//     pieces (16384: W1's 4-page leaves), or one `pwrite` without IOV_BYTES.
+// One file: the threads take 64 MiB extents of one file in turn, `fallocate`d whole when
+// taken, and write under one lock by RULE:
+//   engine   - try; when taken, yield the core while at least 4 writers wait (up to 2 ms),
+//              else sleep: `flush::FileBackend`'s rule;
+//   mutex    - sleep at once;          none     - no lock (ext4's inode lock alone);
+//   yieldall - yield from 1 waiter;    yield2   - yield from 2 waiters;
+//   spinnext - the first waiter spins up to 2 ms, the others sleep;
+//   relyield - as engine, and the releasing writer yields its core when writers wait.
+// A file per thread: each thread its own file, no lock.
+// Prints one JSON line, as `bench` does (`ops_per_sec` counts 1,000 inserts a commit).
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PAGES 270
+#define BUF (PAGES * 4096)
+#define EXT (64ull << 20)
+#define MAX_THREADS 64
+
+static int threads, commits, passes, one_file, iov_bytes, encode;
+static const char *rule;
+static int fds[MAX_THREADS];
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_int queued;
+static atomic_ullong next_extent, write_ns, done;
+static double first_ten;
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int is(const char *r) { return strcmp(rule, r) == 0; }
+
+// Try; on contention yield while at least `min_queued` writers wait, for up to 2 ms, then sleep.
+static void lock_yielding(int min_queued) {
+    if (pthread_mutex_trylock(&lock) == 0) return;
+    int q = atomic_fetch_add(&queued, 1) + 1;
+    double give_up = now() + (q >= min_queued ? 0.002 : 0);
+    for (;;) {
+        if (now() >= give_up) { pthread_mutex_lock(&lock); break; }
+        sched_yield();
+        if (pthread_mutex_trylock(&lock) == 0) break;
+    }
+    atomic_fetch_sub(&queued, 1);
+}
+
+static void lock_spin_first(void) {
+    if (pthread_mutex_trylock(&lock) == 0) return;
+    int q = atomic_fetch_add(&queued, 1) + 1;
+    int got = 0;
+    if (q == 1) {
+        double give_up = now() + 0.002;
+        while (!got && now() < give_up) {
+            got = pthread_mutex_trylock(&lock) == 0;
+            for (int k = 0; k < 64 && !got; k++) __builtin_ia32_pause();
+        }
+    }
+    if (!got) pthread_mutex_lock(&lock);
+    atomic_fetch_sub(&queued, 1);
+}
+
+static void take_lock(void) {
+    if (is("engine") || is("relyield")) lock_yielding(4);
+    else if (is("yieldall")) lock_yielding(1);
+    else if (is("yield2")) lock_yielding(2);
+    else if (is("spinnext")) lock_spin_first();
+    else pthread_mutex_lock(&lock);
+}
+
+static void *writer(void *arg) {
+    int id = (int)(intptr_t)arg;
+    char *buf = aligned_alloc(4096, BUF), *pool = aligned_alloc(4096, BUF);
+    memset(buf, id, BUF);
+    memset(pool, id, BUF);
+    uint64_t x = id + 1, extent = 0, used = EXT, extents = 0;
+    int fd = one_file ? fds[0] : fds[id];
+    int locked = one_file && !is("none");
+    for (int c = 0; c < commits; c++) {
+        if (encode) {
+            uint64_t *p = (uint64_t *)pool;
+            for (size_t i = 0; i < BUF / 8; i += 128) p[i] = x++;
+            memcpy(buf, pool, BUF);
+        }
+        uint64_t *w = (uint64_t *)buf;
+        for (int p = 0; p < passes; p++)
+            for (size_t i = (size_t)(p % 4) * (BUF / 32); i < (size_t)(p % 4 + 1) * (BUF / 32); i++) {
+                x = x * 6364136223846793005ull + 1442695040888963407ull;
+                w[i] ^= x >> 7;
+            }
+        if (used + BUF > EXT) {
+            extent = one_file ? atomic_fetch_add(&next_extent, 1) * EXT : extents++ * EXT;
+            used = 0;
+            if (locked) pthread_mutex_lock(&lock);
+            if (fallocate(fd, 0, extent, EXT) != 0) { perror("fallocate"); exit(1); }
+            if (locked) pthread_mutex_unlock(&lock);
+        }
+        if (locked) take_lock();
+        double t0 = now();
+        ssize_t n;
+        if (!iov_bytes) {
+            n = pwrite(fd, buf, BUF, extent + used);
+        } else {
+            struct iovec iov[PAGES];
+            int k = 0;
+            for (size_t o = 0; o < BUF; o += iov_bytes) {
+                iov[k].iov_base = buf + o;
+                iov[k].iov_len = BUF - o < (size_t)iov_bytes ? BUF - o : (size_t)iov_bytes;
+                k++;
+            }
+            n = pwritev(fd, iov, k, extent + used);
+        }
+        if (n != BUF) { perror("write"); exit(1); }
+        atomic_fetch_add(&write_ns, (unsigned long long)((now() - t0) * 1e9));
+        if (locked) {
+            pthread_mutex_unlock(&lock);
+            if (is("relyield") && atomic_load(&queued) > 0) sched_yield();
+        }
+        used += BUF;
+        if (atomic_fetch_add(&done, 1) + 1 == 10ull * threads) first_ten = now();
+    }
+    free(buf);
+    free(pool);
+    return NULL;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 7) {
+        fprintf(stderr, "usage: %s DIR one|files THREADS COMMITS PASSES RULE [IOV_BYTES [ENCODE]]\n", argv[0]);
+        return 2;
+    }
+    const char *dir = argv[1];
+    one_file = strcmp(argv[2], "one") == 0;
+    threads = atoi(argv[3]);
+    commits = atoi(argv[4]);
+    passes = atoi(argv[5]);
+    rule = argv[6];
+    iov_bytes = argc > 7 ? atoi(argv[7]) : 0;
+    encode = argc > 8 ? atoi(argv[8]) : 0;
+    if (threads < 1 || threads > MAX_THREADS || commits < 11 || iov_bytes < 0 ||
+        (iov_bytes && iov_bytes % 4096)) {
+        fprintf(stderr, "threads 1-%d, commits > 10, IOV_BYTES a multiple of 4096\n", MAX_THREADS);
+        return 2;
+    }
+    int files = one_file ? 1 : threads;
+    char path[4096];
+    for (int i = 0; i < files; i++) {
+        snprintf(path, sizeof path, "%s/model-%d", dir, i);
+        fds[i] = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+        if (fds[i] < 0) { perror(path); return 1; }
+    }
+    pthread_t th[MAX_THREADS];
+    struct rusage r0, r1;
+    getrusage(RUSAGE_SELF, &r0);
+    double t0 = now();
+    for (int i = 0; i < threads; i++) pthread_create(&th[i], NULL, writer, (void *)(intptr_t)i);
+    for (int i = 0; i < threads; i++) pthread_join(th[i], NULL);
+    double secs = now() - t0;
+    getrusage(RUSAGE_SELF, &r1);
+    double cpu = (r1.ru_utime.tv_sec - r0.ru_utime.tv_sec) + (r1.ru_utime.tv_usec - r0.ru_utime.tv_usec) * 1e-6 +
+                 (r1.ru_stime.tv_sec - r0.ru_stime.tv_sec) + (r1.ru_stime.tv_usec - r0.ru_stime.tv_usec) * 1e-6;
+    for (int i = 0; i < files; i++) {
+        snprintf(path, sizeof path, "%s/model-%d", dir, i);
+        unlink(path);
+        close(fds[i]);
+    }
+    long total = (long)threads * commits;
+    printf("{\"ops_per_sec\": %.0f, \"cpu_utilization\": %.3f, \"write_us_per_commit\": %.1f, \"secs\": %.4f, "
+           "\"first_ten_ms\": %.2f, \"rest_us_per_commit\": %.1f}\n",
+           total * 1000 / secs, cpu / secs, atomic_load(&write_ns) / 1e3 / total, secs, (first_ten - t0) * 1e3,
+           (t0 + secs - first_ten) * 1e6 / (total - 10l * threads));
+    return 0;
+}
