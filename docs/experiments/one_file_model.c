@@ -20,7 +20,12 @@
 //   mutex    - sleep at once;          none     - no lock (ext4's inode lock alone);
 //   yieldall - yield from 1 waiter;    yield2   - yield from 2 waiters;
 //   spinnext - the first waiter spins up to 2 ms, the others sleep;
-//   relyield - as engine, and the releasing writer yields its core when writers wait.
+//   relyield - as engine, and the releasing writer yields its core when writers wait;
+//   early    - as engine, and after each pass the finished quarters of the buffer are
+//              written at once if the lock is free (`trylock`), the rest at the end;
+//   nudge    - as engine, and a releaser that leaves writers asleep raises a flag that the
+//              sleeper clears once it has the lock; working threads check it every 1/32 of
+//              a pass and yield their core while it is up, so the woken one gets a core.
 // A file per thread: each thread its own file, no lock.
 // Prints one JSON line, as `bench` does (`ops_per_sec` counts 1,000 inserts a commit).
 #define _GNU_SOURCE
@@ -49,6 +54,7 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static atomic_int queued;
 static atomic_ullong next_extent, write_ns, done;
 static double first_ten;
+static atomic_int handoff;
 
 static double now(void) {
     struct timespec ts;
@@ -87,7 +93,8 @@ static void lock_spin_first(void) {
 }
 
 static void take_lock(void) {
-    if (is("engine") || is("relyield")) lock_yielding(4);
+    if (is("engine") || is("relyield") || is("early")) lock_yielding(4);
+    else if (is("nudge")) { lock_yielding(4); atomic_store(&handoff, 0); }
     else if (is("yieldall")) lock_yielding(1);
     else if (is("yield2")) lock_yielding(2);
     else if (is("spinnext")) lock_spin_first();
@@ -108,12 +115,6 @@ static void *writer(void *arg) {
             for (size_t i = 0; i < BUF / 8; i += 128) p[i] = x++;
             memcpy(buf, pool, BUF);
         }
-        uint64_t *w = (uint64_t *)buf;
-        for (int p = 0; p < passes; p++)
-            for (size_t i = (size_t)(p % 4) * (BUF / 32); i < (size_t)(p % 4 + 1) * (BUF / 32); i++) {
-                x = x * 6364136223846793005ull + 1442695040888963407ull;
-                w[i] ^= x >> 7;
-            }
         if (used + BUF > EXT) {
             extent = one_file ? atomic_fetch_add(&next_extent, 1) * EXT : extents++ * EXT;
             used = 0;
@@ -121,10 +122,29 @@ static void *writer(void *arg) {
             if (fallocate(fd, 0, extent, EXT) != 0) { perror("fallocate"); exit(1); }
             if (locked) pthread_mutex_unlock(&lock);
         }
+        // With `early`, a prefix of the buffer (whole quarters) may be written during the work.
+        size_t written = 0, quarter = BUF / 4;
+        uint64_t *w = (uint64_t *)buf;
+        for (int p = 0; p < passes; p++) {
+            for (size_t i = (size_t)(p % 4) * (BUF / 32); i < (size_t)(p % 4 + 1) * (BUF / 32); i++) {
+                x = x * 6364136223846793005ull + 1442695040888963407ull;
+                w[i] ^= x >> 7;
+                if ((i & 1023) == 0 && atomic_load_explicit(&handoff, memory_order_relaxed)) sched_yield();
+            }
+            size_t ready = (size_t)(p + 1) * BUF / passes / quarter * quarter;
+            if (locked && is("early") && ready > written && pthread_mutex_trylock(&lock) == 0) {
+                ssize_t k = pwrite(fd, buf + written, ready - written, extent + used + written);
+                pthread_mutex_unlock(&lock);
+                if (k != (ssize_t)(ready - written)) { perror("write"); exit(1); }
+                written = ready;
+            }
+        }
         if (locked) take_lock();
         double t0 = now();
         ssize_t n;
-        if (!iov_bytes) {
+        if (written) {
+            n = pwrite(fd, buf + written, BUF - written, extent + used + written) + (ssize_t)written;
+        } else if (!iov_bytes) {
             n = pwrite(fd, buf, BUF, extent + used);
         } else {
             struct iovec iov[PAGES];
@@ -139,6 +159,7 @@ static void *writer(void *arg) {
         if (n != BUF) { perror("write"); exit(1); }
         atomic_fetch_add(&write_ns, (unsigned long long)((now() - t0) * 1e9));
         if (locked) {
+            if (is("nudge") && atomic_load(&queued) > 0) atomic_store(&handoff, 1);
             pthread_mutex_unlock(&lock);
             if (is("relyield") && atomic_load(&queued) > 0) sched_yield();
         }
