@@ -23,6 +23,9 @@
 //   relyield - as engine, and the releasing writer yields its core when writers wait;
 //   early    - as engine, and after each pass the finished quarters of the buffer are
 //              written at once if the lock is free (`trylock`), the rest at the end;
+//   shortslice - as engine, and a writer about to sleep asks for a short scheduler slice
+//              (`sched_setattr`, SHORT_NS nanoseconds, default 100000) until it has the
+//              lock, so that its wake-up may preempt a working thread;
 //   nudge    - as engine, and a releaser that leaves writers asleep raises a flag that the
 //              sleeper clears once it has the lock; working threads check it every 1/32 of
 //              a pass and yield their core while it is up, so the woken one gets a core.
@@ -38,6 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -55,6 +59,21 @@ static atomic_int queued;
 static atomic_ullong next_extent, write_ns, done;
 static double first_ten;
 static atomic_int handoff;
+static uint64_t short_ns = 100000;
+
+// `sched_setattr` of the calling thread: SCHED_OTHER with this slice (0: the default).
+struct slice_attr {
+    uint32_t size, policy;
+    uint64_t flags;
+    int32_t nice;
+    uint32_t priority;
+    uint64_t runtime, deadline, period;
+    uint32_t util_min, util_max;
+};
+static void set_slice(uint64_t ns) {
+    struct slice_attr a = {.size = sizeof a, .runtime = ns};
+    if (syscall(SYS_sched_setattr, 0, &a, 0) != 0) perror("sched_setattr");
+}
 
 static double now(void) {
     struct timespec ts;
@@ -70,7 +89,12 @@ static void lock_yielding(int min_queued) {
     int q = atomic_fetch_add(&queued, 1) + 1;
     double give_up = now() + (q >= min_queued ? 0.002 : 0);
     for (;;) {
-        if (now() >= give_up) { pthread_mutex_lock(&lock); break; }
+        if (now() >= give_up) {
+            if (is("shortslice")) set_slice(short_ns);
+            pthread_mutex_lock(&lock);
+            if (is("shortslice")) set_slice(0);
+            break;
+        }
         sched_yield();
         if (pthread_mutex_trylock(&lock) == 0) break;
     }
@@ -93,7 +117,7 @@ static void lock_spin_first(void) {
 }
 
 static void take_lock(void) {
-    if (is("engine") || is("relyield") || is("early")) lock_yielding(4);
+    if (is("engine") || is("relyield") || is("early") || is("shortslice")) lock_yielding(4);
     else if (is("nudge")) { lock_yielding(4); atomic_store(&handoff, 0); }
     else if (is("yieldall")) lock_yielding(1);
     else if (is("yield2")) lock_yielding(2);
@@ -184,6 +208,7 @@ int main(int argc, char **argv) {
     rule = argv[6];
     iov_bytes = argc > 7 ? atoi(argv[7]) : 0;
     encode = argc > 8 ? atoi(argv[8]) : 0;
+    if (getenv("SHORT_NS")) short_ns = strtoull(getenv("SHORT_NS"), NULL, 10);
     if (threads < 1 || threads > MAX_THREADS || commits < 11 || iov_bytes < 0 ||
         (iov_bytes && iov_bytes % 4096)) {
         fprintf(stderr, "threads 1-%d, commits > 10, IOV_BYTES a multiple of 4096\n", MAX_THREADS);
