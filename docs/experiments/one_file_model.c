@@ -27,8 +27,8 @@
 //              (`sched_setattr`, SHORT_NS nanoseconds, default 100000) until it has the
 //              lock, so that its wake-up may preempt a working thread;
 //   nudge    - as engine, and a releaser that leaves writers asleep raises a flag that the
-//              sleeper clears once it has the lock; working threads check it every 1/32 of
-//              a pass and yield their core while it is up, so the woken one gets a core.
+//              next holder clears; working threads check it every 1,024 words of arithmetic
+//              and yield their core while it is up, so that the woken one gets a core.
 // A file per thread: each thread its own file, no lock.
 // Prints one JSON line, as `bench` does (`ops_per_sec` counts 1,000 inserts a commit).
 #define _GNU_SOURCE
