@@ -28,13 +28,20 @@
 //              lock, so that its wake-up may preempt a working thread;
 //   nudge    - as engine, and a releaser that leaves writers asleep raises a flag that the
 //              next holder clears; working threads check it every 1,024 words of arithmetic
-//              and yield their core while it is up, so that the woken one gets a core.
+//              and yield their core while it is up, so that the woken one gets a core;
+//   writer   - no writer writes: one more thread makes every write, in the order queued,
+//              and a writer queues its buffer and goes on to its next commit, with NBUFS
+//              buffers (env, default 2, at most 8) so that it waits only when all are
+//              queued; IO_NICE (env) sets that thread's nice value (below 0 needs root).
+//              The run ends when the queue is empty. (Session 13, the engine-free form of
+//              session 6's flusher thread.)
 // A file per thread: each thread its own file, no lock.
 // Prints one JSON line, as `bench` does (`ops_per_sec` counts 1,000 inserts a commit).
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -60,6 +67,30 @@ static atomic_ullong next_extent, write_ns, done;
 static double first_ten;
 static atomic_int handoff;
 static uint64_t short_ns = 100000;
+// `writer` rule: one thread makes every write; workers queue (buffer, offset) and go on.
+#define MAX_BUFS 8
+static int nbufs = 2;
+static sem_t free_bufs[MAX_THREADS];
+struct job { char *buf; uint64_t off; int owner; };
+static struct job jobs[MAX_THREADS * MAX_BUFS];
+static int job_head, job_tail, stop_writer;
+static pthread_mutex_t jobs_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t jobs_cond = PTHREAD_COND_INITIALIZER;
+static int write_all(int fd, char *buf, uint64_t off);
+static void *io_thread(void *arg) {
+    (void)arg;
+    if (getenv("IO_NICE") && setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), atoi(getenv("IO_NICE"))) != 0) perror("setpriority");
+    for (;;) {
+        pthread_mutex_lock(&jobs_lock);
+        while (job_head == job_tail && !stop_writer) pthread_cond_wait(&jobs_cond, &jobs_lock);
+        if (job_head == job_tail) { pthread_mutex_unlock(&jobs_lock); return NULL; }
+        struct job j = jobs[job_head % (MAX_THREADS * MAX_BUFS)];
+        job_head++;
+        pthread_mutex_unlock(&jobs_lock);
+        if (write_all(fds[0], j.buf, j.off) != BUF) { perror("write"); exit(1); }
+        sem_post(&free_bufs[j.owner]);
+    }
+}
 
 // `sched_setattr` of the calling thread: SCHED_OTHER with this slice (0: the default).
 struct slice_attr {
@@ -79,6 +110,18 @@ static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int write_all(int fd, char *buf, uint64_t off) {
+    if (!iov_bytes) return (int)pwrite(fd, buf, BUF, off);
+    struct iovec iov[PAGES];
+    int k = 0;
+    for (size_t o = 0; o < BUF; o += iov_bytes) {
+        iov[k].iov_base = buf + o;
+        iov[k].iov_len = BUF - o < (size_t)iov_bytes ? BUF - o : (size_t)iov_bytes;
+        k++;
+    }
+    return (int)pwritev(fd, iov, k, off);
 }
 
 static int is(const char *r) { return strcmp(rule, r) == 0; }
@@ -127,13 +170,16 @@ static void take_lock(void) {
 
 static void *writer(void *arg) {
     int id = (int)(intptr_t)arg;
-    char *buf = aligned_alloc(4096, BUF), *pool = aligned_alloc(4096, BUF);
-    memset(buf, id, BUF);
+    char *bufs[MAX_BUFS], *pool = aligned_alloc(4096, BUF);
+    int nb = is("writer") ? nbufs : 1;
+    for (int b = 0; b < nb; b++) { bufs[b] = aligned_alloc(4096, BUF); memset(bufs[b], id, BUF); }
+    char *buf = bufs[0];
     memset(pool, id, BUF);
     uint64_t x = id + 1, extent = 0, used = EXT, extents = 0;
     int fd = one_file ? fds[0] : fds[id];
-    int locked = one_file && !is("none");
+    int locked = one_file && !is("none") && !is("writer");
     for (int c = 0; c < commits; c++) {
+        if (is("writer")) { sem_wait(&free_bufs[id]); buf = bufs[c % nb]; }
         if (encode) {
             uint64_t *p = (uint64_t *)pool;
             for (size_t i = 0; i < BUF / 8; i += 128) p[i] = x++;
@@ -166,19 +212,18 @@ static void *writer(void *arg) {
         if (locked) take_lock();
         double t0 = now();
         ssize_t n;
-        if (written) {
+        if (is("writer")) {
+            pthread_mutex_lock(&jobs_lock);
+            jobs[job_tail % (MAX_THREADS * MAX_BUFS)] = (struct job){buf, extent + used, id};
+            job_tail++;
+            pthread_cond_signal(&jobs_cond);
+            pthread_mutex_unlock(&jobs_lock);
+            n = BUF; // `write_us_per_commit` then counts the queueing only
+
+        } else if (written) {
             n = pwrite(fd, buf + written, BUF - written, extent + used + written) + (ssize_t)written;
-        } else if (!iov_bytes) {
-            n = pwrite(fd, buf, BUF, extent + used);
         } else {
-            struct iovec iov[PAGES];
-            int k = 0;
-            for (size_t o = 0; o < BUF; o += iov_bytes) {
-                iov[k].iov_base = buf + o;
-                iov[k].iov_len = BUF - o < (size_t)iov_bytes ? BUF - o : (size_t)iov_bytes;
-                k++;
-            }
-            n = pwritev(fd, iov, k, extent + used);
+            n = write_all(fd, buf, extent + used);
         }
         if (n != BUF) { perror("write"); exit(1); }
         atomic_fetch_add(&write_ns, (unsigned long long)((now() - t0) * 1e9));
@@ -190,7 +235,8 @@ static void *writer(void *arg) {
         used += BUF;
         if (atomic_fetch_add(&done, 1) + 1 == 10ull * threads) first_ten = now();
     }
-    free(buf);
+    if (is("writer")) for (int b = 0; b < nb; b++) sem_wait(&free_bufs[id]);
+    for (int b = 0; b < nb; b++) free(bufs[b]);
     free(pool);
     return NULL;
 }
@@ -225,8 +271,23 @@ int main(int argc, char **argv) {
     struct rusage r0, r1;
     getrusage(RUSAGE_SELF, &r0);
     double t0 = now();
+    pthread_t io;
+    if (is("writer")) {
+        if (!one_file) { fprintf(stderr, "writer is a one-file rule\n"); return 2; }
+        if (getenv("NBUFS")) nbufs = atoi(getenv("NBUFS"));
+        if (nbufs < 1 || nbufs > MAX_BUFS) { fprintf(stderr, "NBUFS 1-%d\n", MAX_BUFS); return 2; }
+        for (int i = 0; i < threads; i++) sem_init(&free_bufs[i], 0, nbufs);
+        pthread_create(&io, NULL, io_thread, NULL);
+    }
     for (int i = 0; i < threads; i++) pthread_create(&th[i], NULL, writer, (void *)(intptr_t)i);
     for (int i = 0; i < threads; i++) pthread_join(th[i], NULL);
+    if (is("writer")) {
+        pthread_mutex_lock(&jobs_lock);
+        stop_writer = 1;
+        pthread_cond_signal(&jobs_cond);
+        pthread_mutex_unlock(&jobs_lock);
+        pthread_join(io, NULL);
+    }
     double secs = now() - t0;
     getrusage(RUSAGE_SELF, &r1);
     double cpu = (r1.ru_utime.tv_sec - r0.ru_utime.tv_sec) + (r1.ru_utime.tv_usec - r0.ru_utime.tv_usec) * 1e-6 +
