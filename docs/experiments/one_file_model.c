@@ -35,6 +35,12 @@
 //              queued; IO_NICE (env) sets that thread's nice value (below 0 needs root).
 //              The run ends when the queue is empty. (Session 13, the engine-free form of
 //              session 6's flusher thread.)
+//   predict  - try; when taken, estimate when this writer's turn comes (an average of recent
+//              turns, how long the current one has run, the writers ahead by ticket) and
+//              sleep on a timer (1 ns slack) until WAKE_NS (env, default 80000) before it,
+//              then spin for the lock up to SPIN_MAX_NS (default 150000); four rounds of
+//              that, then sleep on the lock. So no writer waits for another's futex wake-up
+//              across vCPUs (docs/experiments/vcpu_wake.c). (Session 13.)
 // A file per thread: each thread its own file, no lock.
 // Prints one JSON line, as `bench` does (`ops_per_sec` counts 1,000 inserts a commit).
 #define _GNU_SOURCE
@@ -47,6 +53,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -126,6 +133,47 @@ static int write_all(int fd, char *buf, uint64_t off) {
 
 static int is(const char *r) { return strcmp(rule, r) == 0; }
 
+// `predict`: an average of recent turns, when the current one began, and tickets for where a
+// waiter stands; a waiter sleeps on a timer until shortly before its expected turn, then spins.
+static atomic_ullong hold_avg_ns, turn_began_ns, tickets, served;
+static uint64_t wake_ns = 80000, spin_max_ns = 150000;
+static uint64_t mono_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+static void lock_predict(void) {
+    if (pthread_mutex_trylock(&lock) == 0) goto got;
+    uint64_t ticket = atomic_fetch_add(&tickets, 1);
+    for (int round = 0; round < 4; round++) {
+        uint64_t now_ns = mono_ns(), avg = atomic_load(&hold_avg_ns);
+        uint64_t into = now_ns - atomic_load(&turn_began_ns);
+        uint64_t left = avg > into ? avg - into : 0;
+        uint64_t s = atomic_load(&served), ahead = ticket > s ? ticket - s : 0;
+        uint64_t wait = left + ahead * avg;
+        if (wait > wake_ns) {
+            uint64_t d = wait - wake_ns;
+            struct timespec ts = {(time_t)(d / 1000000000ull), (long)(d % 1000000000ull)};
+            clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL);
+        }
+        uint64_t until = mono_ns() + spin_max_ns;
+        while (mono_ns() < until) {
+            if (pthread_mutex_trylock(&lock) == 0) goto got_ticket;
+            for (int k = 0; k < 32; k++) __builtin_ia32_pause();
+        }
+    }
+    pthread_mutex_lock(&lock);
+got_ticket:
+got:
+    atomic_fetch_add(&served, 1);
+    atomic_store(&turn_began_ns, mono_ns());
+}
+static void unlock_predict(void) {
+    uint64_t held = mono_ns() - atomic_load(&turn_began_ns), avg = atomic_load(&hold_avg_ns);
+    atomic_store(&hold_avg_ns, avg - avg / 8 + held / 8);
+    pthread_mutex_unlock(&lock);
+}
+
 // Try; on contention yield while at least `min_queued` writers wait, for up to 2 ms, then sleep.
 static void lock_yielding(int min_queued) {
     if (pthread_mutex_trylock(&lock) == 0) return;
@@ -165,6 +213,7 @@ static void take_lock(void) {
     else if (is("yieldall")) lock_yielding(1);
     else if (is("yield2")) lock_yielding(2);
     else if (is("spinnext")) lock_spin_first();
+    else if (is("predict")) lock_predict();
     else pthread_mutex_lock(&lock);
 }
 
@@ -178,6 +227,7 @@ static void *writer(void *arg) {
     uint64_t x = id + 1, extent = 0, used = EXT, extents = 0;
     int fd = one_file ? fds[0] : fds[id];
     int locked = one_file && !is("none") && !is("writer");
+    if (is("predict")) prctl(PR_SET_TIMERSLACK, 1);
     for (int c = 0; c < commits; c++) {
         if (is("writer")) { sem_wait(&free_bufs[id]); buf = bufs[c % nb]; }
         if (encode) {
@@ -229,6 +279,7 @@ static void *writer(void *arg) {
         atomic_fetch_add(&write_ns, (unsigned long long)((now() - t0) * 1e9));
         if (locked) {
             if (is("nudge") && atomic_load(&queued) > 0) atomic_store(&handoff, 1);
+            if (is("predict")) unlock_predict(); else
             pthread_mutex_unlock(&lock);
             if (is("relyield") && atomic_load(&queued) > 0) sched_yield();
         }
@@ -254,6 +305,8 @@ int main(int argc, char **argv) {
     rule = argv[6];
     iov_bytes = argc > 7 ? atoi(argv[7]) : 0;
     encode = argc > 8 ? atoi(argv[8]) : 0;
+    if (getenv("WAKE_NS")) wake_ns = strtoull(getenv("WAKE_NS"), NULL, 10);
+    if (getenv("SPIN_MAX_NS")) spin_max_ns = strtoull(getenv("SPIN_MAX_NS"), NULL, 10);
     if (getenv("SHORT_NS")) short_ns = strtoull(getenv("SHORT_NS"), NULL, 10);
     if (threads < 1 || threads > MAX_THREADS || commits < 11 || iov_bytes < 0 ||
         (iov_bytes && iov_bytes % 4096)) {
