@@ -39,8 +39,11 @@
 //              turns, how long the current one has run, the writers ahead by ticket) and
 //              sleep on a timer (1 ns slack) until WAKE_NS (env, default 80000) before it,
 //              then spin for the lock up to SPIN_MAX_NS (default 150000); four rounds of
-//              that, then sleep on the lock. So no writer waits for another's futex wake-up
-//              across vCPUs (docs/experiments/vcpu_wake.c). (Session 13.)
+//              that, then sleep on the lock. So a writer seldom waits for another's futex
+//              wake-up across vCPUs (docs/experiments/vcpu_wake.c). (Session 13.)
+//   predictmix - `engine`'s yielding while at least 4 writers wait, else `predict`.
+// Any other RULE name sleeps at once, as `mutex`. Environment: NBUFS, IO_NICE (writer),
+// WAKE_NS, SPIN_MAX_NS (predict), SHORT_NS (shortslice).
 // A file per thread: each thread its own file, no lock.
 // Prints one JSON line, as `bench` does (`ops_per_sec` counts 1,000 inserts a commit).
 #define _GNU_SOURCE
@@ -164,8 +167,10 @@ static void lock_predict(void) {
     }
     pthread_mutex_lock(&lock);
 got_ticket:
-got:
+    // Only ticketed waiters count, so `ticket - served` is how many took a ticket earlier and
+    // still wait (in number; the lock need not serve them in ticket order).
     atomic_fetch_add(&served, 1);
+got:
     atomic_store(&turn_began_ns, mono_ns());
 }
 static void unlock_predict(void) {
@@ -214,6 +219,11 @@ static void take_lock(void) {
     else if (is("yield2")) lock_yielding(2);
     else if (is("spinnext")) lock_spin_first();
     else if (is("predict")) lock_predict();
+    else if (is("predictmix")) {
+        // `engine`'s yielding while at least 4 writers wait, else `predict`.
+        if (atomic_load(&queued) + 1 >= 4) { lock_yielding(4); atomic_store(&turn_began_ns, mono_ns()); }
+        else lock_predict();
+    }
     else pthread_mutex_lock(&lock);
 }
 
@@ -227,7 +237,7 @@ static void *writer(void *arg) {
     uint64_t x = id + 1, extent = 0, used = EXT, extents = 0;
     int fd = one_file ? fds[0] : fds[id];
     int locked = one_file && !is("none") && !is("writer");
-    if (is("predict")) prctl(PR_SET_TIMERSLACK, 1);
+    if (is("predict") || is("predictmix")) prctl(PR_SET_TIMERSLACK, 1);
     for (int c = 0; c < commits; c++) {
         if (is("writer")) { sem_wait(&free_bufs[id]); buf = bufs[c % nb]; }
         if (encode) {
@@ -279,7 +289,7 @@ static void *writer(void *arg) {
         atomic_fetch_add(&write_ns, (unsigned long long)((now() - t0) * 1e9));
         if (locked) {
             if (is("nudge") && atomic_load(&queued) > 0) atomic_store(&handoff, 1);
-            if (is("predict")) unlock_predict(); else
+            if (is("predict") || is("predictmix")) unlock_predict(); else
             pthread_mutex_unlock(&lock);
             if (is("relyield") && atomic_load(&queued) > 0) sched_yield();
         }
