@@ -41,7 +41,8 @@
 //              then spin for the lock up to SPIN_MAX_NS (default 150000); four rounds of
 //              that, then sleep on the lock. So a writer seldom waits for another's futex
 //              wake-up across vCPUs (docs/experiments/vcpu_wake.c). (Session 13.)
-//   predictmix - `engine`'s yielding while at least 4 writers wait, else `predict`.
+//   predictmix - `engine`'s yielding while at least 4 writers wait in that rule (writers in
+//              `predict` are not counted), else `predict`.
 // Any other RULE name sleeps at once, as `mutex`. Environment: NBUFS, IO_NICE (writer),
 // WAKE_NS, SPIN_MAX_NS (predict), SHORT_NS (shortslice).
 // A file per thread: each thread its own file, no lock.
@@ -220,7 +221,7 @@ static void take_lock(void) {
     else if (is("spinnext")) lock_spin_first();
     else if (is("predict")) lock_predict();
     else if (is("predictmix")) {
-        // `engine`'s yielding while at least 4 writers wait, else `predict`.
+        // `engine`'s yielding while at least 4 writers wait in it (`queued` counts only those).
         if (atomic_load(&queued) + 1 >= 4) { lock_yielding(4); atomic_store(&turn_began_ns, mono_ns()); }
         else lock_predict();
     }
@@ -279,7 +280,6 @@ static void *writer(void *arg) {
             pthread_cond_signal(&jobs_cond);
             pthread_mutex_unlock(&jobs_lock);
             n = BUF; // `write_us_per_commit` then counts the queueing only
-
         } else if (written) {
             n = pwrite(fd, buf + written, BUF - written, extent + used + written) + (ssize_t)written;
         } else {
@@ -289,8 +289,11 @@ static void *writer(void *arg) {
         atomic_fetch_add(&write_ns, (unsigned long long)((now() - t0) * 1e9));
         if (locked) {
             if (is("nudge") && atomic_load(&queued) > 0) atomic_store(&handoff, 1);
-            if (is("predict") || is("predictmix")) unlock_predict(); else
-            pthread_mutex_unlock(&lock);
+            if (is("predict") || is("predictmix")) {
+                unlock_predict();
+            } else {
+                pthread_mutex_unlock(&lock);
+            }
             if (is("relyield") && atomic_load(&queued) > 0) sched_yield();
         }
         used += BUF;
