@@ -48,7 +48,9 @@
 //              of writing it. (Session 14.)
 //   mappedall - every commit copies into the mapping; no lock.
 // Any other RULE name sleeps at once, as `mutex`. Environment: NBUFS, IO_NICE (writer),
-// WAKE_NS, SPIN_MAX_NS (predict), SHORT_NS (shortslice).
+// WAKE_NS, SPIN_MAX_NS (predict), SHORT_NS (shortslice), FALLOC_UNLOCKED=1 (any rule: each
+// extent's `fallocate` outside the lock; by default it takes the lock, as `FileBackend`'s
+// `allocate` takes a write turn).
 // A file per thread: each thread its own file, no lock.
 // Prints one JSON line, as `bench` does (`ops_per_sec` counts 1,000 inserts a commit).
 #define _GNU_SOURCE
@@ -95,6 +97,7 @@ static int write_all(int fd, char *buf, uint64_t off);
 #include <sys/mman.h>
 static char *map; // `mapped`, `mappedall`: the whole file, mapped shared
 static atomic_ullong mapped_commits;
+static int falloc_unlocked; // FALLOC_UNLOCKED=1: `fallocate` outside the lock
 static void *io_thread(void *arg) {
     (void)arg;
     if (getenv("IO_NICE") && setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), atoi(getenv("IO_NICE"))) != 0) perror("setpriority");
@@ -257,9 +260,10 @@ static void *writer(void *arg) {
         if (used + BUF > EXT) {
             extent = one_file ? atomic_fetch_add(&next_extent, 1) * EXT : extents++ * EXT;
             used = 0;
-            if (locked || mapping) pthread_mutex_lock(&lock);
+            int under = (locked || mapping) && !falloc_unlocked;
+            if (under) pthread_mutex_lock(&lock);
             if (fallocate(fd, 0, extent, EXT) != 0) { perror("fallocate"); exit(1); }
-            if (locked || mapping) pthread_mutex_unlock(&lock);
+            if (under) pthread_mutex_unlock(&lock);
         }
         // With `early`, a prefix of the buffer (whole quarters) may be written during the work.
         size_t written = 0, quarter = BUF / 4;
@@ -333,6 +337,7 @@ int main(int argc, char **argv) {
     encode = argc > 8 ? atoi(argv[8]) : 0;
     if (getenv("WAKE_NS")) wake_ns = strtoull(getenv("WAKE_NS"), NULL, 10);
     if (getenv("SPIN_MAX_NS")) spin_max_ns = strtoull(getenv("SPIN_MAX_NS"), NULL, 10);
+    falloc_unlocked = getenv("FALLOC_UNLOCKED") && atoi(getenv("FALLOC_UNLOCKED"));
     if (getenv("SHORT_NS")) short_ns = strtoull(getenv("SHORT_NS"), NULL, 10);
     if (threads < 1 || threads > MAX_THREADS || commits < 11 || iov_bytes < 0 ||
         (iov_bytes && iov_bytes % 4096)) {
