@@ -47,6 +47,10 @@
 //              mapping of the file (`MADV_HUGEPAGE`, so faults come 2 MiB at a time) instead
 //              of writing it. (Session 14.)
 //   mappedall - every commit copies into the mapping; no lock.
+//   pinwait  - as engine, and a writer about to sleep on the lock first binds itself to the
+//              CPU it is on (`sched_setaffinity`) and unbinds once it has the lock, so that
+//              its wake-up cannot queue it behind a running thread on another CPU. (Session
+//              14.)
 // Any other RULE name sleeps at once, as `mutex`. Environment: NBUFS, IO_NICE (writer),
 // WAKE_NS, SPIN_MAX_NS (predict), SHORT_NS (shortslice), FALLOC_UNLOCKED=1 (any rule: each
 // extent's `fallocate` outside the lock; by default it takes the lock, as `FileBackend`'s
@@ -198,7 +202,16 @@ static void lock_yielding(int min_queued) {
     for (;;) {
         if (now() >= give_up) {
             if (is("shortslice")) set_slice(short_ns);
+            cpu_set_t all, one;
+            int pin = is("pinwait");
+            if (pin) {
+                sched_getaffinity(0, sizeof all, &all);
+                CPU_ZERO(&one);
+                CPU_SET(sched_getcpu(), &one);
+                if (sched_setaffinity(0, sizeof one, &one) != 0) perror("sched_setaffinity");
+            }
             pthread_mutex_lock(&lock);
+            if (pin && sched_setaffinity(0, sizeof all, &all) != 0) perror("sched_setaffinity");
             if (is("shortslice")) set_slice(0);
             break;
         }
@@ -224,7 +237,7 @@ static void lock_spin_first(void) {
 }
 
 static void take_lock(void) {
-    if (is("engine") || is("relyield") || is("early") || is("shortslice")) lock_yielding(4);
+    if (is("engine") || is("relyield") || is("early") || is("shortslice") || is("pinwait")) lock_yielding(4);
     else if (is("nudge")) { lock_yielding(4); atomic_store(&handoff, 0); }
     else if (is("yieldall")) lock_yielding(1);
     else if (is("yield2")) lock_yielding(2);
