@@ -51,6 +51,9 @@
 //              CPU it is on (`sched_setaffinity`) and unbinds once it has the lock, so that
 //              its wake-up cannot queue it behind a running thread on another CPU. (Session
 //              14.)
+//   awake    - as engine, and one `SCHED_IDLE` thread per CPU spins for the whole run, so
+//              that no vCPU halts while the writers run (a woken writer preempts it at
+//              once). (Session 14.)
 // Any other RULE name sleeps at once, as `mutex`. Environment: NBUFS, IO_NICE (writer),
 // WAKE_NS, SPIN_MAX_NS (predict), SHORT_NS (shortslice), FALLOC_UNLOCKED=1 (any rule: each
 // extent's `fallocate` outside the lock; by default it takes the lock, as `FileBackend`'s
@@ -99,6 +102,18 @@ static pthread_mutex_t jobs_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t jobs_cond = PTHREAD_COND_INITIALIZER;
 static int write_all(int fd, char *buf, uint64_t off);
 #include <sys/mman.h>
+// `awake`: a spinner per CPU at SCHED_IDLE until the writers are done.
+static atomic_int spinners_stop;
+static void *spinner(void *arg) {
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET((int)(intptr_t)arg, &one);
+    if (sched_setaffinity(0, sizeof one, &one) != 0) perror("sched_setaffinity");
+    struct sched_param sp = {0};
+    if (sched_setscheduler(0, SCHED_IDLE, &sp) != 0) perror("sched_setscheduler");
+    while (!atomic_load_explicit(&spinners_stop, memory_order_relaxed)) __builtin_ia32_pause();
+    return NULL;
+}
 static char *map; // `mapped`, `mappedall`: the whole file, mapped shared
 static atomic_ullong mapped_commits;
 static int falloc_unlocked; // FALLOC_UNLOCKED=1: `fallocate` outside the lock
@@ -237,7 +252,7 @@ static void lock_spin_first(void) {
 }
 
 static void take_lock(void) {
-    if (is("engine") || is("relyield") || is("early") || is("shortslice") || is("pinwait")) lock_yielding(4);
+    if (is("engine") || is("relyield") || is("early") || is("shortslice") || is("pinwait") || is("awake")) lock_yielding(4);
     else if (is("nudge")) { lock_yielding(4); atomic_store(&handoff, 0); }
     else if (is("yieldall")) lock_yielding(1);
     else if (is("yield2")) lock_yielding(2);
@@ -381,8 +396,14 @@ int main(int argc, char **argv) {
         for (int i = 0; i < threads; i++) sem_init(&free_bufs[i], 0, nbufs);
         pthread_create(&io, NULL, io_thread, NULL);
     }
+    pthread_t spin[MAX_THREADS];
+    int ncpu = is("awake") ? (int)sysconf(_SC_NPROCESSORS_ONLN) : 0;
+    if (ncpu > MAX_THREADS) ncpu = MAX_THREADS;
+    for (int i = 0; i < ncpu; i++) pthread_create(&spin[i], NULL, spinner, (void *)(intptr_t)i);
     for (int i = 0; i < threads; i++) pthread_create(&th[i], NULL, writer, (void *)(intptr_t)i);
     for (int i = 0; i < threads; i++) pthread_join(th[i], NULL);
+    atomic_store(&spinners_stop, 1);
+    for (int i = 0; i < ncpu; i++) pthread_join(spin[i], NULL);
     if (is("writer")) {
         pthread_mutex_lock(&jobs_lock);
         stop_writer = 1;
