@@ -382,6 +382,51 @@ impl Matrix {
         out
     }
 
+    /// The order round `round` (from 1) runs the cells in, as indices into [`Matrix::cells`].
+    ///
+    /// The cells of one workload, durability and thread count run together, and among them
+    /// every engine runs beside its one-file or file-per-thread twin (`cf-store` beside
+    /// `cf-store-files` with the same policy, `raw` beside `raw-files`); the cf-store policies
+    /// come first, then raw, then the peers. Every second round runs in reverse, so that
+    /// neither twin always goes first. The summary's ratios compare such neighbours, and this
+    /// VM drifts between a fast and a slow state within minutes (ARCHITECTURE.md, "The sweep
+    /// runs twins side by side"): the two cells of a ratio now run seconds apart, not a
+    /// minute.
+    pub fn round_order(&self, round: u32) -> Vec<usize> {
+        let variants = self.variants();
+        let forms = self.policy_forms();
+        let position = |list: &[String], item: &str| list.iter().position(|x| x == item);
+        // Where a variant runs within its group: by the first engine of its twin pair, then
+        // policy, then engine.
+        let rank: Vec<(usize, usize, usize)> = variants
+            .iter()
+            .map(|(engine, policy)| {
+                let base = engine.strip_suffix("-files").unwrap_or(engine);
+                let pair = position(&self.engines, base)
+                    .or_else(|| position(&self.engines, engine))
+                    .unwrap_or(usize::MAX);
+                let policy = policy.as_deref().and_then(|p| position(&forms, p)).unwrap_or(0);
+                (
+                    pair,
+                    policy,
+                    position(&self.engines, engine).unwrap_or(usize::MAX),
+                )
+            })
+            .collect();
+        // `cells` runs workload, durability, variant, threads: index arithmetic finds each
+        // cell's group and variant.
+        let (nv, nt) = (variants.len(), self.threads.len());
+        let mut order: Vec<usize> = (0..self.cells().len()).collect();
+        order.sort_by_key(|&i| {
+            let (group, variant, threads) = (i / (nv * nt), (i / nt) % nv, i % nt);
+            (group, threads, rank[variant])
+        });
+        if round.is_multiple_of(2) {
+            order.reverse();
+        }
+        order
+    }
+
     /// Runs in the whole sweep: cells times rounds.
     pub fn run_count(&self) -> usize {
         self.cells().len() * self.rounds as usize
@@ -1017,5 +1062,47 @@ txns = 100
             m.workloads.iter().any(|w| w.ops_per_txn <= 10),
             "small transactions"
         );
+    }
+
+    /// Each round runs every cell once; a workload, durability and thread count run
+    /// together; every engine runs right beside its twin (same policy); and the next round
+    /// runs in reverse. A sort key that forgot the twins, the groups or the reversal fails.
+    #[test]
+    fn rounds_run_twins_side_by_side() {
+        let m = quick();
+        let cells = m.cells();
+        let first = m.round_order(1);
+        let mut sorted = first.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..cells.len()).collect::<Vec<_>>(), "a permutation");
+        let second = m.round_order(2);
+        assert_eq!(second, first.iter().rev().copied().collect::<Vec<_>>());
+        assert_eq!(m.round_order(3), first);
+        let group = |c: &Cell| (c.workload, c.durability.clone(), c.threads);
+        for order in [&first, &second] {
+            let at: Vec<&Cell> = order.iter().map(|&i| &cells[i]).collect();
+            let mut seen = Vec::new();
+            for (k, c) in at.iter().enumerate() {
+                if k == 0 || group(at[k - 1]) != group(c) {
+                    assert!(!seen.contains(&group(c)), "group {:?} split", group(c));
+                    seen.push(group(c));
+                }
+                let Some(base) = c.engine.strip_suffix("-files") else {
+                    continue;
+                };
+                let twin = |o: &&Cell| o.engine == base && o.policy == c.policy && group(o) == group(c);
+                let beside = [k.checked_sub(1), Some(k + 1)]
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|j| at.get(j))
+                    .any(twin);
+                assert!(beside, "{} not beside its twin", c.describe());
+            }
+        }
+        // Matrices without twins are ordered too.
+        let lone = parse(GOOD, "good.toml").unwrap();
+        let mut order = lone.round_order(1);
+        order.sort_unstable();
+        assert_eq!(order, (0..lone.cells().len()).collect::<Vec<_>>());
     }
 }

@@ -1,8 +1,9 @@
 //! `cargo xtask sweep`: the engine sweep. Validates a matrix (a TOML file, by default
 //! `sweep.toml` at the workspace root, or the built-in `--quick` one), builds `bench` once in
 //! release, runs every cell once per round as its own process (round-robin, so machine drift
-//! spreads evenly over the cells), and writes `results.csv`, `results.json`, `summary.md` and
-//! SVG charts into one output directory.
+//! spreads evenly over the cells; twins side by side, [`config::Matrix::round_order`]), and
+//! writes `results.csv`, `results.json`, `summary.md` and SVG charts into one output
+//! directory.
 //!
 //! The quick matrix is 88 cells x 2 rounds = 176 runs of W1 at 20 transactions a thread
 //! (20 x 1,000 x 1 KiB = 20 MiB a thread). At 0.05-0.5 s a run plus process start, that is
@@ -324,9 +325,14 @@ mod tests {
             |_, _| {},
         );
         let cells = m.cells();
-        assert_eq!(order.len(), 2 * cells.len());
-        assert!(order[..cells.len()].iter().all(|(r, _)| *r == 1));
-        assert_eq!(order[0].1, order[cells.len()].1);
+        // Round 1 runs every cell, then round 2, each in its round's order.
+        let planned: Vec<(u32, String)> = [1, 2]
+            .into_iter()
+            .flat_map(|round| m.round_order(round).into_iter().map(move |i| (round, i)))
+            .map(|(round, i)| (round, cells[i].describe()))
+            .collect();
+        assert_eq!(order, planned);
+        assert_ne!(order[0].1, order[cells.len()].1, "round 2 runs in reverse");
         assert_eq!(outcome.failures.len(), 2, "raw at T=2, each round");
         assert!(
             outcome.failures[0].error.contains("exit status"),

@@ -1,6 +1,6 @@
-//! Running the matrix: one `bench` process per run, round-robin over the cells, each in a
-//! fresh directory; parsing and checking its one JSON line; and writing `results.csv` and
-//! `results.json`.
+//! Running the matrix: one `bench` process per run, round-robin over the cells (each round in
+//! [`Matrix::round_order`]), each in a fresh directory; parsing and checking its one JSON
+//! line; and writing `results.csv` and `results.json`.
 
 use std::ffi::OsString;
 use std::io::Read;
@@ -166,8 +166,9 @@ const STDERR_TAIL_LINES: usize = 15;
 
 impl Runner<'_> {
     /// Runs every cell once per round, round-robin (round 1 runs every cell, then round 2, ...),
-    /// calling `before(runs_done, round, cell)` before each run and `after(outcome, failure)`
-    /// after each.
+    /// each round in [`Matrix::round_order`] (twins side by side), calling
+    /// `before(runs_done, round, cell)` before each run and `after(outcome, failure)` after
+    /// each.
     /// Failures are recorded and the sweep goes on; Ctrl-C stops it after the current run.
     pub fn run_all(
         &self,
@@ -179,7 +180,8 @@ impl Runner<'_> {
         let mut outcome = Outcome::default();
         let mut done = 0;
         'rounds: for round in 1..=matrix.rounds {
-            for (index, cell) in cells.iter().enumerate() {
+            for index in matrix.round_order(round) {
+                let cell = &cells[index];
                 if self.interrupts.load(Ordering::SeqCst) > 0 {
                     outcome.interrupted = true;
                     break 'rounds;
