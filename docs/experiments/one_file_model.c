@@ -220,7 +220,7 @@ static void lock_yielding(int min_queued) {
             cpu_set_t all, one;
             int pin = is("pinwait");
             if (pin) {
-                sched_getaffinity(0, sizeof all, &all);
+                if (sched_getaffinity(0, sizeof all, &all) != 0) { perror("sched_getaffinity"); exit(1); }
                 CPU_ZERO(&one);
                 CPU_SET(sched_getcpu(), &one);
                 if (sched_setaffinity(0, sizeof one, &one) != 0) perror("sched_setaffinity");
@@ -310,7 +310,7 @@ static void *writer(void *arg) {
                 written = ready;
             }
         }
-        int copy_in = is("mappedall") || (is("mapped") && pthread_mutex_trylock(&lock) != 0);
+        int copy_in = mapping && (is("mappedall") || pthread_mutex_trylock(&lock) != 0);
         if (locked && !copy_in && !is("mapped")) take_lock();
         double t0 = now();
         ssize_t n;
@@ -380,9 +380,11 @@ int main(int argc, char **argv) {
         if (fds[i] < 0) { perror(path); return 1; }
     }
     if (one_file && (is("mapped") || is("mappedall"))) {
-        size_t len = ((size_t)threads * commits * BUF / EXT + threads + 1) * EXT;
+        // Each thread's commits fill whole extents of EXT / BUF commits each.
+        size_t per = EXT / BUF, len = (size_t)threads * ((commits + per - 1) / per) * EXT;
         map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fds[0], 0);
-        if (map == MAP_FAILED || madvise(map, len, MADV_HUGEPAGE) != 0) { perror("mmap"); return 1; }
+        if (map == MAP_FAILED) { perror("mmap"); return 1; }
+        if (madvise(map, len, MADV_HUGEPAGE) != 0) { perror("madvise"); return 1; }
     }
     pthread_t th[MAX_THREADS];
     struct rusage r0, r1;

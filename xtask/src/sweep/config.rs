@@ -384,14 +384,15 @@ impl Matrix {
 
     /// The order round `round` (from 1) runs the cells in, as indices into [`Matrix::cells`].
     ///
-    /// The cells of one workload, durability and thread count run together, and among them
-    /// every engine runs beside its one-file or file-per-thread twin (`cf-store` beside
-    /// `cf-store-files` with the same policy, `raw` beside `raw-files`); the cf-store policies
-    /// come first, then raw, then the peers. Every second round runs in reverse, so that
-    /// neither twin always goes first. The summary's ratios compare such neighbours, and this
-    /// VM drifts between a fast and a slow state within minutes (ARCHITECTURE.md, "The sweep
-    /// runs twins side by side"): the two cells of a ratio now run seconds apart, not a
-    /// minute.
+    /// Within one workload and durability, the cells run twin pair by twin pair, in the
+    /// matrix's engine order: a pair is an engine and its one-file or file-per-thread twin
+    /// (`cf-store` and `cf-store-files` with one policy, `raw` and `raw-files`; a peer is a
+    /// pair alone), and a pair runs its thread counts in turn, the twins side by side at each
+    /// (`cf-store` T=1, `cf-store-files` T=1, `cf-store` T=2, ...). Every second round runs in
+    /// reverse, so that neither twin always goes first. So the two cells of a twin ratio
+    /// (target 3) run one after the other, and those of a thread-count ratio of one variant
+    /// (target 2) at most a pair's cells apart, while this VM drifts between a fast and a slow
+    /// state within minutes (ARCHITECTURE.md, "The sweep runs twins side by side").
     pub fn round_order(&self, round: u32) -> Vec<usize> {
         let variants = self.variants();
         let forms = self.policy_forms();
@@ -414,12 +415,13 @@ impl Matrix {
             })
             .collect();
         // `cells` runs workload, durability, variant, threads: index arithmetic finds each
-        // cell's group and variant.
+        // cell's workload and durability, variant and thread count.
         let (nv, nt) = (variants.len(), self.threads.len());
         let mut order: Vec<usize> = (0..self.cells().len()).collect();
         order.sort_by_key(|&i| {
             let (group, variant, threads) = (i / (nv * nt), (i / nt) % nv, i % nt);
-            (group, threads, rank[variant])
+            let (pair, policy, engine) = rank[variant];
+            (group, pair, policy, threads, engine)
         });
         if round.is_multiple_of(2) {
             order.reverse();
@@ -1064,9 +1066,10 @@ txns = 100
         );
     }
 
-    /// Each round runs every cell once; a workload, durability and thread count run
-    /// together; every engine runs right beside its twin (same policy); and the next round
-    /// runs in reverse. A sort key that forgot the twins, the groups or the reversal fails.
+    /// Each round runs every cell once; a workload and durability run together; each
+    /// variant's thread counts run within its pair's few cells; every engine runs right beside
+    /// its twin (same policy and threads); and the next round runs in reverse. A sort key that
+    /// forgot the twins, the pairs or the reversal fails.
     #[test]
     fn rounds_run_twins_side_by_side() {
         let m = quick();
@@ -1078,19 +1081,35 @@ txns = 100
         let second = m.round_order(2);
         assert_eq!(second, first.iter().rev().copied().collect::<Vec<_>>());
         assert_eq!(m.round_order(3), first);
-        let group = |c: &Cell| (c.workload, c.durability.clone(), c.threads);
+        let group = |c: &Cell| (c.workload, c.durability.clone());
+        let base = |c: &Cell| c.engine.strip_suffix("-files").unwrap_or(&c.engine).to_owned();
+        let pair = |c: &Cell| (group(c), base(c), c.policy.clone());
         for order in [&first, &second] {
             let at: Vec<&Cell> = order.iter().map(|&i| &cells[i]).collect();
-            let mut seen = Vec::new();
-            for (k, c) in at.iter().enumerate() {
-                if k == 0 || group(at[k - 1]) != group(c) {
-                    assert!(!seen.contains(&group(c)), "group {:?} split", group(c));
-                    seen.push(group(c));
+            // Each workload and durability, and each pair within it, runs as one stretch.
+            let keys: Vec<(String, String)> = at
+                .iter()
+                .map(|c| (format!("{:?}", group(c)), format!("{:?}", pair(c))))
+                .collect();
+            for key in [
+                |k: &(String, String)| k.0.clone(),
+                |k: &(String, String)| k.1.clone(),
+            ] {
+                let mut seen = Vec::new();
+                for (i, k) in keys.iter().enumerate() {
+                    if i == 0 || key(&keys[i - 1]) != key(k) {
+                        assert!(!seen.contains(&key(k)), "{} split", key(k));
+                        seen.push(key(k));
+                    }
                 }
+            }
+            for (k, c) in at.iter().enumerate() {
                 let Some(base) = c.engine.strip_suffix("-files") else {
                     continue;
                 };
-                let twin = |o: &&Cell| o.engine == base && o.policy == c.policy && group(o) == group(c);
+                let twin = |o: &&Cell| {
+                    o.engine == base && o.policy == c.policy && o.threads == c.threads && group(o) == group(c)
+                };
                 let beside = [k.checked_sub(1), Some(k + 1)]
                     .into_iter()
                     .flatten()

@@ -252,9 +252,9 @@ cell is the median over rounds, then (min-max) over rounds. The min-max range is
 on a shared machine times drift between rounds, so read every ratio against it.
 - **Bold**: the best median in its column.
 - **Ratios** are median over median, same workload, durability and thread count; above 1.00x \
-the first one named is faster. Within a round these cells run together, and each engine runs \
-right beside its twin (cf-store beside cf-store-files with the same policy, raw beside \
-raw-files); every second round runs in reverse. `*` marks a ratio whose two min-max ranges do not overlap: only \
+the first one named is faster. Within a round, each engine runs right beside its twin at \
+each thread count (cf-store beside cf-store-files with the same policy, raw beside raw-files), \
+a pair runs its thread counts in turn, and every second round runs in reverse. `*` marks a ratio whose two min-max ranges do not overlap: only \
 those are beyond the noise (never marked with a single round).
 - **write calls/commit**: write system calls (`pwrite` + `pwritev`) per commit; \
 **syscalls/commit**: all counted I/O system calls per commit, syncs included; \
