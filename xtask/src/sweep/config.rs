@@ -1087,28 +1087,26 @@ txns = 100
         for order in [&first, &second] {
             let at: Vec<&Cell> = order.iter().map(|&i| &cells[i]).collect();
             // Each workload and durability, and each pair within it, runs as one stretch.
-            let keys: Vec<(String, String)> = at
-                .iter()
-                .map(|c| (format!("{:?}", group(c)), format!("{:?}", pair(c))))
-                .collect();
-            for key in [
-                |k: &(String, String)| k.0.clone(),
-                |k: &(String, String)| k.1.clone(),
-            ] {
+            let groups: Vec<String> = at.iter().map(|c| format!("{:?}", group(c))).collect();
+            let pairs: Vec<String> = at.iter().map(|c| format!("{:?}", pair(c))).collect();
+            for keys in [groups, pairs] {
                 let mut seen = Vec::new();
-                for (i, k) in keys.iter().enumerate() {
-                    if i == 0 || key(&keys[i - 1]) != key(k) {
-                        assert!(!seen.contains(&key(k)), "{} split", key(k));
-                        seen.push(key(k));
+                for (i, key) in keys.iter().enumerate() {
+                    if i == 0 || keys[i - 1] != *key {
+                        assert!(!seen.contains(key), "{key} split");
+                        seen.push(key.clone());
                     }
                 }
             }
             for (k, c) in at.iter().enumerate() {
-                let Some(base) = c.engine.strip_suffix("-files") else {
+                let Some(one_file) = c.engine.strip_suffix("-files") else {
                     continue;
                 };
                 let twin = |o: &&Cell| {
-                    o.engine == base && o.policy == c.policy && o.threads == c.threads && group(o) == group(c)
+                    o.engine == one_file
+                        && o.policy == c.policy
+                        && o.threads == c.threads
+                        && group(o) == group(c)
                 };
                 let beside = [k.checked_sub(1), Some(k + 1)]
                     .into_iter()

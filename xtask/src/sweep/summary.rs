@@ -254,8 +254,9 @@ on a shared machine times drift between rounds, so read every ratio against it.
 - **Ratios** are median over median, same workload, durability and thread count; above 1.00x \
 the first one named is faster. Within a round, each engine runs right beside its twin at \
 each thread count (cf-store beside cf-store-files with the same policy, raw beside raw-files), \
-a pair runs its thread counts in turn, and every second round runs in reverse. `*` marks a ratio whose two min-max ranges do not overlap: only \
-those are beyond the noise (never marked with a single round).
+a pair runs its thread counts in turn, and every second round runs in reverse. `*` marks a \
+ratio whose two min-max ranges do not overlap: only those are beyond the noise (never marked \
+with a single round).
 - **write calls/commit**: write system calls (`pwrite` + `pwritev`) per commit; \
 **syscalls/commit**: all counted I/O system calls per commit, syncs included; \
 **syncs/commit**: `fdatasync`/`fsync` calls per commit (below 1 when group commit shares a \
