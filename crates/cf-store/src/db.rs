@@ -11,7 +11,7 @@ use std::sync::{Arc, Weak};
 
 use dashmap::DashMap;
 use flush::{Backend, FileBackend, FileOptions, FlushConfig, IoStatsSnapshot};
-use pagecache::{CacheOptions, PageCache, ReadPath};
+use pagecache::{CacheOptions, CacheStats, PageCache, ReadPath};
 use parking_lot::Mutex;
 
 use crate::alloc::{ExtentAllocator, PageRuns, SpaceAllocator};
@@ -527,6 +527,10 @@ pub struct DbStats {
     pub column_families: usize,
     /// Pages between extents, free for any space to take.
     pub free_extent_pages: u64,
+    /// The shared read cache's counters: hits, misses, resident pages, and the pages read
+    /// from the file whose checksum a read has checked (`checked_pages`), which later reads
+    /// take without checking again.
+    pub cache: CacheStats,
 }
 
 fn new_space(
@@ -1078,6 +1082,7 @@ impl Db {
             file_bytes: core.backend.len()?,
             column_families: self.shared.cfs.len(),
             free_extent_pages: core.files.lock().extents.free_pages(),
+            cache: core.cache.stats(),
         })
     }
 

@@ -50,7 +50,7 @@ pub use db::{
 pub use error::{Error, Result};
 pub use flush::{FileOptions, FlushConfig};
 pub use keys::{i64_key, key_i64, key_u64, u64_key};
-pub use pagecache::ReadPath;
+pub use pagecache::{CacheStats, ReadPath};
 pub use txn::{Durability, Range, ReadTable, ReadTxn, Table, WriteTxn};
 
 /// Longest key, in bytes, at `page_size`: a quarter of a page.

@@ -75,6 +75,12 @@ impl PageSource for CacheSource {
         }
         Ok(self.cache.read_run_to_replace(offset, count)?)
     }
+
+    fn mark_checked(&self, first: PageId, run: &PageRef) {
+        if let Ok(offset) = self.offset_of(first) {
+            self.cache.mark_checked(offset, run);
+        }
+    }
 }
 
 /// A write transaction's view of its space's pages: committed pages through the cache,
@@ -103,6 +109,10 @@ impl PageSource for WriteSource<'_> {
 
     fn read_run_to_replace(&self, first: PageId, count: usize) -> Result<PageRef> {
         self.pages.read_run_to_replace(first, count)
+    }
+
+    fn mark_checked(&self, first: PageId, run: &PageRef) {
+        self.pages.mark_checked(first, run);
     }
 
     fn take_branch(&self, ptr: NodePtr) -> Option<Node> {

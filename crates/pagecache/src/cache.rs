@@ -138,6 +138,9 @@ pub struct CacheStats {
     /// Memory maps made by the mmap read path (the first one, and one each time the file
     /// outgrows the window mapped).
     pub maps: u64,
+    /// Cached pages read from the file that a reader has since checked against their
+    /// checksum ([`PageCache::mark_checked`]), so that later hits come back checked.
+    pub checked_pages: u64,
 }
 
 /// A committed page: cheap to clone, derefs to the page's bytes.
@@ -146,8 +149,15 @@ pub struct CacheStats {
 /// path it holds the mapping it was read from (it stays valid after a remap). A `PageRef` from
 /// the mmap path must not outlive the reader's right to the page: the store rewrites a page
 /// only when no reader can reach it, and a mapped page shows the file's current bytes.
+///
+/// [`PageRef::is_checked`] says whether its bytes are known good: written by this process,
+/// or read from the file and checked by a reader since. Bytes just read from the file, mapped
+/// bytes and bytes from anywhere else are not.
 #[derive(Clone)]
-pub struct PageRef(Repr);
+pub struct PageRef {
+    repr: Repr,
+    checked: bool,
+}
 
 #[derive(Clone)]
 enum Repr {
@@ -156,14 +166,42 @@ enum Repr {
 }
 
 impl PageRef {
+    /// Bytes this process made (a page it encoded and has not let go of): known good, so a
+    /// reader need not check them against their checksum.
+    pub fn checked(bytes: Bytes) -> Self {
+        PageRef {
+            repr: Repr::Cached(bytes),
+            checked: true,
+        }
+    }
+
+    fn cached(page: CachedPage) -> Self {
+        PageRef {
+            repr: Repr::Cached(page.bytes),
+            checked: page.checked,
+        }
+    }
+
+    fn unchecked(repr: Repr) -> Self {
+        PageRef { repr, checked: false }
+    }
+
     /// True when the bytes come from the memory map rather than the read cache.
     pub fn is_mapped(&self) -> bool {
-        matches!(self.0, Repr::Mapped(_))
+        matches!(self.repr, Repr::Mapped(_))
+    }
+
+    /// True when the bytes are known good: written by this process ([`PageRef::checked`], a
+    /// page a flush moved into the read cache), or a cached page that a reader checked after
+    /// reading it from the file ([`PageCache::mark_checked`]). Bytes read from the file since,
+    /// mapped bytes, and `PageRef`s made `From` other bytes are not.
+    pub fn is_checked(&self) -> bool {
+        self.checked
     }
 
     /// The page's bytes.
     pub fn as_slice(&self) -> &[u8] {
-        match &self.0 {
+        match &self.repr {
             Repr::Cached(b) => b,
             Repr::Mapped(m) => m.as_slice(),
         }
@@ -175,23 +213,27 @@ impl PageRef {
         let whole = self.as_slice();
         let at = (part.as_ptr() as usize).checked_sub(whole.as_ptr() as usize)?;
         let end = at.checked_add(part.len()).filter(|&end| end <= whole.len())?;
-        Some(PageRef(match &self.0 {
+        let repr = match &self.repr {
             Repr::Cached(b) => Repr::Cached(b.slice(at..end)),
             Repr::Mapped(m) => Repr::Mapped(m.narrow(at, end - at)),
-        }))
+        };
+        Some(PageRef {
+            repr,
+            checked: self.checked,
+        })
     }
 }
 
 impl From<Bytes> for PageRef {
-    /// A page held in owned memory (for in-memory page sources and tests).
+    /// A page held in owned memory (for in-memory page sources and tests), not known good.
     fn from(bytes: Bytes) -> Self {
-        PageRef(Repr::Cached(bytes))
+        PageRef::unchecked(Repr::Cached(bytes))
     }
 }
 
 impl From<Vec<u8>> for PageRef {
     fn from(bytes: Vec<u8>) -> Self {
-        PageRef(Repr::Cached(Bytes::from(bytes)))
+        PageRef::unchecked(Repr::Cached(Bytes::from(bytes)))
     }
 }
 
@@ -214,7 +256,30 @@ impl fmt::Debug for PageRef {
         f.debug_struct("PageRef")
             .field("len", &self.len())
             .field("mapped", &self.is_mapped())
+            .field("checked", &self.checked)
             .finish()
+    }
+}
+
+/// One page in the read cache.
+#[derive(Clone)]
+struct CachedPage {
+    bytes: Bytes,
+    /// Known good: moved in by a flush (this process wrote it), or checked by a reader since
+    /// it was read from the file ([`PageCache::mark_checked`]).
+    checked: bool,
+}
+
+impl CachedPage {
+    fn written(bytes: Bytes) -> Self {
+        CachedPage { bytes, checked: true }
+    }
+
+    fn read(bytes: Bytes) -> Self {
+        CachedPage {
+            bytes,
+            checked: false,
+        }
     }
 }
 
@@ -222,9 +287,9 @@ impl fmt::Debug for PageRef {
 #[derive(Debug, Clone, Copy, Default)]
 struct ByteWeighter;
 
-impl Weighter<u64, Bytes> for ByteWeighter {
-    fn weight(&self, _offset: &u64, page: &Bytes) -> u64 {
-        page.len() as u64
+impl Weighter<u64, CachedPage> for ByteWeighter {
+    fn weight(&self, _offset: &u64, page: &CachedPage) -> u64 {
+        page.bytes.len() as u64
     }
 }
 
@@ -232,17 +297,17 @@ impl Weighter<u64, Bytes> for ByteWeighter {
 #[derive(Debug, Clone, Default)]
 struct EvictionCounter(Arc<AtomicU64>);
 
-impl Lifecycle<u64, Bytes> for EvictionCounter {
+impl Lifecycle<u64, CachedPage> for EvictionCounter {
     type RequestState = ();
 
     fn begin_request(&self) -> Self::RequestState {}
 
-    fn on_evict(&self, _state: &mut (), _offset: u64, _page: Bytes) {
+    fn on_evict(&self, _state: &mut (), _offset: u64, _page: CachedPage) {
         self.0.fetch_add(1, Ordering::Relaxed);
     }
 }
 
-type PageMap = Cache<u64, Bytes, ByteWeighter, DefaultHashBuilder, EvictionCounter>;
+type PageMap = Cache<u64, CachedPage, ByteWeighter, DefaultHashBuilder, EvictionCounter>;
 
 /// Hit and miss counters are striped by page number, so readers of different pages do not
 /// share one contended cache line.
@@ -266,6 +331,8 @@ pub struct PageCache {
     evictions: Arc<AtomicU64>,
     stripes: [Stripe; STRIPES],
     inserted: AtomicU64,
+    /// Pages [`PageCache::mark_checked`] marked known good.
+    checked: AtomicU64,
     mmap: Option<MmapReader>,
     /// Bytes of spare page buffers held by write buffers now (at most `options.spare_bytes`).
     spare_held: AtomicU64,
@@ -300,6 +367,7 @@ impl PageCache {
             evictions,
             stripes: Default::default(),
             inserted: AtomicU64::new(0),
+            checked: AtomicU64::new(0),
             mmap,
             spare_held: AtomicU64::new(0),
         }))
@@ -366,7 +434,7 @@ impl PageCache {
         let mut missed = false;
         let page = self.pages.get_or_insert_with(&offset, || {
             missed = true;
-            self.load(offset, len)
+            self.load(offset, len).map(CachedPage::read)
         })?;
         let stripe = &self.stripes[(offset >> self.page_shift) as usize % STRIPES];
         if missed {
@@ -375,7 +443,7 @@ impl PageCache {
         } else {
             stripe.hits.fetch_add(1, Ordering::Relaxed);
         }
-        Ok(PageRef(Repr::Cached(page)))
+        Ok(PageRef::cached(page))
     }
 
     /// `pages` committed pages from `offset` as one buffer: a tree node that spans several
@@ -405,22 +473,29 @@ impl PageCache {
         }
         let stripe = &self.stripes[(offset >> self.page_shift) as usize % STRIPES];
         let offsets = (0..pages as u64).map(|i| offset + i * page);
-        let cached: Option<Vec<Bytes>> = offsets.clone().map(|at| self.pages.get(&at)).collect();
+        let cached: Option<Vec<CachedPage>> = offsets.clone().map(|at| self.pages.get(&at)).collect();
         if let Some(parts) = cached {
             stripe.hits.fetch_add(pages as u64, Ordering::Relaxed);
-            return Ok(PageRef(Repr::Cached(Bytes::from(parts.concat()))));
+            let mut all = Vec::with_capacity(len as usize);
+            for part in &parts {
+                all.extend_from_slice(&part.bytes);
+            }
+            return Ok(PageRef::cached(CachedPage {
+                bytes: Bytes::from(all),
+                checked: parts.iter().all(|part| part.checked),
+            }));
         }
         let all = self.load(offset, len)?;
         stripe.misses.fetch_add(pages as u64, Ordering::Relaxed);
         if admit {
             for (i, at) in offsets.enumerate() {
                 let start = i * page as usize;
-                self.pages
-                    .insert(at, Bytes::copy_from_slice(&all[start..start + page as usize]));
+                let copy = Bytes::copy_from_slice(&all[start..start + page as usize]);
+                self.pages.insert(at, CachedPage::read(copy));
             }
             self.inserted.fetch_add(pages as u64, Ordering::Relaxed);
         }
-        Ok(PageRef(Repr::Cached(all)))
+        Ok(PageRef::unchecked(Repr::Cached(all)))
     }
 
     /// [`PageCache::read_page`] of a page its reader is about to copy and replace
@@ -436,10 +511,10 @@ impl PageCache {
         let stripe = &self.stripes[(offset >> self.page_shift) as usize % STRIPES];
         if let Some(page) = self.pages.get(&offset) {
             stripe.hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(PageRef(Repr::Cached(page)));
+            return Ok(PageRef::cached(page));
         }
         stripe.misses.fetch_add(1, Ordering::Relaxed);
-        Ok(PageRef(Repr::Cached(self.load(offset, len)?)))
+        Ok(PageRef::unchecked(Repr::Cached(self.load(offset, len)?)))
     }
 
     /// [`PageCache::read_run`] of a node its reader is about to copy and replace: as
@@ -458,7 +533,7 @@ impl PageCache {
         let Some(mmap) = &self.mmap else {
             return Ok(None);
         };
-        Ok(Some(PageRef(Repr::Mapped(mmap.read(
+        Ok(Some(PageRef::unchecked(Repr::Mapped(mmap.read(
             &*self.backend,
             offset,
             len,
@@ -476,6 +551,43 @@ impl PageCache {
                 file_len,
             }),
             Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Records that a reader checked `run`, the bytes a read returned for the pages from
+    /// `offset` (one page or a node's run), against their checksum: each of those pages
+    /// that the read cache holds with the same bytes is then known good, and later reads of
+    /// it come back [`PageRef::is_checked`]. Pages not cached, cached with other bytes, or
+    /// already known good are left as they are, and so is an unaligned `offset`. A reader
+    /// calls it only after the check passed: a page that failed stays unchecked, so every
+    /// later read of it is checked (and fails) again.
+    ///
+    /// Why this is safe: a cached page is never updated in place (see the module's
+    /// "Coherence"), and the bytes are compared before the mark, so the mark always goes
+    /// with the bytes that were checked.
+    pub fn mark_checked(&self, offset: u64, run: &PageRef) {
+        if !self.uses_read_cache() || run.is_checked() || self.check_aligned(offset).is_err() {
+            return;
+        }
+        let page = self.options.page_size as usize;
+        let mut at = offset;
+        for part in run.chunks_exact(page) {
+            if let Some(cached) = self.pages.peek(&at) {
+                if !cached.checked && cached.bytes[..] == *part {
+                    let known = CachedPage::written(cached.bytes);
+                    // `soft`: the mark leaves the page as hot or cold as it was.
+                    if self.pages.replace(at, known, true).is_ok() {
+                        self.checked.fetch_add(1, Ordering::Relaxed);
+                        // quick_cache reports the replaced value to the lifecycle as an
+                        // eviction; nothing left the cache (a unit test pins this).
+                        self.evictions.fetch_sub(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            match at.checked_add(page as u64) {
+                Some(next) => at = next,
+                None => break,
+            }
         }
     }
 
@@ -522,6 +634,7 @@ impl PageCache {
             resident_pages: self.pages.len() as u64,
             resident_bytes: self.pages.weight(),
             capacity_bytes: self.pages.capacity(),
+            checked_pages: self.checked.load(Ordering::Relaxed),
             maps: self.mmap.as_ref().map_or(0, MmapReader::remaps),
         }
     }
@@ -613,11 +726,12 @@ impl PageCache {
         let all = Bytes::from(data);
         let count = all.len() / page;
         if count == 1 {
-            self.pages.insert(offset, all);
+            self.pages.insert(offset, CachedPage::written(all));
         } else {
             for i in 0..count {
+                let part = all.slice(i * page..(i + 1) * page);
                 self.pages
-                    .insert(offset + (i * page) as u64, all.slice(i * page..(i + 1) * page));
+                    .insert(offset + (i * page) as u64, CachedPage::written(part));
             }
         }
         self.inserted.fetch_add(count as u64, Ordering::Relaxed);
@@ -637,8 +751,9 @@ impl PageCache {
         let page = self.options.page_size as usize;
         let count = data.len() / page;
         for i in 0..count {
+            let part = data.slice(i * page..(i + 1) * page);
             self.pages
-                .insert(offset + (i * page) as u64, data.slice(i * page..(i + 1) * page));
+                .insert(offset + (i * page) as u64, CachedPage::written(part));
         }
         self.inserted.fetch_add(count as u64, Ordering::Relaxed);
     }

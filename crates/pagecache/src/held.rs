@@ -45,7 +45,8 @@ impl HeldPages {
         let (&start, data) = entries.range(..=offset).next_back()?;
         let from = offset - start;
         let to = from.checked_add(len)?;
-        (to <= data.len() as u64).then(|| PageRef::from(data.slice(from as usize..to as usize)))
+        // Held bytes are this writer's own encoded pages: known good.
+        (to <= data.len() as u64).then(|| PageRef::checked(data.slice(from as usize..to as usize)))
     }
 
     /// Bytes held.

@@ -3,7 +3,9 @@
 //! Every function here works over a root `Child` and an arena of dirty nodes, so a
 //! `WriteTree` reads its own uncommitted changes with the same code; a committed tree is the
 //! case with an empty arena. Every page is verified against the crc32c in the pointer that
-//! led to it, and every overflow value against the crc32c in its reference.
+//! led to it, unless its bytes are known good (this process wrote them, or a read checked
+//! them since they came from the file), and every overflow value against the crc32c in its
+//! reference.
 
 use std::borrow::Cow;
 use std::cmp::Ordering::{Greater, Less};
@@ -51,8 +53,14 @@ fn read_page(src: &dyn PageSource, ptr: NodePtr, replace: bool) -> Result<PageRe
         }
         all
     };
-    if crate::checksum::crc32c(&bytes) != ptr.crc {
-        return Err(corrupt(ptr.page, "checksum mismatch"));
+    // Bytes this process wrote, or checked since it read them, are not checked again: the
+    // checksums guard against what the file and the disk do to pages, not against this
+    // process's own memory (ARCHITECTURE.md, "Pages are checked once").
+    if !bytes.is_checked() {
+        if crate::checksum::crc32c(&bytes) != ptr.crc {
+            return Err(corrupt(ptr.page, "checksum mismatch"));
+        }
+        src.mark_checked(ptr.page, &bytes);
     }
     Ok(bytes)
 }

@@ -95,6 +95,11 @@ pub trait PageSource {
         self.read_run(first, count)
     }
 
+    /// Tells the source that `run`, the bytes it returned for the node at `first`, matched the
+    /// node's checksum, so that it can hand them out as known good from now on
+    /// ([`pagecache::PageRef::is_checked`]). The default remembers nothing.
+    fn mark_checked(&self, _first: PageId, _run: &pagecache::PageRef) {}
+
     /// The decoded branch `ptr` points to, taken out of the writer's [`super::BranchCache`]
     /// when it is there (a write transaction's descent, about to copy the branch into its
     /// arena). The default keeps none.

@@ -613,6 +613,91 @@ fn checksum_mismatch_is_reported() {
     }
 }
 
+/// Through the read cache a node is checked once: the first read of a page from the file
+/// checks it and marks it, later reads take it as known good. A page whose bytes fail is
+/// cached unchecked, so every read of it is refused, not only the first.
+#[test]
+fn the_read_cache_checks_a_good_page_once_and_a_bad_one_every_time() {
+    use std::sync::Arc;
+
+    use flush::{Backend, MemBackend};
+    use pagecache::{CacheOptions, PageCache};
+
+    use crate::source::CacheSource;
+
+    let ps = 512;
+    let mem = Mem::new(ps);
+    let (root, model) = build(&mem, 120);
+    let end = mem.next.get() as usize * ps;
+    let mut file = vec![0u8; end];
+    for (&page, bytes) in mem.pages.borrow().iter() {
+        let at = page as usize * ps;
+        file[at..at + bytes.len()].copy_from_slice(bytes);
+    }
+    let backend = Arc::new(MemBackend::from_bytes(file));
+    let options = CacheOptions::default().with_page_size(ps as u32);
+    let cache = PageCache::new(backend.clone() as Arc<dyn Backend>, options).unwrap();
+    let src = CacheSource {
+        cache: Arc::clone(&cache),
+        leaf_pages: MAX_LEAF_PAGES,
+        held: None,
+    };
+    let read_all = || -> Vec<Result<Option<Vec<u8>>>> { model.keys().map(|k| get(&src, &root, k)).collect() };
+
+    for (r, v) in read_all().iter().zip(model.values()) {
+        assert_eq!(r.as_ref().unwrap().as_ref(), Some(v));
+    }
+    let first = cache.stats();
+    assert!(first.checked_pages > 0 && first.misses > 0);
+    assert!(read_all().iter().all(|r| r.is_ok()));
+    let second = cache.stats();
+    assert_eq!(
+        (second.misses, second.checked_pages),
+        (first.misses, first.checked_pages),
+        "the second pass read and checked nothing new"
+    );
+
+    // Rot one leaf in the file and drop its cached pages: the next read brings it back.
+    let (leaf, count) = reachable_runs(&mem, &root)
+        .into_iter()
+        .find(|&(page, count)| {
+            let bytes = PageRef::from(mem.pages.borrow()[&page].clone());
+            count == 1 && matches!(Node::decode_page(page, &bytes, ps), Ok(Node::Leaf(_)))
+        })
+        .expect("a tree of 120 keys has leaves");
+    let at = leaf * ps as u64 + 40;
+    let mut byte = [0u8; 1];
+    backend.read_at(&mut byte, at).unwrap();
+    backend.write_at(&[byte[0] ^ 0x08], at).unwrap();
+    for i in 0..count {
+        cache.invalidate((leaf + i) * ps as u64);
+    }
+    let failing = |results: &[Result<Option<Vec<u8>>>]| -> Vec<usize> {
+        results
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| r.is_err().then_some(i))
+            .collect()
+    };
+    let bad = failing(&read_all());
+    assert!(!bad.is_empty());
+    let after_first = cache.stats();
+    for pass in 0..2 {
+        let results = read_all();
+        assert_eq!(failing(&results), bad, "pass {pass}");
+        assert!(results.iter().all(|r| r.is_ok() || is_corruption_of(r, leaf)));
+    }
+    let later = cache.stats();
+    assert_eq!(
+        later.misses, after_first.misses,
+        "the bad leaf was read from the cache"
+    );
+    assert_eq!(
+        later.checked_pages, after_first.checked_pages,
+        "and never marked good"
+    );
+}
+
 #[test]
 fn key_and_value_limits() {
     for page_size in [512, 4096] {
