@@ -167,8 +167,8 @@ enum Repr {
 
 impl PageRef {
     /// Bytes this process made (a page it encoded and has not let go of): known good, so a
-    /// reader need not check them against their checksum.
-    pub fn checked(bytes: Bytes) -> Self {
+    /// reader need not check them against their checksum. Only this crate makes that claim.
+    pub(crate) fn checked(bytes: Bytes) -> Self {
         PageRef {
             repr: Repr::Cached(bytes),
             checked: true,
@@ -191,8 +191,8 @@ impl PageRef {
         matches!(self.repr, Repr::Mapped(_))
     }
 
-    /// True when the bytes are known good: written by this process ([`PageRef::checked`], a
-    /// page a flush moved into the read cache), or a cached page that a reader checked after
+    /// True when the bytes are known good: written by this process (a held page, or a page
+    /// a flush moved into the read cache), or a cached page that a reader checked after
     /// reading it from the file ([`PageCache::mark_checked`]). Bytes read from the file since,
     /// mapped bytes, and `PageRef`s made `From` other bytes are not.
     pub fn is_checked(&self) -> bool {
@@ -562,9 +562,10 @@ impl PageCache {
     /// calls it only after the check passed: a page that failed stays unchecked, so every
     /// later read of it is checked (and fails) again.
     ///
-    /// Why this is safe: a cached page is never updated in place (see the module's
-    /// "Coherence"), and the bytes are compared before the mark, so the mark always goes
-    /// with the bytes that were checked.
+    /// Why this is safe: a reader marks only pages its snapshot reaches, and the store does
+    /// not rewrite a page while a reader can reach it (see the module's "Coherence"), so
+    /// between the comparison and the mark the entry can only be dropped or filled again
+    /// with the same bytes; the mark always goes with the bytes that were checked.
     pub fn mark_checked(&self, offset: u64, run: &PageRef) {
         if !self.uses_read_cache() || run.is_checked() || self.check_aligned(offset).is_err() {
             return;
