@@ -1,9 +1,11 @@
 """Where the kernel runs woken `bench` threads, from a `perf sched record` trace on 2 CPUs.
 ARCHITECTURE.md, "What a sleeping hand-over costs here" (session 15).
 
-For every `sched_waking` of a thread whose name starts with `bench`, notes which CPUs were
-idle at that moment, and at the thread's next `sched_switch` in, on which CPU it ran and how
-long it waited. Prints, per class (no CPU idle at the wake-up; a CPU idle and the thread ran
+For every `sched_waking` of a thread whose name starts with `bench` and that is not running
+at that moment, notes which CPUs were idle, and at the thread's next `sched_switch` in, on
+which CPU it ran and how long it waited. A CPU counts as idle only once the trace has shown
+what it runs (its first `sched_switch`), so wake-ups before that are classed as if none
+were idle. Prints, per class (no CPU idle at the wake-up; a CPU idle and the thread ran
 on an idle one; a CPU idle but it ran on a busy one), the count, median and p90 wait, the
 total wait and the waits over 1 ms.
 
@@ -16,9 +18,9 @@ import re
 import subprocess
 import sys
 
-SWITCH = re.compile(r"prev_pid=(\d+).*next_comm=(\S+) next_pid=(\d+)")
-WAKING = re.compile(r"sched_waking: comm=(\S+) pid=(\d+)")
-EVENT = re.compile(r"\s*(\S+)\s+(\d+)\s+\[(\d+)\]\s+([\d.]+):\s+(\S+):")
+SWITCH = re.compile(r"next_pid=(\d+)")
+WAKING = re.compile(r"sched_waking: comm=(.*) pid=(\d+) prio=")
+EVENT = re.compile(r"\s*(.*?)\s+(\d+)\s+\[(\d+)\]\s+([\d.]+):\s+(\S+):")
 
 
 def main(trace):
@@ -26,7 +28,7 @@ def main(trace):
         ["perf", "script", "-i", trace, "-F", "comm,tid,cpu,time,event,trace"],
         capture_output=True, text=True, check=True,
     ).stdout
-    running = {0: 0, 1: 0}  # pid on each CPU, 0 when idle
+    running = {}  # pid on each CPU seen so far, 0 when idle
     woken = {}  # pid -> (time of the wake-up, CPUs idle then)
     waits = collections.defaultdict(list)
     for line in out.splitlines():
@@ -35,7 +37,7 @@ def main(trace):
             continue
         cpu, t, event = int(m.group(3)), float(m.group(4)), m.group(5)
         if event == "sched:sched_switch":
-            pid = int(SWITCH.search(line).group(3))
+            pid = int(SWITCH.search(line).group(1))
             running[cpu] = pid
             if pid in woken:
                 t0, idle = woken.pop(pid)
@@ -48,8 +50,9 @@ def main(trace):
                 waits[kind].append((t - t0) * 1e6)
         elif event == "sched:sched_waking":
             w = WAKING.search(line)
-            if w and w.group(1).startswith("bench"):
-                woken[int(w.group(2))] = (t, [c for c in running if running[c] == 0])
+            pid = int(w.group(2)) if w else 0
+            if w and w.group(1).startswith("bench") and pid not in running.values():
+                woken[pid] = (t, [c for c in running if running[c] == 0])
     for kind, w in sorted(waits.items()):
         w.sort()
         print(f"{kind:32s} {len(w):4d} wake-ups, wait: median {w[len(w) // 2]:.0f} us, "

@@ -527,9 +527,9 @@ pub struct DbStats {
     pub column_families: usize,
     /// Pages between extents, free for any space to take.
     pub free_extent_pages: u64,
-    /// The shared read cache's counters: hits, misses, resident pages, and the pages read
-    /// from the file whose checksum a read has checked (`checked_pages`), which later reads
-    /// take without checking again.
+    /// The shared read cache's counters: hits, misses, resident pages, and how many times a
+    /// page read from the file was marked checked after its checksum passed
+    /// (`checked_pages`); later reads take a marked page without checking it again.
     pub cache: CacheStats,
 }
 

@@ -15,10 +15,11 @@ use std::fmt;
 use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use flush::{Backend, DirtyPages, FlushError, Segment, WritePlan};
-use quick_cache::sync::Cache;
+use quick_cache::sync::{Cache, EntryAction, EntryResult};
 use quick_cache::{DefaultHashBuilder, Lifecycle, OptionsBuilder, Weighter};
 
 use crate::mmap::{MappedPage, MmapReader};
@@ -138,8 +139,9 @@ pub struct CacheStats {
     /// Memory maps made by the mmap read path (the first one, and one each time the file
     /// outgrows the window mapped).
     pub maps: u64,
-    /// Cached pages read from the file that a reader has since checked against their
-    /// checksum ([`PageCache::mark_checked`]), so that later hits come back checked.
+    /// Marks made so far on cached pages read from the file, after a reader checked them
+    /// against their checksum ([`PageCache::mark_checked`]), so that later hits come back
+    /// checked. A page evicted and read again is marked, and counted, again.
     pub checked_pages: u64,
 }
 
@@ -562,10 +564,9 @@ impl PageCache {
     /// calls it only after the check passed: a page that failed stays unchecked, so every
     /// later read of it is checked (and fails) again.
     ///
-    /// Why this is safe: a reader marks only pages its snapshot reaches, and the store does
-    /// not rewrite a page while a reader can reach it (see the module's "Coherence"), so
-    /// between the comparison and the mark the entry can only be dropped or filled again
-    /// with the same bytes; the mark always goes with the bytes that were checked.
+    /// The comparison and the mark are one step under the page's shard lock, so the mark
+    /// always goes with the bytes that were compared, whatever other threads do to the
+    /// entry. The mark counts as one more use of the page for the cache's eviction order.
     pub fn mark_checked(&self, offset: u64, run: &PageRef) {
         if !self.uses_read_cache() || run.is_checked() || self.check_aligned(offset).is_err() {
             return;
@@ -573,16 +574,19 @@ impl PageCache {
         let page = self.options.page_size as usize;
         let mut at = offset;
         for part in run.chunks_exact(page) {
-            if let Some(cached) = self.pages.peek(&at) {
-                if !cached.checked && cached.bytes[..] == *part {
-                    let known = CachedPage::written(cached.bytes);
-                    // `soft`: the mark leaves the page as hot or cold as it was.
-                    if self.pages.replace(at, known, true).is_ok() {
-                        self.checked.fetch_add(1, Ordering::Relaxed);
-                        // quick_cache reports the replaced value to the lifecycle as an
-                        // eviction; nothing left the cache (a unit test pins this).
-                        self.evictions.fetch_sub(1, Ordering::Relaxed);
-                    }
+            // A look under the shard's read lock first: most pages a write transaction
+            // checks were read to be replaced and never entered the cache.
+            if self.pages.peek(&at).is_some_and(|cached| !cached.checked) {
+                // Compared and marked in place under the shard's write lock. A page another
+                // reader is loading right now (`Duration::ZERO`: no waiting for it) or that
+                // left the cache meanwhile (dropping the guard leaves it out) stays unmarked.
+                let marked = self.pages.entry(&at, Some(Duration::ZERO), |_, cached| {
+                    let same = !cached.checked && cached.bytes[..] == *part;
+                    cached.checked |= same;
+                    EntryAction::Retain(same)
+                });
+                if matches!(marked, EntryResult::Retained(true)) {
+                    self.checked.fetch_add(1, Ordering::Relaxed);
                 }
             }
             match at.checked_add(page as u64) {

@@ -34,10 +34,7 @@ fn a_page_read_from_the_file_stays_unchecked_until_a_reader_marks_it() {
     assert_eq!(&again[..], &[2u8; PAGE][..]);
     let s = cache.stats();
     assert_eq!((s.checked_pages, s.resident_pages), (1, 1));
-    assert_eq!(
-        s.evicted_pages, 0,
-        "marking replaces the entry but evicts nothing"
-    );
+    assert_eq!(s.evicted_pages, 0, "marking evicts nothing");
 
     // A slice of a checked page is checked; the other page was never marked.
     assert!(again.slice_ref(&again[10..20]).unwrap().is_checked());

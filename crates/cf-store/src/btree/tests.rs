@@ -644,18 +644,22 @@ fn the_read_cache_checks_a_good_page_once_and_a_bad_one_every_time() {
     };
     let read_all = || -> Vec<Result<Option<Vec<u8>>>> { model.keys().map(|k| get(&src, &root, k)).collect() };
 
+    let checks = || super::read::PAGES_CHECKED.with(|n| n.get());
     for (r, v) in read_all().iter().zip(model.values()) {
         assert_eq!(r.as_ref().unwrap().as_ref(), Some(v));
     }
     let first = cache.stats();
     assert!(first.checked_pages > 0 && first.misses > 0);
+    let checked = checks();
+    assert!(checked > 0);
     assert!(read_all().iter().all(|r| r.is_ok()));
     let second = cache.stats();
     assert_eq!(
         (second.misses, second.checked_pages),
         (first.misses, first.checked_pages),
-        "the second pass read and checked nothing new"
+        "the second pass read and marked nothing new"
     );
+    assert_eq!(checks(), checked, "the second pass checked no checksum");
 
     // Rot one leaf in the file and drop its cached pages: the next read brings it back.
     let (leaf, count) = reachable_runs(&mem, &root)
@@ -683,9 +687,15 @@ fn the_read_cache_checks_a_good_page_once_and_a_bad_one_every_time() {
     assert!(!bad.is_empty());
     let after_first = cache.stats();
     for pass in 0..2 {
+        let before = checks();
         let results = read_all();
         assert_eq!(failing(&results), bad, "pass {pass}");
         assert!(results.iter().all(|r| r.is_ok() || is_corruption_of(r, leaf)));
+        assert_eq!(
+            checks() - before,
+            bad.len() as u64,
+            "pass {pass}: only the bad leaf"
+        );
     }
     let later = cache.stats();
     assert_eq!(

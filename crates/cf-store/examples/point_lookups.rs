@@ -1,0 +1,66 @@
+//! Point lookups on a cached table: the read path's speed, which the sweep (writes) does
+//! not measure. Loads 100,000 keys with 100-byte values in transactions of 1,000, then each
+//! of THREADS threads makes 1,000,000 `get`s of random keys in one snapshot, and prints
+//! the lookups per second as one JSON line. ARCHITECTURE.md, "Pages are checked once".
+//!
+//!     cargo run --release -p cf-store --example point_lookups -- [THREADS]
+
+use std::time::Instant;
+
+use cf_store::{u64_key, CfOptions, Db, Durability};
+
+const KEYS: u64 = 100_000;
+const GETS: u64 = 1_000_000;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let threads: u64 = match std::env::args().nth(1) {
+        Some(arg) => arg.parse()?,
+        None => 1,
+    };
+    let dir = tempfile::tempdir()?;
+    let db = Db::open(dir.path().join("lookups.cf"))?;
+    let cf = db.create_cf("cf", CfOptions::default())?;
+    let value = [7u8; 100];
+    for first in (0..KEYS).step_by(1000) {
+        let mut txn = cf.begin_write()?;
+        txn.set_durability(Durability::None);
+        {
+            let mut table = txn.open_table("t")?;
+            for k in first..first + 1000 {
+                table.insert(&u64_key(k), &value)?;
+            }
+        }
+        txn.commit()?;
+    }
+    let start = Instant::now();
+    std::thread::scope(|s| -> Result<(), cf_store::Error> {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let cf = cf.clone();
+                s.spawn(move || -> Result<(), cf_store::Error> {
+                    let read = cf.begin_read()?;
+                    let table = read.open_table("t")?;
+                    // xorshift64: a fixed sequence of keys per thread.
+                    let mut x = 0x9E37_79B9_7F4A_7C15 ^ t;
+                    for _ in 0..GETS {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        assert!(table.get(&u64_key(x % KEYS))?.is_some());
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker.join().expect("a lookup thread panicked")?;
+        }
+        Ok(())
+    })?;
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "{{\"threads\": {threads}, \"lookups_per_sec\": {:.0}}}",
+        (GETS * threads) as f64 / secs
+    );
+    Ok(())
+}
