@@ -482,10 +482,10 @@ impl PageCache {
             for part in &parts {
                 all.extend_from_slice(&part.bytes);
             }
-            return Ok(PageRef::cached(CachedPage {
-                bytes: Bytes::from(all),
+            return Ok(PageRef {
+                repr: Repr::Cached(Bytes::from(all)),
                 checked: parts.iter().all(|part| part.checked),
-            }));
+            });
         }
         let all = self.load(offset, len)?;
         stripe.misses.fetch_add(pages as u64, Ordering::Relaxed);
