@@ -15,7 +15,7 @@ use pagecache::{CacheOptions, CacheStats, PageCache, ReadPath};
 use parking_lot::Mutex;
 
 use crate::alloc::{ExtentAllocator, PageRuns, SpaceAllocator};
-use crate::btree::{self, BranchCache, PageId, TreeRoot, WriteTree};
+use crate::btree::{self, BranchCache, IndexCache, IndexStats, PageId, TreeRoot, WriteTree};
 use crate::cf::{CfShared, ColumnFamily, Snapshot};
 use crate::epoch::Epoch;
 use crate::format::{self, Extent, Slot, SlotProblem, CF_SLOT_MAGIC, SUPERBLOCK_MAGIC};
@@ -43,6 +43,10 @@ pub const DEFAULT_KEPT_BRANCHES: usize = 256;
 /// overwrites of a tree of 50,000 1 KiB values rewrite a leaf about every 17 commits of
 /// 1,000; a budget of 64 MiB spans that, 16 MiB does not (ARCHITECTURE.md, "Held pages").
 pub const DEFAULT_HOLD_BYTES: u64 = 64 << 20;
+/// Most bytes of indexed nodes a database keeps for point lookups by default
+/// ([`DbBuilder::index_bytes`]): half the read cache's default. A 4 KiB branch of 8-byte keys
+/// weighs about 5 KiB indexed, so this covers some 6,500 nodes.
+pub const DEFAULT_INDEX_BYTES: u64 = 32 << 20;
 
 /// The most pages a B+tree leaf spans (see [`DbBuilder::leaf_pages`]).
 pub const MAX_LEAF_PAGES: usize = btree::MAX_LEAF_PAGES;
@@ -61,6 +65,7 @@ pub struct DbBuilder {
     leaf_pages: usize,
     kept_branches: usize,
     hold_bytes: u64,
+    index_bytes: u64,
     read_path: ReadPath,
     file: FileOptions,
 }
@@ -121,6 +126,7 @@ impl Default for DbBuilder {
             leaf_pages: MAX_LEAF_PAGES,
             kept_branches: DEFAULT_KEPT_BRANCHES,
             hold_bytes: DEFAULT_HOLD_BYTES,
+            index_bytes: DEFAULT_INDEX_BYTES,
             read_path: ReadPath::Cache,
             file: FileOptions::default(),
         }
@@ -182,6 +188,19 @@ impl DbBuilder {
     /// leaves has about N / 180 branches.
     pub fn kept_branches(mut self, branches: usize) -> Self {
         self.kept_branches = branches;
+        self
+    }
+
+    /// Most bytes of indexed nodes kept for point lookups (default [`DEFAULT_INDEX_BYTES`];
+    /// 0 keeps none). The page format has no offset array, so finding a key in a node means
+    /// walking its entries from the start; the first lookup to reach a committed node parses
+    /// it whole once and keeps where each key begins, with the node's bytes, and later lookups
+    /// binary-search it in place (ARCHITECTURE.md, "Indexed nodes"). Each kept node weighs
+    /// its bytes (which it keeps from being freed, even when the read cache drops them) and 12
+    /// bytes a key. Ranges and write transactions' changes do not use it; nodes read through
+    /// the memory map ([`ReadPath::Mmap`]) are never kept.
+    pub fn index_bytes(mut self, bytes: u64) -> Self {
+        self.index_bytes = bytes;
         self
     }
 
@@ -306,6 +325,7 @@ impl DbBuilder {
             leaf_pages: self.leaf_pages,
             kept_branches: self.kept_branches,
             hold_bytes: self.hold_bytes,
+            index: IndexCache::new(self.index_bytes, page_size).map(Arc::new),
             group: GroupSync::default(),
             files: Mutex::new(FileSpace::default()),
             poisoned: AtomicBool::new(false),
@@ -371,6 +391,8 @@ pub(crate) struct DbCore {
     pub kept_branches: usize,
     /// [`DbBuilder::hold_bytes`].
     pub hold_bytes: u64,
+    /// [`DbBuilder::index_bytes`]: the indexed nodes of every column family's lookups.
+    pub index: Option<Arc<IndexCache>>,
     group: GroupSync,
     files: Mutex<FileSpace>,
     poisoned: AtomicBool,
@@ -416,6 +438,7 @@ impl DbCore {
             cache: self.cache.clone(),
             leaf_pages: self.leaf_pages,
             held: None,
+            index: self.index.clone(),
         }
     }
 
@@ -531,6 +554,9 @@ pub struct DbStats {
     /// page read from the file was marked checked after its checksum passed
     /// (`checked_pages`); later reads take a marked page without checking it again.
     pub cache: CacheStats,
+    /// The indexed nodes of point lookups ([`DbBuilder::index_bytes`]): lookups that
+    /// searched a kept node, nodes indexed, and what is kept now (all zero when it is off).
+    pub index: IndexStats,
 }
 
 fn new_space(
@@ -1083,6 +1109,7 @@ impl Db {
             column_families: self.shared.cfs.len(),
             free_extent_pages: core.files.lock().extents.free_pages(),
             cache: core.cache.stats(),
+            index: core.index.as_ref().map(|index| index.stats()).unwrap_or_default(),
         })
     }
 

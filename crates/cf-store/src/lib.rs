@@ -44,12 +44,13 @@ mod txn;
 
 pub use cf::{CfOptions, CfStats, ColumnFamily};
 pub use db::{
-    Db, DbBuilder, DbStats, Populate, DEFAULT_HOLD_BYTES, DEFAULT_INITIAL_EXTENT_PAGES,
+    Db, DbBuilder, DbStats, Populate, DEFAULT_HOLD_BYTES, DEFAULT_INDEX_BYTES, DEFAULT_INITIAL_EXTENT_PAGES,
     DEFAULT_KEPT_BRANCHES, DEFAULT_PAGE_SIZE, MAX_CF_NAME_LEN, MAX_LEAF_PAGES,
 };
 pub use error::{Error, Result};
 pub use flush::{FileOptions, FlushConfig};
 pub use keys::{i64_key, key_i64, key_u64, u64_key};
+pub use btree::IndexStats;
 pub use pagecache::{CacheStats, ReadPath};
 pub use txn::{Durability, Range, ReadTable, ReadTxn, Table, WriteTxn};
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use pagecache::{HeldPages, PageCache, PageRef, WriteBuffer};
 
 use crate::alloc::SpaceAllocator;
-use crate::btree::{BranchCache, Node, NodePtr, PageId, PageSink, PageSource};
+use crate::btree::{BranchCache, IndexCache, Node, NodePtr, PageId, PageSink, PageSource};
 use crate::format::Extent;
 use crate::{Error, Result};
 
@@ -21,6 +21,9 @@ pub struct CacheSource {
     /// The pages of the space this source reads that its commits hold unwritten (`None`
     /// where nothing is held: the catalog, recovery).
     pub held: Option<Arc<HeldPages>>,
+    /// The database's indexed nodes, for lookups (`None`: [`crate::DbBuilder::index_bytes`]
+    /// is 0).
+    pub index: Option<Arc<IndexCache>>,
 }
 
 impl CacheSource {
@@ -81,6 +84,10 @@ impl PageSource for CacheSource {
             self.cache.mark_checked(offset, run);
         }
     }
+
+    fn index_cache(&self) -> Option<&IndexCache> {
+        self.index.as_deref()
+    }
 }
 
 /// A write transaction's view of its space's pages: committed pages through the cache,
@@ -113,6 +120,10 @@ impl PageSource for WriteSource<'_> {
 
     fn mark_checked(&self, first: PageId, run: &PageRef) {
         self.pages.mark_checked(first, run);
+    }
+
+    fn index_cache(&self) -> Option<&IndexCache> {
+        self.pages.index_cache()
     }
 
     fn take_branch(&self, ptr: NodePtr) -> Option<Node> {

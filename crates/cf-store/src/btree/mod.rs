@@ -1,9 +1,11 @@
 //! Copy-on-write B+tree over pages: lookups, ranges and updates of one table (being written).
 //!
 //! [`node`] defines the page format; [`read`] reads committed trees (and a write
-//! transaction's own changes); [`write`] changes a tree and commits it to new pages.
+//! transaction's own changes), binary-searching the nodes [`index`] keeps indexed; [`write`]
+//! changes a tree and commits it to new pages.
 
 mod branches;
+mod index;
 mod node;
 mod read;
 mod store;
@@ -12,6 +14,8 @@ mod tests;
 mod write;
 
 pub(crate) use branches::BranchCache;
+pub(crate) use index::IndexCache;
+pub use index::IndexStats;
 pub(crate) use node::Node;
 pub(crate) use node::{max_key_len, MAX_LEAF_PAGES, MAX_VALUE_LEN};
 pub(crate) use read::{get, range, visit_pages, Range};

@@ -704,6 +704,66 @@ pub(crate) fn parse<'p>(
     Ok(())
 }
 
+/// Where a node's keys begin in `bytes` (leaf entries' keys, or a branch's separators), in
+/// page order, and whether it is a leaf: what [`super::index::NodeIndex`] needs to
+/// binary-search the node in place. The node is parsed whole first, so it is verified by
+/// every rule of the format before any offset is trusted.
+pub(crate) fn key_offsets(page: PageId, bytes: &[u8], page_size: usize) -> Result<(bool, Vec<u32>)> {
+    let mut offsets = Vec::with_capacity(usize::from(node_len(bytes)).min(MAX_RESERVED_ITEMS));
+    let base = bytes.as_ptr() as usize;
+    parse(page, bytes, page_size, |item| {
+        if let Item::Entry(key, _) | Item::Separator(key) = item {
+            // Inside `bytes`, which is at most MAX_LEAF_PAGES * 64 KiB long.
+            offsets.push((key.as_ptr() as usize - base) as u32);
+        }
+        ControlFlow::Continue(())
+    })?;
+    Ok((bytes[0] == LEAF, offsets))
+}
+
+/// The entry or separator count in a node's header (0 if it is too short to say).
+fn node_len(bytes: &[u8]) -> u16 {
+    bytes.get(2..4).map_or(0, |n| u16::from_le_bytes([n[0], n[1]]))
+}
+
+/// The key that begins at `at` in a node [`key_offsets`] indexed (`leaf` as it said).
+/// Bounds-checked: a wrong offset is corruption of `page`, never a panic.
+#[inline]
+pub(crate) fn key_at(page: PageId, bytes: &[u8], leaf: bool, at: usize) -> Result<&[u8]> {
+    let head = if leaf { ENTRY_HEAD_LEN } else { 2 };
+    let key = at
+        .checked_sub(head)
+        .and_then(|len_at| bytes.get(len_at..len_at + 2))
+        .map(|len| usize::from(u16::from_le_bytes([len[0], len[1]])))
+        .and_then(|len| bytes.get(at..at.checked_add(len)?));
+    key.ok_or_else(|| corrupt(page, format!("key at offset {at} runs past the end of the node")))
+}
+
+/// The value of the leaf entry whose key (of `key_len` bytes) begins at `at`.
+pub(crate) fn value_at(page: PageId, bytes: &[u8], at: usize, key_len: usize) -> Result<ValueRef<'_>> {
+    let mut r = Reader::at(page, bytes, at.wrapping_sub(1))?;
+    let [kind] = r.array("entry")?;
+    r.pos = at.saturating_add(key_len);
+    match kind {
+        INLINE => {
+            let len = usize::from(r.u16("value length")?);
+            Ok(ValueRef::Inline(r.take(len, "value")?))
+        }
+        OVERFLOW => Ok(ValueRef::Overflow {
+            page: r.u64("overflow reference")?,
+            len: r.u64("overflow reference")?,
+            crc: r.u32("overflow reference")?,
+        }),
+        other => Err(corrupt(page, format!("value kind {other}"))),
+    }
+}
+
+/// The branch child pointer that begins at `at`: [`HEADER_LEN`] for child 0, and right
+/// after separator `i - 1` for child `i`.
+pub(crate) fn child_at(page: PageId, bytes: &[u8], at: usize) -> Result<NodePtr> {
+    Reader::at(page, bytes, at)?.child()
+}
+
 /// Whether every byte is zero. OR-ing 64 bytes at a time has no branch per byte, so it
 /// vectorizes; a byte loop that stops at the first nonzero byte does not, and it was most
 /// of the instructions of decoding a leaf of three 1 KiB entries (a quarter page of zeros).
@@ -748,8 +808,16 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    /// A reader from `pos`, which must lie inside `bytes` (its end included).
+    fn at(page: PageId, bytes: &'a [u8], pos: usize) -> Result<Self> {
+        if pos > bytes.len() {
+            return Err(corrupt(page, format!("offset {pos} past the end of the node")));
+        }
+        Ok(Reader { page, bytes, pos })
+    }
+
     fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8]> {
-        let rest = &self.bytes[self.pos..];
+        let rest = self.bytes.get(self.pos..).unwrap_or_default();
         if n > rest.len() {
             return Err(corrupt(
                 self.page,

@@ -11,9 +11,11 @@ use std::borrow::Cow;
 use std::cmp::Ordering::{Greater, Less};
 use std::ops::ControlFlow::{Break, Continue};
 use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
 
 use pagecache::PageRef;
 
+use super::index::{NodeIndex, Step};
 use super::node::MAX_LEAF_PAGES;
 use super::node::{
     child_index, corrupt, overflow_pages, pages_of, parse, search, Child, Entry, Item, Node, Value,
@@ -25,12 +27,17 @@ use crate::Result;
 /// at most [`MAX_LEAF_PAGES`] in all) and verifies it against the pointer's checksum. With
 /// `replace`, the node is about to be copied and replaced ([`PageSource::read_run_to_replace`]).
 fn read_page(src: &dyn PageSource, ptr: NodePtr, replace: bool) -> Result<PageRef> {
-    let page_size = src.page_size();
     let first = if replace {
         src.read_run_to_replace(ptr.page, 1)?
     } else {
         src.read(ptr.page)?
     };
+    read_node_from(src, ptr, first, replace)
+}
+
+/// [`read_page`] once the node's first page has been read (as `first`).
+fn read_node_from(src: &dyn PageSource, ptr: NodePtr, first: PageRef, replace: bool) -> Result<PageRef> {
+    let page_size = src.page_size();
     if first.len() != page_size {
         return Err(corrupt(ptr.page, format!("page of {} bytes", first.len())));
     }
@@ -171,7 +178,12 @@ pub(crate) fn lookup(
                 Node::Branch { keys, children } => (Some(children[child_index(keys, key)]), None),
                 Node::Leaf(entries) => (None, search(entries, key).ok().map(|i| entries[i].value.clone())),
             },
-            // A committed node is searched in its page, without copying it.
+            // A committed node is searched in its page, without copying it: binary search
+            // where the node is indexed, else a walk from its start.
+            Child::Clean(ptr) if src.index_cache().is_some() => match indexed(src, ptr)?.step(key)? {
+                Step::Child(next) => (Some(Child::Clean(next)), None),
+                Step::Found(found) => (None, found),
+            },
             Child::Clean(ptr) => {
                 let (mut next, mut found) = (None, None);
                 parse(
@@ -204,6 +216,22 @@ pub(crate) fn lookup(
         Child::Clean(ptr) => ptr.page,
         Child::Dirty(_) => 0,
     }))
+}
+
+/// The index of the node `ptr` points to: kept by the source's [`super::IndexCache`] for the bytes
+/// its first page reads as now, or built (the node read, checked and parsed whole) and kept.
+fn indexed(src: &dyn PageSource, ptr: NodePtr) -> Result<Arc<NodeIndex>> {
+    let cache = src.index_cache();
+    let first = src.read(ptr.page)?;
+    if let Some(index) = cache.and_then(|cache| cache.get(ptr, &first)) {
+        return Ok(index);
+    }
+    let bytes = read_node_from(src, ptr, first.clone(), false)?;
+    let index = Arc::new(NodeIndex::build(ptr, first, bytes, src.page_size())?);
+    if let Some(cache) = cache {
+        cache.keep(Arc::clone(&index));
+    }
+    Ok(index)
 }
 
 /// The entries of a committed tree within `bounds`, in key order, read lazily.

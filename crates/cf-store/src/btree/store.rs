@@ -100,6 +100,12 @@ pub trait PageSource {
     /// ([`pagecache::PageRef::is_checked`]). The default remembers nothing.
     fn mark_checked(&self, _first: PageId, _run: &pagecache::PageRef) {}
 
+    /// Where lookups keep the nodes they indexed ([`super::IndexCache`]), shared by every
+    /// reader of the file. The default keeps none: lookups parse every node they reach.
+    fn index_cache(&self) -> Option<&super::IndexCache> {
+        None
+    }
+
     /// The decoded branch `ptr` points to, taken out of the writer's [`super::BranchCache`]
     /// when it is there (a write transaction's descent, about to copy the branch into its
     /// arena). The default keeps none.

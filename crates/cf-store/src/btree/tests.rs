@@ -641,6 +641,7 @@ fn the_read_cache_checks_a_good_page_once_and_a_bad_one_every_time() {
         cache: Arc::clone(&cache),
         leaf_pages: MAX_LEAF_PAGES,
         held: None,
+        index: None,
     };
     let read_all = || -> Vec<Result<Option<Vec<u8>>>> { model.keys().map(|k| get(&src, &root, k)).collect() };
 
