@@ -11,9 +11,10 @@ use proptest::prelude::*;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use super::node::{check_sizes, max_inline_entry, max_key_len, Child, Entry, Node, Value};
+use super::index::{NodeIndex, Step};
+use super::node::{check_sizes, child_index, max_inline_entry, max_key_len, search, Child, Entry, Node, Value};
 use super::node::{MAX_LEAF_PAGES, MAX_VALUE_LEN};
-use super::{get, range, visit_pages, NodePtr, PageId, PageSink, PageSource, TreeRoot, WriteTree};
+use super::{get, range, visit_pages, IndexCache, NodePtr, PageId, PageSink, PageSource, TreeRoot, WriteTree};
 use crate::{Error, Result};
 
 /// Pages in a map, a bump allocator, and a record of the runs written.
@@ -22,6 +23,8 @@ struct Mem {
     pages: RefCell<HashMap<PageId, Bytes>>,
     next: Cell<PageId>,
     written: RefCell<Vec<(PageId, u64)>>,
+    /// Indexed nodes for lookups, when the test asks for them.
+    index: Option<IndexCache>,
 }
 
 impl Mem {
@@ -32,6 +35,15 @@ impl Mem {
             // Page 0 is never handed out, like a superblock.
             next: Cell::new(1),
             written: RefCell::default(),
+            index: None,
+        }
+    }
+
+    /// A store whose lookups binary-search indexed nodes ([`IndexCache`]).
+    fn indexed(page_size: usize) -> Mem {
+        Mem {
+            index: IndexCache::new(8 << 20, page_size as u32),
+            ..Mem::new(page_size)
         }
     }
 
@@ -61,6 +73,10 @@ impl PageSource for Mem {
 
     fn read(&self, page: PageId) -> Result<pagecache::PageRef> {
         read_stored(&self.pages, page)
+    }
+
+    fn index_cache(&self) -> Option<&IndexCache> {
+        self.index.as_ref()
     }
 }
 
@@ -262,7 +278,10 @@ fn op_strategy() -> impl Strategy<Value = Op> {
 }
 
 fn run_model(page_size: usize, ops: Vec<Op>) {
-    let mem = Mem::new(page_size);
+    run_model_in(&Mem::new(page_size), ops);
+}
+
+fn run_model_in(mem: &Mem, ops: Vec<Op>) {
     let mut committed = TreeRoot::default();
     let mut committed_model = Model::new();
     let mut tree = WriteTree::new(committed);
@@ -271,16 +290,16 @@ fn run_model(page_size: usize, ops: Vec<Op>) {
         match op {
             Op::Insert(k, len, seed) => {
                 let v = value_bytes(len, seed);
-                assert_eq!(tree.insert(&mem, &k, &v).unwrap(), model.insert(k, v));
+                assert_eq!(tree.insert(mem, &k, &v).unwrap(), model.insert(k, v));
             }
             Op::Bulk(prefix, count) => {
                 for i in 0..count {
                     let k = [&[prefix][..], &i.to_be_bytes()].concat();
                     let v = value_bytes(usize::from(i % 50), prefix);
-                    assert_eq!(tree.insert(&mem, &k, &v).unwrap(), model.insert(k, v));
+                    assert_eq!(tree.insert(mem, &k, &v).unwrap(), model.insert(k, v));
                 }
             }
-            Op::Remove(k) => assert_eq!(tree.remove(&mem, &k).unwrap(), model.remove(&k)),
+            Op::Remove(k) => assert_eq!(tree.remove(mem, &k).unwrap(), model.remove(&k)),
             Op::RemoveRange((start, end)) => {
                 let keys: Vec<Vec<u8>> = model
                     .keys()
@@ -288,21 +307,21 @@ fn run_model(page_size: usize, ops: Vec<Op>) {
                     .cloned()
                     .collect();
                 for k in keys {
-                    assert_eq!(tree.remove(&mem, &k).unwrap(), model.remove(&k));
+                    assert_eq!(tree.remove(mem, &k).unwrap(), model.remove(&k));
                 }
             }
-            Op::Get(k) => assert_eq!(tree.get(&mem, &k).unwrap(), model.get(&k).cloned()),
+            Op::Get(k) => assert_eq!(tree.get(mem, &k).unwrap(), model.get(&k).cloned()),
             Op::Range(bounds, pattern) => {
                 let borrowed = (
                     bounds.0.as_ref().map(Vec::as_slice),
                     bounds.1.as_ref().map(Vec::as_slice),
                 );
-                check_range(tree.range(&mem, borrowed), &model, &bounds, &pattern);
+                check_range(tree.range(mem, borrowed), &model, &bounds, &pattern);
             }
             Op::Commit => {
-                committed = commit(&mem, tree, committed);
+                committed = commit(mem, tree, committed);
                 committed_model = model.clone();
-                check_committed(&mem, &committed, &model);
+                check_committed(mem, &committed, &model);
                 tree = WriteTree::new(committed);
             }
             Op::Abort => {
@@ -325,6 +344,22 @@ proptest! {
     #[test]
     fn model_4096(ops in prop::collection::vec(op_strategy(), 1..120)) {
         run_model(4096, ops);
+    }
+
+    /// The same with lookups through indexed nodes: keys with zero and 0xff bytes, keys that
+    /// are prefixes of others and keys sharing their first 8 bytes or more exercise the
+    /// search's prefix comparison and its fallback to whole keys.
+    #[test]
+    fn model_512_indexed(ops in prop::collection::vec(op_strategy(), 1..120)) {
+        let mem = Mem::indexed(512);
+        run_model_in(&mem, ops);
+        let stats = mem.index.as_ref().unwrap().stats();
+        prop_assert!(stats.bytes <= stats.capacity_bytes);
+    }
+
+    #[test]
+    fn model_4096_indexed(ops in prop::collection::vec(op_strategy(), 1..120)) {
+        run_model_in(&Mem::indexed(4096), ops);
     }
 }
 
@@ -528,16 +563,52 @@ proptest! {
             let at = at.index(bytes.len());
             bytes[at] = byte;
         }
-        match Node::decode(9, &bytes, page_size) {
+        let decoded = Node::decode(9, &bytes, page_size);
+        match &decoded {
             Ok(node) => prop_assert_eq!(&node.encode(page_size)[..], &bytes[..]),
             Err(Error::Corruption { page: 9, .. }) => {}
             Err(e) => prop_assert!(false, "unexpected error {e}"),
+        }
+        // Indexing verifies as decoding does, and an index finds what the node holds.
+        let ptr = NodePtr { page: 9, crc: 0 };
+        let page = PageRef::from(bytes.clone());
+        match (NodeIndex::build(ptr, page.clone(), page, page_size), decoded) {
+            (Ok(index), Ok(node)) => check_index(&index, &node)?,
+            (Err(Error::Corruption { page: 9, .. }), Err(_)) => {}
+            (index, node) => prop_assert!(false, "index {:?} against decode {:?}", index.err(), node.err()),
         }
         // Nor do pages cut short (a short page may decode: the limits scale with its size).
         for cut in [0, 1, 3, 4, 5, bytes.len() / 3] {
             let _ = Node::decode(9, &bytes[..cut], page_size);
         }
     }
+}
+
+/// Every key of `node` and the keys around them lead where the decoded node says.
+fn check_index(index: &NodeIndex, node: &Node) -> std::result::Result<(), TestCaseError> {
+    let keys: Vec<&[u8]> = match node {
+        Node::Leaf(entries) => entries.iter().map(|e| e.key.as_slice()).collect(),
+        Node::Branch { keys, .. } => keys.iter().map(|k| k.as_slice()).collect(),
+    };
+    let mut probes: Vec<Vec<u8>> = vec![Vec::new(), vec![0xff; 20]];
+    for key in keys {
+        probes.push(key.to_vec());
+        probes.push([key, &[0]].concat());
+        probes.push(key[..key.len().saturating_sub(1)].to_vec());
+    }
+    for probe in &probes {
+        match (index.step(probe).unwrap(), node) {
+            (Step::Child(ptr), Node::Branch { keys, children }) => {
+                prop_assert_eq!(Child::Clean(ptr), children[child_index(keys, probe)]);
+            }
+            (Step::Found(found), Node::Leaf(entries)) => {
+                let want = search(entries, probe).ok().map(|i| entries[i].value.clone());
+                prop_assert_eq!(found, want);
+            }
+            _ => prop_assert!(false, "a step of the wrong kind"),
+        }
+    }
+    Ok(())
 }
 
 /// A committed tree of `n` keys, every seventh value overflowing.
@@ -618,6 +689,18 @@ fn checksum_mismatch_is_reported() {
 /// cached unchecked, so every read of it is refused, not only the first.
 #[test]
 fn the_read_cache_checks_a_good_page_once_and_a_bad_one_every_time() {
+    reads_check_a_good_page_once_and_a_bad_one_every_time(false);
+}
+
+/// The same with lookups through indexed nodes: a node indexed from its good bytes is not
+/// used once its page reads back as other bytes (here, the rotted leaf reread from the file),
+/// and a node that fails its check is never indexed.
+#[test]
+fn indexed_lookups_check_a_good_page_once_and_a_bad_one_every_time() {
+    reads_check_a_good_page_once_and_a_bad_one_every_time(true);
+}
+
+fn reads_check_a_good_page_once_and_a_bad_one_every_time(indexed: bool) {
     use std::sync::Arc;
 
     use flush::{Backend, MemBackend};
@@ -641,8 +724,9 @@ fn the_read_cache_checks_a_good_page_once_and_a_bad_one_every_time() {
         cache: Arc::clone(&cache),
         leaf_pages: MAX_LEAF_PAGES,
         held: None,
-        index: None,
+        index: indexed.then(|| Arc::new(IndexCache::new(1 << 20, ps as u32).unwrap())),
     };
+    let built = || src.index.as_ref().map_or(0, |index| index.stats().built);
     let read_all = || -> Vec<Result<Option<Vec<u8>>>> { model.keys().map(|k| get(&src, &root, k)).collect() };
 
     let checks = || super::read::PAGES_CHECKED.with(|n| n.get());
@@ -661,6 +745,8 @@ fn the_read_cache_checks_a_good_page_once_and_a_bad_one_every_time() {
         "the second pass read and marked nothing new"
     );
     assert_eq!(checks(), checked, "the second pass checked no checksum");
+    let built_once = built();
+    assert_eq!(built_once > 0, indexed);
 
     // Rot one leaf in the file and drop its cached pages: the next read brings it back.
     let (leaf, count) = reachable_runs(&mem, &root)
@@ -707,6 +793,11 @@ fn the_read_cache_checks_a_good_page_once_and_a_bad_one_every_time() {
         later.checked_pages, after_first.checked_pages,
         "and never marked good"
     );
+    if let Some(index) = &src.index {
+        // Each pass indexed nothing but tried the bad leaf once for each of its keys.
+        assert_eq!(built(), built_once, "a node that fails its check is never indexed");
+        assert!(index.stats().hits > 0);
+    }
 }
 
 #[test]

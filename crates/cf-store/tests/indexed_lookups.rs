@@ -1,0 +1,153 @@
+//! Point lookups through indexed nodes (`DbBuilder::index_bytes`) find what a model says,
+//! while commits free and reuse pages, a small read cache evicts and rereads them, and
+//! snapshots taken earlier keep reading their own state; with the index off and on the mmap
+//! path they find the same, and the mmap path keeps nothing indexed.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use cf_store::{u64_key, CfOptions, Db, DbBuilder, Durability, ReadPath};
+use flush::{Backend, MemBackend};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+type Model = BTreeMap<Vec<u8>, Vec<u8>>;
+
+/// Keys of three shapes: 8-byte integers, strings sharing a 12-byte prefix (the index compares
+/// their first 8 bytes and must fall back to whole keys), and short ones that are prefixes of
+/// others.
+fn key(rng: &mut SmallRng) -> Vec<u8> {
+    match rng.gen_range(0..3) {
+        0 => u64_key(rng.gen_range(0..2_000)).to_vec(),
+        1 => format!("shared/prefix/{:04}", rng.gen_range(0..800)).into_bytes(),
+        _ => b"ab\0\xff".iter().take(rng.gen_range(0..5)).copied().collect(),
+    }
+}
+
+/// Every model key and a few absent ones, looked up in `table` (a closure over `get`).
+fn check(model: &Model, get: impl Fn(&[u8]) -> Option<Vec<u8>>, rng: &mut SmallRng) {
+    for (k, v) in model {
+        assert_eq!(get(k).as_ref(), Some(v), "key {k:?}");
+    }
+    for _ in 0..200 {
+        let mut k = key(rng);
+        if rng.gen_bool(0.5) {
+            k.push(0);
+        }
+        assert_eq!(get(&k), model.get(&k).cloned(), "key {k:?}");
+    }
+}
+
+/// Random inserts, overwrites and removes in commits of both durabilities, every state
+/// checked by lookups in a new snapshot and in the next write transaction; a snapshot taken
+/// every 40 commits is checked again 20 commits later. Returns the database for its stats.
+fn churn(builder: DbBuilder, seed: u64) -> Db {
+    let backend: Arc<dyn Backend> = Arc::new(MemBackend::new());
+    let db = builder.open_backend(backend, "mem").unwrap();
+    let cf = db.create_cf("cf", CfOptions::default()).unwrap();
+    let mut model = Model::new();
+    let mut snapshots = Vec::new();
+    let mut rng = SmallRng::seed_from_u64(seed);
+    for round in 0..160u32 {
+        let mut txn = cf.begin_write().unwrap();
+        txn.set_durability(if rng.gen_bool(0.2) {
+            Durability::Immediate
+        } else {
+            Durability::None
+        });
+        {
+            let mut t = txn.open_table("t").unwrap();
+            check(&model, |k| t.get(k).unwrap(), &mut rng);
+            for _ in 0..rng.gen_range(1..80) {
+                let k = key(&mut rng);
+                if rng.gen_bool(0.25) {
+                    assert_eq!(t.remove(&k).unwrap(), model.remove(&k));
+                } else {
+                    let v = vec![round as u8; rng.gen_range(0..700)];
+                    assert_eq!(t.insert(&k, &v).unwrap(), model.insert(k, v));
+                }
+            }
+        }
+        txn.commit().unwrap();
+        let read = cf.begin_read().unwrap();
+        let t = read.open_table("t").unwrap();
+        check(&model, |k| t.get(k).unwrap(), &mut rng);
+        drop(t);
+        if round % 40 == 0 {
+            snapshots.push((read, model.clone()));
+        } else if round % 40 == 20 {
+            // Checked after 20 later commits, then let go, so that the pages it kept from
+            // reuse are reused.
+            for (snapshot, then) in snapshots.drain(..) {
+                let t = snapshot.open_table("t").unwrap();
+                check(&then, |k| t.get(k).unwrap(), &mut rng);
+            }
+        }
+    }
+    db
+}
+
+#[test]
+fn lookups_find_the_model_through_page_reuse_and_evictions() {
+    for seed in 0..2 {
+        // A read cache of 64 pages: most nodes are evicted and read again between visits.
+        // Every commit is written (none held), so freed pages are rewritten in the file.
+        let builder = Db::builder().page_size(512).cache_bytes(64 * 512).hold_bytes(0);
+        let db = churn(builder, seed);
+        let stats = db.stats().unwrap();
+        assert!(stats.index.hits > 0 && stats.index.built > 0, "{:?}", stats.index);
+        assert!(stats.index.bytes <= stats.index.capacity_bytes);
+        assert!(stats.cache.evicted_pages > 0, "the cache evicted: {:?}", stats.cache);
+        // Pages were reused: the file is far smaller than all the pages written.
+        assert!(stats.io.bytes_written > 2 * stats.file_bytes, "{} bytes written, file {}", stats.io.bytes_written, stats.file_bytes);
+    }
+}
+
+#[test]
+fn lookups_find_the_model_in_held_pages() {
+    // Commits without durability are held in memory (the default budget): lookups read
+    // held pages, which later commits drop unwritten or write out.
+    let db = churn(Db::builder().page_size(512), 5);
+    let stats = db.stats().unwrap().index;
+    assert!(stats.hits > 0 && stats.built > 0, "{stats:?}");
+}
+
+#[test]
+fn a_small_index_evicts_and_stays_within_its_bound() {
+    let db = churn(Db::builder().page_size(512).index_bytes(8 << 10), 7);
+    let stats = db.stats().unwrap().index;
+    assert!(stats.hits > 0 && stats.nodes > 0, "{stats:?}");
+    assert!(stats.bytes <= stats.capacity_bytes && stats.capacity_bytes <= 8 << 10, "{stats:?}");
+}
+
+#[test]
+fn with_the_index_off_lookups_find_the_same() {
+    let db = churn(Db::builder().page_size(512).index_bytes(0), 1);
+    assert_eq!(db.stats().unwrap().index, Default::default());
+}
+
+#[test]
+fn the_mmap_path_keeps_no_node_indexed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::builder()
+        .read_path(ReadPath::Mmap)
+        .open(dir.path().join("mapped.cf"))
+        .unwrap();
+    let cf = db.create_cf("cf", CfOptions::default()).unwrap();
+    let mut txn = cf.begin_write().unwrap();
+    {
+        let mut t = txn.open_table("t").unwrap();
+        for k in 0..3_000u64 {
+            t.insert(&u64_key(k), &k.to_le_bytes()).unwrap();
+        }
+    }
+    txn.commit().unwrap();
+    let read = cf.begin_read().unwrap();
+    let t = read.open_table("t").unwrap();
+    for k in 0..3_000u64 {
+        assert_eq!(t.get(&u64_key(k)).unwrap(), Some(k.to_le_bytes().to_vec()));
+    }
+    let stats = db.stats().unwrap().index;
+    assert_eq!((stats.nodes, stats.hits, stats.bytes), (0, 0, 0), "{stats:?}");
+    assert!(stats.built > 0, "every lookup indexed the nodes it reached, and kept none");
+}
