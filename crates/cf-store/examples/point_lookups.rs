@@ -1,13 +1,14 @@
 //! Point lookups on a cached table: the read path's speed, which the sweep (writes) does
 //! not measure. Loads 100,000 keys with 100-byte values in transactions of 1,000, then each
 //! of THREADS threads makes 1,000,000 `get`s of random keys in one snapshot, and prints
-//! the lookups per second as one JSON line. ARCHITECTURE.md, "Pages are checked once".
+//! the lookups per second as one JSON line. INDEX_BYTES sets `DbBuilder::index_bytes` (0:
+//! lookups parse every node). ARCHITECTURE.md, "Pages are checked once" and "Indexed nodes".
 //!
-//!     cargo run --release -p cf-store --example point_lookups -- [THREADS]
+//!     cargo run --release -p cf-store --example point_lookups -- [THREADS [INDEX_BYTES]]
 
 use std::time::Instant;
 
-use cf_store::{u64_key, CfOptions, Db, Durability};
+use cf_store::{u64_key, CfOptions, Db, Durability, DEFAULT_INDEX_BYTES};
 
 const KEYS: u64 = 100_000;
 const GETS: u64 = 1_000_000;
@@ -17,8 +18,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(arg) => arg.parse()?,
         None => 1,
     };
+    let index_bytes: u64 = match std::env::args().nth(2) {
+        Some(arg) => arg.parse()?,
+        None => DEFAULT_INDEX_BYTES,
+    };
     let dir = tempfile::tempdir()?;
-    let db = Db::open(dir.path().join("lookups.cf"))?;
+    let db = Db::builder()
+        .index_bytes(index_bytes)
+        .open(dir.path().join("lookups.cf"))?;
     let cf = db.create_cf("cf", CfOptions::default())?;
     let value = [7u8; 100];
     for first in (0..KEYS).step_by(1000) {
@@ -58,9 +65,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok(())
     })?;
     let secs = start.elapsed().as_secs_f64();
+    let index = db.stats()?.index;
     println!(
-        "{{\"threads\": {threads}, \"lookups_per_sec\": {:.0}}}",
-        (GETS * threads) as f64 / secs
+        "{{\"threads\": {threads}, \"index_bytes\": {index_bytes}, \"lookups_per_sec\": {:.0}, \"index_hits\": {}, \"index_built\": {}}}",
+        (GETS * threads) as f64 / secs,
+        index.hits,
+        index.built
     );
     Ok(())
 }

@@ -1157,6 +1157,7 @@ fn commit_catalog(core: &DbCore, space: &mut Space, tree: WriteTree) -> Result<(
             grow: &mut grow,
             values: &mut space.values,
             branches: None,
+            index: core.index.as_deref(),
         };
         tree.commit(&core.source(), &mut sink)
     };

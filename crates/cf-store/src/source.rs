@@ -145,6 +145,9 @@ pub struct CommitSink<'a> {
     /// The space's kept branches: every page written drops its entry, and written branches
     /// are kept. `None` for a space whose transactions keep none (the catalog).
     pub branches: Option<&'a RefCell<BranchCache>>,
+    /// The database's indexed nodes: every page written drops its entry (`None`:
+    /// [`crate::DbBuilder::index_bytes`] is 0).
+    pub index: Option<&'a IndexCache>,
 }
 
 /// Value buffers of one space's committed transactions, for its next transaction's inserts
@@ -210,8 +213,12 @@ impl PageSink for CommitSink<'_> {
 
     fn write(&mut self, page: PageId, bytes: Box<[u8]>) -> Result<()> {
         let page_size = self.buffer.cache().page_size() as u64;
+        let count = bytes.len() as u64 / page_size;
         if let Some(branches) = self.branches {
-            branches.borrow_mut().forget(page, bytes.len() as u64 / page_size);
+            branches.borrow_mut().forget(page, count);
+        }
+        if let Some(index) = self.index {
+            index.forget(page, count);
         }
         Ok(self.buffer.put(page * page_size, bytes)?)
     }

@@ -267,6 +267,7 @@ impl WriteTxn {
                 grow: &mut grow,
                 values: &mut st.values,
                 branches: Some(&space.branches),
+                index: core.index.as_deref(),
             };
             let mut freed = std::mem::take(&mut st.freed);
             let mut names: Vec<String> = st.tables.keys().cloned().collect();

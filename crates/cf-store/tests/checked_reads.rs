@@ -35,9 +35,11 @@ fn database() -> Vec<u8> {
     backend.contents()
 }
 
+/// Opened with no indexed nodes, so that every lookup reads its pages through the read cache
+/// (an indexed node is searched without a read: `tests/indexed_lookups.rs`).
 fn open(bytes: Vec<u8>) -> Db {
     let backend: Arc<dyn Backend> = Arc::new(MemBackend::from_bytes(bytes));
-    Db::builder().open_backend(backend, "reopened").unwrap()
+    Db::builder().index_bytes(0).open_backend(backend, "reopened").unwrap()
 }
 
 fn get(db: &Db, k: u64) -> Result<Option<Vec<u8>>, Error> {

@@ -70,9 +70,7 @@ fn churn(builder: DbBuilder, seed: u64) -> Db {
         }
         txn.commit().unwrap();
         let read = cf.begin_read().unwrap();
-        let t = read.open_table("t").unwrap();
-        check(&model, |k| t.get(k).unwrap(), &mut rng);
-        drop(t);
+        check(&model, |k| read.open_table("t").unwrap().get(k).unwrap(), &mut rng);
         if round % 40 == 0 {
             snapshots.push((read, model.clone()));
         } else if round % 40 == 20 {
@@ -134,7 +132,7 @@ fn the_mmap_path_keeps_no_node_indexed() {
         .open(dir.path().join("mapped.cf"))
         .unwrap();
     let cf = db.create_cf("cf", CfOptions::default()).unwrap();
-    let mut txn = cf.begin_write().unwrap();
+    let txn = cf.begin_write().unwrap();
     {
         let mut t = txn.open_table("t").unwrap();
         for k in 0..3_000u64 {

@@ -209,19 +209,6 @@ impl PageRef {
         }
     }
 
-    /// True when both are the very same bytes in memory: buffers of the read cache, held
-    /// pages or owned memory (not the mapping, whose bytes show the file's current state),
-    /// starting at the same address with the same length. Such buffers never change, so a
-    /// caller that keeps one of the two (which keeps its memory from being reused) can tell
-    /// later reads that return these same bytes from reads of anything else without comparing
-    /// them: a page the file or a flush replaced comes back as another buffer.
-    pub fn same_bytes(&self, other: &PageRef) -> bool {
-        match (&self.repr, &other.repr) {
-            (Repr::Cached(a), Repr::Cached(b)) => a.as_ptr() == b.as_ptr() && a.len() == b.len(),
-            _ => false,
-        }
-    }
-
     /// The part of this page that `part` (a slice borrowed from [`PageRef::as_slice`]) is,
     /// sharing the page's memory: no copy. `None` if `part` does not lie inside the page.
     pub fn slice_ref(&self, part: &[u8]) -> Option<PageRef> {

@@ -8,16 +8,19 @@
 //! parses it whole once (verifying it), records where each key begins, and keeps that with
 //! the node's bytes; later lookups compare about log2(n) keys.
 //!
-//! Coherence needs no hook in the write path. An entry is used only while the node's first
-//! page reads back as the very same buffer it was built from ([`PageRef::same_bytes`]) and
-//! the pointer followed carries the same checksum. The entry keeps a clone of that buffer,
-//! so its memory cannot be reused for other bytes while the entry exists; and every way a
-//! page's bytes change (a flush writing it, an eviction followed by a read from the file, a
-//! held page replaced) hands readers another buffer. The other pages of a node of several
-//! pages cannot change while its first page is reachable with that checksum: a node's pages
-//! are freed together and reused only when no reader can reach the node (MVCC), and the
-//! first page's own reuse changes its buffer. Bytes from the mmap path have no stable buffer,
-//! and nodes read through it are never indexed.
+//! A lookup that finds a node indexed reads nothing: the entry holds the node's verified
+//! bytes. Coherence has two guards, as the writers' [`super::BranchCache`] has:
+//! - every page a commit of any space writes drops the entry of that page first
+//!   ([`IndexCache::forget`], from the one place tree pages are written,
+//!   `CommitSink::write`), so an entry always describes the bytes its page holds. A reader
+//!   cannot index a page after the commit that rewrites it has dropped it: the reader reached
+//!   the old node through its snapshot, and a page is reused only once no snapshot reaches
+//!   it, so the reader's insert happens before the reuse;
+//! - an entry is only used for the pointer it was built for (page and crc32c), so a stale
+//!   one would also need a checksum collision.
+//!
+//! Nodes read through the mmap path are not kept: their bytes are the mapping's, which a
+//! reader may use only while it holds its snapshot.
 
 use std::cmp::Ordering;
 use std::sync::atomic::{self, AtomicU64};
@@ -33,12 +36,9 @@ use crate::Result;
 
 /// A verified node and where its keys begin.
 pub(crate) struct NodeIndex {
-    /// The node's first page as the source returned it: the entry holds while reads of the
-    /// page return these same bytes.
-    anchor: PageRef,
     /// crc32c of the node, from the pointer that led to it.
     crc: u32,
-    /// All the node's bytes (the anchor itself for a one-page node).
+    /// All the node's bytes.
     bytes: PageRef,
     page: PageId,
     leaf: bool,
@@ -70,12 +70,10 @@ pub(crate) enum Step {
 
 impl NodeIndex {
     /// Parses the node in `bytes` whole (verifying its format) and records where its keys
-    /// begin. `bytes` must already have passed its checksum (or be known good); `anchor` is
-    /// its first page as read.
-    pub(crate) fn build(ptr: NodePtr, anchor: PageRef, bytes: PageRef, page_size: usize) -> Result<NodeIndex> {
+    /// begin. `bytes` must already have passed its checksum (or be known good).
+    pub(crate) fn build(ptr: NodePtr, bytes: PageRef, page_size: usize) -> Result<NodeIndex> {
         let (leaf, keys) = key_offsets(ptr.page, &bytes, page_size)?;
         let mut index = NodeIndex {
-            anchor,
             crc: ptr.crc,
             bytes,
             page: ptr.page,
@@ -89,10 +87,9 @@ impl NodeIndex {
         Ok(index)
     }
 
-    /// Whether this entry describes the node `ptr` points to, whose first page read back as
-    /// `first`.
-    fn holds(&self, ptr: NodePtr, first: &PageRef) -> bool {
-        self.crc == ptr.crc && self.page == ptr.page && self.anchor.same_bytes(first)
+    /// Whether this entry was built for the node `ptr` points to.
+    fn holds(&self, ptr: NodePtr) -> bool {
+        self.crc == ptr.crc && self.page == ptr.page
     }
 
     fn key(&self, i: usize) -> Result<&[u8]> {
@@ -131,11 +128,9 @@ impl NodeIndex {
         Ok(Step::Found(Some(value.into())))
     }
 
-    /// Bytes this entry keeps from being freed: the node, its first page when that is a
-    /// buffer of its own, and the offsets and prefixes.
+    /// Bytes this entry keeps from being freed: the node, its offsets and prefixes.
     fn weight(&self) -> u64 {
-        let anchor = if self.anchor.same_bytes(&self.bytes) { 0 } else { self.anchor.len() };
-        (self.bytes.len() + anchor + self.keys.len() * 12 + std::mem::size_of::<Self>()) as u64
+        (self.bytes.len() + self.keys.len() * 12 + std::mem::size_of::<Self>()) as u64
     }
 }
 
@@ -196,19 +191,28 @@ impl IndexCache {
         })
     }
 
-    /// The index of the node `ptr` points to, if kept for the bytes `first` (its first page,
-    /// just read).
-    pub(crate) fn get(&self, ptr: NodePtr, first: &PageRef) -> Option<Arc<NodeIndex>> {
-        let index = self.map.get(&ptr.page).filter(|index| index.holds(ptr, first))?;
+    /// The index of the node `ptr` points to, if kept for that very pointer.
+    pub(crate) fn get(&self, ptr: NodePtr) -> Option<Arc<NodeIndex>> {
+        let index = self.map.get(&ptr.page).filter(|index| index.holds(ptr))?;
         self.hits.fetch_add(1, atomic::Ordering::Relaxed);
         Some(index)
     }
 
-    /// Keeps `index`, just built, if its first page has a stable buffer (not the mmap path).
+    /// Keeps `index`, just built, unless its bytes are the mapping's.
     pub(crate) fn keep(&self, index: Arc<NodeIndex>) {
         self.built.fetch_add(1, atomic::Ordering::Relaxed);
-        if index.anchor.same_bytes(&index.anchor) {
+        if !index.bytes.is_mapped() {
             self.map.insert(index.page, index);
+        }
+    }
+
+    /// Drops the entries of pages `first..first + count`, about to be rewritten.
+    pub(crate) fn forget(&self, first: PageId, count: u64) {
+        if self.map.is_empty() {
+            return;
+        }
+        for page in first..first.saturating_add(count) {
+            self.map.remove(&page);
         }
     }
 

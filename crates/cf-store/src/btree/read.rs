@@ -5,7 +5,8 @@
 //! case with an empty arena. Every page is verified against the crc32c in the pointer that
 //! led to it, unless its bytes are known good (this process wrote them, or a read checked
 //! them since they came from the file), and every overflow value against the crc32c in its
-//! reference.
+//! reference. Lookups search the nodes the source's [`super::IndexCache`] keeps verified
+//! and indexed without reading them.
 
 use std::borrow::Cow;
 use std::cmp::Ordering::{Greater, Less};
@@ -27,17 +28,12 @@ use crate::Result;
 /// at most [`MAX_LEAF_PAGES`] in all) and verifies it against the pointer's checksum. With
 /// `replace`, the node is about to be copied and replaced ([`PageSource::read_run_to_replace`]).
 fn read_page(src: &dyn PageSource, ptr: NodePtr, replace: bool) -> Result<PageRef> {
+    let page_size = src.page_size();
     let first = if replace {
         src.read_run_to_replace(ptr.page, 1)?
     } else {
         src.read(ptr.page)?
     };
-    read_node_from(src, ptr, first, replace)
-}
-
-/// [`read_page`] once the node's first page has been read (as `first`).
-fn read_node_from(src: &dyn PageSource, ptr: NodePtr, first: PageRef, replace: bool) -> Result<PageRef> {
-    let page_size = src.page_size();
     if first.len() != page_size {
         return Err(corrupt(ptr.page, format!("page of {} bytes", first.len())));
     }
@@ -218,16 +214,15 @@ pub(crate) fn lookup(
     }))
 }
 
-/// The index of the node `ptr` points to: kept by the source's [`super::IndexCache`] for the bytes
-/// its first page reads as now, or built (the node read, checked and parsed whole) and kept.
+/// The index of the node `ptr` points to: kept by the source's [`super::IndexCache`], or
+/// built (the node read, checked and parsed whole) and kept.
 fn indexed(src: &dyn PageSource, ptr: NodePtr) -> Result<Arc<NodeIndex>> {
     let cache = src.index_cache();
-    let first = src.read(ptr.page)?;
-    if let Some(index) = cache.and_then(|cache| cache.get(ptr, &first)) {
+    if let Some(index) = cache.and_then(|cache| cache.get(ptr)) {
         return Ok(index);
     }
-    let bytes = read_node_from(src, ptr, first.clone(), false)?;
-    let index = Arc::new(NodeIndex::build(ptr, first, bytes, src.page_size())?);
+    let bytes = read_page(src, ptr, false)?;
+    let index = Arc::new(NodeIndex::build(ptr, bytes, src.page_size())?);
     if let Some(cache) = cache {
         cache.keep(Arc::clone(&index));
     }
