@@ -23,7 +23,7 @@
 //! reader may use only while it holds its snapshot.
 
 use std::cmp::Ordering;
-use std::sync::atomic::{self, AtomicU64};
+use std::sync::atomic::{self, AtomicBool, AtomicU64};
 use std::sync::Arc;
 
 use pagecache::PageRef;
@@ -150,6 +150,9 @@ pub(crate) struct IndexCache {
     map: Cache<PageId, Arc<NodeIndex>, IndexWeighter>,
     hits: AtomicU64,
     built: AtomicU64,
+    /// Whether any node was ever kept: until then a commit's writes need not look for entries
+    /// to drop (the cache's own emptiness check takes every shard's lock).
+    used: AtomicBool,
 }
 
 impl std::fmt::Debug for IndexCache {
@@ -188,6 +191,7 @@ impl IndexCache {
             ),
             hits: AtomicU64::new(0),
             built: AtomicU64::new(0),
+            used: AtomicBool::new(false),
         })
     }
 
@@ -202,13 +206,15 @@ impl IndexCache {
     pub(crate) fn keep(&self, index: Arc<NodeIndex>) {
         self.built.fetch_add(1, atomic::Ordering::Relaxed);
         if !index.bytes.is_mapped() {
+            // Set before the insert: a commit that misses the flag cannot have missed the entry.
+            self.used.store(true, atomic::Ordering::SeqCst);
             self.map.insert(index.page, index);
         }
     }
 
     /// Drops the entries of pages `first..first + count`, about to be rewritten.
     pub(crate) fn forget(&self, first: PageId, count: u64) {
-        if self.map.is_empty() {
+        if !self.used.load(atomic::Ordering::SeqCst) {
             return;
         }
         for page in first..first.saturating_add(count) {
