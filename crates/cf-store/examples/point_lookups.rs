@@ -1,17 +1,17 @@
 //! Point lookups on a cached table: the read path's speed, which the sweep (writes) does
 //! not measure. Loads 100,000 keys with 100-byte values in transactions of 1,000, then each
-//! of THREADS threads makes 1,000,000 `get`s of random keys in one snapshot, and prints
-//! the lookups per second as one JSON line. INDEX_BYTES sets `DbBuilder::index_bytes` (0:
-//! lookups parse every node). ARCHITECTURE.md, "Pages are checked once" and "Indexed nodes".
+//! of THREADS threads makes GETS (default 1,000,000) `get`s of random keys in one snapshot,
+//! and prints the lookups per second as one JSON line. INDEX_BYTES sets
+//! `DbBuilder::index_bytes` (0: lookups parse every node). ARCHITECTURE.md, "Pages are
+//! checked once" and "Indexed nodes".
 //!
-//!     cargo run --release -p cf-store --example point_lookups -- [THREADS [INDEX_BYTES]]
+//!     cargo run --release -p cf-store --example point_lookups -- [THREADS [INDEX_BYTES [GETS]]]
 
 use std::time::Instant;
 
 use cf_store::{u64_key, CfOptions, Db, Durability, DEFAULT_INDEX_BYTES};
 
 const KEYS: u64 = 100_000;
-const GETS: u64 = 1_000_000;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let threads: u64 = match std::env::args().nth(1) {
@@ -21,6 +21,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let index_bytes: u64 = match std::env::args().nth(2) {
         Some(arg) => arg.parse()?,
         None => DEFAULT_INDEX_BYTES,
+    };
+    let gets: u64 = match std::env::args().nth(3) {
+        Some(arg) => arg.parse()?,
+        None => 1_000_000,
     };
     let dir = tempfile::tempdir()?;
     let db = Db::builder()
@@ -49,7 +53,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     let table = read.open_table("t")?;
                     // xorshift64: a fixed sequence of keys per thread.
                     let mut x = 0x9E37_79B9_7F4A_7C15 ^ t;
-                    for _ in 0..GETS {
+                    for _ in 0..gets {
                         x ^= x << 13;
                         x ^= x >> 7;
                         x ^= x << 17;
@@ -68,7 +72,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let index = db.stats()?.index;
     println!(
         "{{\"threads\": {threads}, \"index_bytes\": {index_bytes}, \"lookups_per_sec\": {:.0}, \"index_hits\": {}, \"index_built\": {}}}",
-        (GETS * threads) as f64 / secs,
+        (gets * threads) as f64 / secs,
         index.hits,
         index.built
     );

@@ -44,8 +44,9 @@ pub const DEFAULT_KEPT_BRANCHES: usize = 256;
 /// 1,000; a budget of 64 MiB spans that, 16 MiB does not (ARCHITECTURE.md, "Held pages").
 pub const DEFAULT_HOLD_BYTES: u64 = 64 << 20;
 /// Most bytes of indexed nodes a database keeps for point lookups by default
-/// ([`DbBuilder::index_bytes`]): half the read cache's default. A 4 KiB branch of 8-byte keys
-/// weighs about 5 KiB indexed, so this covers some 6,500 nodes.
+/// ([`DbBuilder::index_bytes`]): half the read cache's default. A full 4 KiB branch of 8-byte
+/// keys (about 185 separators) weighs about 6.3 KiB indexed, so this covers some 5,000 such
+/// nodes, or some 1,500 leaves of four pages.
 pub const DEFAULT_INDEX_BYTES: u64 = 32 << 20;
 
 /// The most pages a B+tree leaf spans (see [`DbBuilder::leaf_pages`]).
@@ -195,10 +196,12 @@ impl DbBuilder {
     /// 0 keeps none). The page format has no offset array, so finding a key in a node means
     /// walking its entries from the start; the first lookup to reach a committed node parses
     /// it whole once and keeps where each key begins, with the node's bytes, and later lookups
-    /// binary-search it in place (ARCHITECTURE.md, "Indexed nodes"). Each kept node weighs
-    /// its bytes (which it keeps from being freed, even when the read cache drops them) and 12
-    /// bytes a key. Ranges and write transactions' changes do not use it; nodes read through
-    /// the memory map ([`ReadPath::Mmap`]) are never kept.
+    /// binary-search it without reading it (ARCHITECTURE.md, "Indexed nodes"). Each kept node
+    /// weighs its bytes (which it keeps from being freed, even when the read cache drops them)
+    /// and 12 bytes a key. A kept node answers from the bytes it checked when it was indexed,
+    /// as a cached page does, so a later change to the file under it is not seen until its
+    /// entry leaves the cache. `get` uses it, in read and write transactions; ranges and
+    /// changes do not. With [`ReadPath::Mmap`] there is none.
     pub fn index_bytes(mut self, bytes: u64) -> Self {
         self.index_bytes = bytes;
         self
@@ -325,7 +328,12 @@ impl DbBuilder {
             leaf_pages: self.leaf_pages,
             kept_branches: self.kept_branches,
             hold_bytes: self.hold_bytes,
-            index: IndexCache::new(self.index_bytes, page_size).map(Arc::new),
+            // The mmap path's bytes are the mapping's, which a reader may use only while it
+            // holds its snapshot: nothing read through it could be kept.
+            index: match self.read_path {
+                ReadPath::Cache => IndexCache::new(self.index_bytes, page_size).map(Arc::new),
+                _ => None,
+            },
             group: GroupSync::default(),
             files: Mutex::new(FileSpace::default()),
             poisoned: AtomicBool::new(false),

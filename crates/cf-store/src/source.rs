@@ -122,10 +122,6 @@ impl PageSource for WriteSource<'_> {
         self.pages.mark_checked(first, run);
     }
 
-    fn index_cache(&self) -> Option<&IndexCache> {
-        self.pages.index_cache()
-    }
-
     fn take_branch(&self, ptr: NodePtr) -> Option<Node> {
         self.branches.borrow_mut().take(ptr)
     }

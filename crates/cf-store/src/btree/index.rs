@@ -2,25 +2,32 @@
 //! point lookups binary-search the node in its bytes instead of parsing it from the start.
 //!
 //! The page format has no offset array: entries are variable-length and follow each other,
-//! so finding a key means walking the node from its header. A lookup did that at every
-//! level (parse, and compare each key against the one sought and against the one before),
-//! and copied a leaf of several pages together first. Now the first lookup to reach a node
-//! parses it whole once (verifying it), records where each key begins, and keeps that with
-//! the node's bytes; later lookups compare about log2(n) keys.
+//! so finding a key means walking the node from its header. Without the index a lookup does
+//! that at every level (`parse`, comparing each key against the one sought and against the
+//! one before), after copying a leaf of several pages together. With it, the first lookup to
+//! reach a node parses it whole once (verifying it), records where each key begins and its
+//! first 8 bytes, and keeps that with the node's bytes; later lookups compare about log2(n)
+//! prefixes and touch the node's bytes for one key.
 //!
-//! A lookup that finds a node indexed reads nothing: the entry holds the node's verified
-//! bytes. Coherence has two guards, as the writers' [`super::BranchCache`] has:
-//! - every page a commit of any space writes drops the entry of that page first
-//!   ([`IndexCache::forget`], from the one place tree pages are written,
-//!   `CommitSink::write`), so an entry always describes the bytes its page holds. A reader
-//!   cannot index a page after the commit that rewrites it has dropped it: the reader reached
-//!   the old node through its snapshot, and a page is reused only once no snapshot reaches
-//!   it, so the reader's insert happens before the reuse;
-//! - an entry is only used for the pointer it was built for (page and crc32c), so a stale
-//!   one would also need a checksum collision.
+//! A lookup that finds a node indexed reads nothing: the entry holds the node's bytes,
+//! verified when it was built (or known good then: `PageRef::is_checked`). What makes that
+//! right is the rule every cache of committed pages here rests on: a page is rewritten only
+//! once no snapshot can reach the node it held (MVCC), and a lookup reaches a node only
+//! through a snapshot. Two guards keep an entry from being taken for another node, as the
+//! writers' [`super::BranchCache`] has:
+//! - every tree page a commit of any space writes drops the entry kept under that page first
+//!   ([`IndexCache::forget`], from `CommitSink::write`, where every tree node and overflow
+//!   page is written). A reader cannot keep an entry for a page after a commit rewrote it:
+//!   the reader reached the old node through its snapshot, so the page was not reused before
+//!   the reader let go of the snapshot, after its insert. (Pages written elsewhere are never
+//!   a node's first page: slots, zeros filled into free gaps. An entry kept under the first
+//!   page of a node of several pages is not dropped when another commit rewrites one of its
+//!   later pages; by then no snapshot reaches the node, and the entry holds bytes of its own.)
+//! - an entry is only taken for the pointer it was built for (page and crc32c), so a stale
+//!   one would also need a node with the same checksum at the same page.
 //!
-//! Nodes read through the mmap path are not kept: their bytes are the mapping's, which a
-//! reader may use only while it holds its snapshot.
+//! The mmap path keeps no index (the database makes none): its bytes are the mapping's,
+//! which a reader may use only while it holds its snapshot.
 
 use std::cmp::Ordering;
 use std::sync::atomic::{self, AtomicBool, AtomicU64};
@@ -89,6 +96,10 @@ impl NodeIndex {
 
     /// Whether this entry was built for the node `ptr` points to.
     fn holds(&self, ptr: NodePtr) -> bool {
+        #[cfg(test)]
+        if tests::PAGE_ONLY.with(std::cell::Cell::get) {
+            return self.page == ptr.page;
+        }
         self.crc == ptr.crc && self.page == ptr.page
     }
 
@@ -144,11 +155,30 @@ impl Weighter<PageId, Arc<NodeIndex>> for IndexWeighter {
     }
 }
 
+/// Runs longer than this many pages are forgotten by one pass over the entries.
+const LONG_RUN: u64 = 64;
+
+/// Hit counters are striped by thread, so that readers searching the same nodes (the root
+/// above all) do not share one contended cache line.
+const STRIPES: usize = 16;
+
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct HitStripe(AtomicU64);
+
+thread_local! {
+    /// This thread's hit stripe, handed out round robin.
+    static STRIPE: usize = {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        NEXT.fetch_add(1, atomic::Ordering::Relaxed) as usize % STRIPES
+    };
+}
+
 /// The indexed nodes of one database, shared by all its readers and writers, bounded in
 /// bytes ([`crate::DbBuilder::index_bytes`]).
 pub(crate) struct IndexCache {
     map: Cache<PageId, Arc<NodeIndex>, IndexWeighter>,
-    hits: AtomicU64,
+    hits: [HitStripe; STRIPES],
     built: AtomicU64,
     /// Whether any node was ever kept: until then a commit's writes need not look for entries
     /// to drop (the cache's own emptiness check takes every shard's lock).
@@ -189,7 +219,7 @@ impl IndexCache {
                 bytes,
                 IndexWeighter,
             ),
-            hits: AtomicU64::new(0),
+            hits: Default::default(),
             built: AtomicU64::new(0),
             used: AtomicBool::new(false),
         })
@@ -198,7 +228,8 @@ impl IndexCache {
     /// The index of the node `ptr` points to, if kept for that very pointer.
     pub(crate) fn get(&self, ptr: NodePtr) -> Option<Arc<NodeIndex>> {
         let index = self.map.get(&ptr.page).filter(|index| index.holds(ptr))?;
-        self.hits.fetch_add(1, atomic::Ordering::Relaxed);
+        let stripe = STRIPE.try_with(|&s| s).unwrap_or(0);
+        self.hits[stripe].0.fetch_add(1, atomic::Ordering::Relaxed);
         Some(index)
     }
 
@@ -217,18 +248,134 @@ impl IndexCache {
         if !self.used.load(atomic::Ordering::SeqCst) {
             return;
         }
-        for page in first..first.saturating_add(count) {
+        let end = first.saturating_add(count);
+        if count > LONG_RUN {
+            // A long run (an overflow value): one pass over the entries instead of a removal
+            // per page.
+            self.map.retain(|&page, _| !(first..end).contains(&page));
+            return;
+        }
+        for page in first..end {
             self.map.remove(&page);
         }
     }
 
     pub(crate) fn stats(&self) -> IndexStats {
         IndexStats {
-            hits: self.hits.load(atomic::Ordering::Relaxed),
+            hits: self.hits.iter().map(|s| s.0.load(atomic::Ordering::Relaxed)).sum(),
             built: self.built.load(atomic::Ordering::Relaxed),
             nodes: self.map.len() as u64,
             bytes: self.map.weight(),
             capacity_bytes: self.map.capacity(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use flush::{Backend, MemBackend};
+    use rand::rngs::SmallRng;
+    use rand::{Rng, SeedableRng};
+
+    use super::*;
+    use crate::{u64_key, CfOptions, Db, Durability};
+
+    thread_local! {
+        /// Entries are taken for their page alone, the checksum ignored: only the first guard
+        /// (commits dropping the entries of the pages they write) keeps lookups right.
+        pub(super) static PAGE_ONLY: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// A one-page leaf holding `key` -> `value`, indexed as if read from `page`.
+    fn leaf(page: PageId, key: &[u8], value: &[u8]) -> (NodePtr, Arc<NodeIndex>) {
+        use super::super::node::{Entry, Node, ValueRef};
+        let node = Node::Leaf(vec![Entry {
+            key: key.into(),
+            value: ValueRef::Inline(value).into(),
+        }]);
+        let bytes = node.encode(512);
+        let ptr = NodePtr {
+            page,
+            crc: crate::checksum::crc32c(&bytes),
+        };
+        let index = NodeIndex::build(ptr, PageRef::from(bytes.into_vec()), 512).unwrap();
+        (ptr, Arc::new(index))
+    }
+
+    #[test]
+    fn an_entry_is_taken_only_for_its_pointer_and_until_its_page_is_written() {
+        let cache = IndexCache::new(1 << 20, 512).unwrap();
+        let (a, index) = leaf(10, b"a", b"1");
+        cache.forget(10, 1);
+        cache.keep(index);
+        assert!(cache.get(a).is_some());
+        assert!(cache.get(NodePtr { crc: a.crc ^ 1, ..a }).is_none(), "another checksum");
+        assert!(cache.get(NodePtr { page: 11, ..a }).is_none(), "another page");
+        cache.forget(8, 2);
+        cache.forget(11, 3);
+        assert!(cache.get(a).is_some(), "writes beside its page keep it");
+        cache.forget(9, 2);
+        assert!(cache.get(a).is_none(), "a write of its page drops it");
+
+        // A long run (an overflow value) drops every entry inside it, and only those.
+        let (b, index) = leaf(100, b"b", b"2");
+        cache.keep(index);
+        let (c, index) = leaf(100 + LONG_RUN + 1, b"c", b"3");
+        cache.keep(index);
+        cache.forget(50, LONG_RUN + 1);
+        assert!(cache.get(b).is_none() && cache.get(c).is_some());
+        let stats = cache.stats();
+        assert_eq!((stats.built, stats.nodes), (3, 1));
+        assert!(stats.hits >= 3);
+    }
+
+    /// Random commits that free and rewrite pages, every state looked up against a model,
+    /// with entries taken for their page alone: a commit that wrote a page without dropping
+    /// its entry would leave the old node to be found there.
+    #[test]
+    fn commits_drop_the_entries_of_the_pages_they_write() {
+        PAGE_ONLY.with(|p| p.set(true));
+        let backend: Arc<dyn Backend> = Arc::new(MemBackend::new());
+        let db = Db::builder()
+            .page_size(512)
+            .hold_bytes(0)
+            .open_backend(backend, "mem")
+            .unwrap();
+        let cf = db.create_cf("cf", CfOptions::default()).unwrap();
+        let mut model = BTreeMap::new();
+        let mut rng = SmallRng::seed_from_u64(11);
+        for round in 0..120u32 {
+            let mut txn = cf.begin_write().unwrap();
+            txn.set_durability(Durability::None);
+            {
+                let mut t = txn.open_table("t").unwrap();
+                for _ in 0..rng.gen_range(1..40) {
+                    let k = u64_key(rng.gen_range(0..400)).to_vec();
+                    if rng.gen_bool(0.3) {
+                        model.remove(&k);
+                        t.remove(&k).unwrap();
+                    } else {
+                        let v = vec![round as u8; rng.gen_range(0..300)];
+                        model.insert(k.clone(), v.clone());
+                        t.insert(&k, &v).unwrap();
+                    }
+                }
+            }
+            txn.commit().unwrap();
+            let read = cf.begin_read().unwrap();
+            let t = read.open_table("t").unwrap();
+            for k in 0..400u64 {
+                let k = u64_key(k);
+                assert_eq!(t.get(&k).unwrap().as_ref(), model.get(&k[..]), "round {round}");
+            }
+        }
+        let stats = db.stats().unwrap();
+        assert!(stats.index.hits > 0);
+        assert!(stats.io.bytes_written > 2 * stats.file_bytes, "pages were rewritten");
+        PAGE_ONLY.with(|p| p.set(false));
     }
 }

@@ -351,10 +351,7 @@ proptest! {
     /// search's prefix comparison and its fallback to whole keys.
     #[test]
     fn model_512_indexed(ops in prop::collection::vec(op_strategy(), 1..120)) {
-        let mem = Mem::indexed(512);
-        run_model_in(&mem, ops);
-        let stats = mem.index.as_ref().unwrap().stats();
-        prop_assert!(stats.bytes <= stats.capacity_bytes);
+        run_model_in(&Mem::indexed(512), ops);
     }
 
     #[test]
