@@ -47,7 +47,10 @@ fn main() -> Result<()> {
                         x ^= x << 13;
                         x ^= x >> 7;
                         x ^= x << 17;
-                        ensure!(table.get(&(x % KEYS).to_be_bytes()[..])?.is_some(), "a key is missing");
+                        ensure!(
+                            table.get(&(x % KEYS).to_be_bytes()[..])?.is_some(),
+                            "a key is missing"
+                        );
                     }
                     Ok(())
                 })

@@ -42,6 +42,7 @@ mod space;
 mod sync;
 mod txn;
 
+pub use btree::IndexStats;
 pub use cf::{CfOptions, CfStats, ColumnFamily};
 pub use db::{
     Db, DbBuilder, DbStats, Populate, DEFAULT_HOLD_BYTES, DEFAULT_INDEX_BYTES, DEFAULT_INITIAL_EXTENT_PAGES,
@@ -50,7 +51,6 @@ pub use db::{
 pub use error::{Error, Result};
 pub use flush::{FileOptions, FlushConfig};
 pub use keys::{i64_key, key_i64, key_u64, u64_key};
-pub use btree::IndexStats;
 pub use pagecache::{CacheStats, ReadPath};
 pub use txn::{Durability, Range, ReadTable, ReadTxn, Table, WriteTxn};
 

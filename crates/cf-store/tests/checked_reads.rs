@@ -39,7 +39,10 @@ fn database() -> Vec<u8> {
 /// (an indexed node is searched without a read: `tests/indexed_lookups.rs`).
 fn open(bytes: Vec<u8>) -> Db {
     let backend: Arc<dyn Backend> = Arc::new(MemBackend::from_bytes(bytes));
-    Db::builder().index_bytes(0).open_backend(backend, "reopened").unwrap()
+    Db::builder()
+        .index_bytes(0)
+        .open_backend(backend, "reopened")
+        .unwrap()
 }
 
 fn get(db: &Db, k: u64) -> Result<Option<Vec<u8>>, Error> {

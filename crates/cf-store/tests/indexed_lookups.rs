@@ -70,7 +70,11 @@ fn churn(builder: DbBuilder, seed: u64) -> Db {
         }
         txn.commit().unwrap();
         let read = cf.begin_read().unwrap();
-        check(&model, |k| read.open_table("t").unwrap().get(k).unwrap(), &mut rng);
+        check(
+            &model,
+            |k| read.open_table("t").unwrap().get(k).unwrap(),
+            &mut rng,
+        );
         if round % 40 == 0 {
             snapshots.push((read, model.clone()));
         } else if round % 40 == 20 {
@@ -95,9 +99,18 @@ fn lookups_find_the_model_through_page_reuse_and_evictions() {
         let stats = db.stats().unwrap();
         assert!(stats.index.hits > 0 && stats.index.built > 0, "{:?}", stats.index);
         assert!(stats.index.bytes <= stats.index.capacity_bytes);
-        assert!(stats.cache.evicted_pages > 0, "the cache evicted: {:?}", stats.cache);
+        assert!(
+            stats.cache.evicted_pages > 0,
+            "the cache evicted: {:?}",
+            stats.cache
+        );
         // Pages were reused: the file is far smaller than all the pages written.
-        assert!(stats.io.bytes_written > 2 * stats.file_bytes, "{} bytes written, file {}", stats.io.bytes_written, stats.file_bytes);
+        assert!(
+            stats.io.bytes_written > 2 * stats.file_bytes,
+            "{} bytes written, file {}",
+            stats.io.bytes_written,
+            stats.file_bytes
+        );
     }
 }
 
@@ -116,7 +129,10 @@ fn a_small_index_evicts_and_stays_within_its_bound() {
     let stats = db.stats().unwrap().index;
     assert!(stats.hits > 0 && stats.nodes > 0, "{stats:?}");
     assert!(stats.built > 10 * stats.nodes, "it evicted: {stats:?}");
-    assert!(stats.bytes <= stats.capacity_bytes && stats.capacity_bytes <= 8 << 10, "{stats:?}");
+    assert!(
+        stats.bytes <= stats.capacity_bytes && stats.capacity_bytes <= 8 << 10,
+        "{stats:?}"
+    );
 }
 
 #[test]
@@ -146,7 +162,11 @@ fn the_mmap_path_keeps_no_node_indexed() {
     for k in 0..3_000u64 {
         assert_eq!(t.get(&u64_key(k)).unwrap(), Some(k.to_le_bytes().to_vec()));
     }
-    assert_eq!(db.stats().unwrap().index, Default::default(), "the mmap path has no index");
+    assert_eq!(
+        db.stats().unwrap().index,
+        Default::default(),
+        "the mmap path has no index"
+    );
 }
 
 /// Readers look up every key of their snapshot while a writer rewrites all of them in each
@@ -211,5 +231,8 @@ fn concurrent_readers_see_whole_commits_while_pages_are_reused() {
     });
     let stats = db.stats().unwrap();
     assert!(stats.index.hits > 0, "{:?}", stats.index);
-    assert!(stats.io.bytes_written > 4 * stats.file_bytes, "pages were rewritten");
+    assert!(
+        stats.io.bytes_written > 4 * stats.file_bytes,
+        "pages were rewritten"
+    );
 }

@@ -215,7 +215,9 @@ impl IndexCache {
     pub(crate) fn new(bytes: u64, page_size: u32) -> Option<IndexCache> {
         (bytes > 0).then(|| IndexCache {
             map: Cache::with_weighter(
-                usize::try_from(bytes / u64::from(page_size)).unwrap_or(usize::MAX).max(1),
+                usize::try_from(bytes / u64::from(page_size))
+                    .unwrap_or(usize::MAX)
+                    .max(1),
                 bytes,
                 IndexWeighter,
             ),
@@ -262,7 +264,11 @@ impl IndexCache {
 
     pub(crate) fn stats(&self) -> IndexStats {
         IndexStats {
-            hits: self.hits.iter().map(|s| s.0.load(atomic::Ordering::Relaxed)).sum(),
+            hits: self
+                .hits
+                .iter()
+                .map(|s| s.0.load(atomic::Ordering::Relaxed))
+                .sum(),
             built: self.built.load(atomic::Ordering::Relaxed),
             nodes: self.map.len() as u64,
             bytes: self.map.weight(),
@@ -313,7 +319,10 @@ mod tests {
         cache.forget(10, 1);
         cache.keep(index);
         assert!(cache.get(a).is_some());
-        assert!(cache.get(NodePtr { crc: a.crc ^ 1, ..a }).is_none(), "another checksum");
+        assert!(
+            cache.get(NodePtr { crc: a.crc ^ 1, ..a }).is_none(),
+            "another checksum"
+        );
         assert!(cache.get(NodePtr { page: 11, ..a }).is_none(), "another page");
         cache.forget(8, 2);
         cache.forget(11, 3);
@@ -375,7 +384,10 @@ mod tests {
         }
         let stats = db.stats().unwrap();
         assert!(stats.index.hits > 0);
-        assert!(stats.io.bytes_written > 2 * stats.file_bytes, "pages were rewritten");
+        assert!(
+            stats.io.bytes_written > 2 * stats.file_bytes,
+            "pages were rewritten"
+        );
         PAGE_ONLY.with(|p| p.set(false));
     }
 }

@@ -12,9 +12,13 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use super::index::{NodeIndex, Step};
-use super::node::{check_sizes, child_index, max_inline_entry, max_key_len, search, Child, Entry, Node, Value};
+use super::node::{
+    check_sizes, child_index, max_inline_entry, max_key_len, search, Child, Entry, Node, Value,
+};
 use super::node::{MAX_LEAF_PAGES, MAX_VALUE_LEN};
-use super::{get, range, visit_pages, IndexCache, NodePtr, PageId, PageSink, PageSource, TreeRoot, WriteTree};
+use super::{
+    get, range, visit_pages, IndexCache, NodePtr, PageId, PageSink, PageSource, TreeRoot, WriteTree,
+};
 use crate::{Error, Result};
 
 /// Pages in a map, a bump allocator, and a record of the runs written.
@@ -761,7 +765,10 @@ fn reads_check_a_good_page_once_and_a_bad_one_every_time(indexed: bool) {
     }
     if let Some(index) = &src.index {
         let hits = index.stats().hits;
-        assert!(read_all().iter().all(|r| r.is_ok()), "answered from the indexed bytes");
+        assert!(
+            read_all().iter().all(|r| r.is_ok()),
+            "answered from the indexed bytes"
+        );
         assert!(index.stats().hits > hits);
         index.forget(leaf, count);
     }
@@ -797,7 +804,11 @@ fn reads_check_a_good_page_once_and_a_bad_one_every_time(indexed: bool) {
     );
     if let Some(index) = &src.index {
         // Each pass indexed nothing but tried the bad leaf once for each of its keys.
-        assert_eq!(built(), built_once, "a node that fails its check is never indexed");
+        assert_eq!(
+            built(),
+            built_once,
+            "a node that fails its check is never indexed"
+        );
         assert!(index.stats().hits > 0);
     }
 }
