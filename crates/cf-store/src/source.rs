@@ -22,7 +22,7 @@ pub struct CacheSource {
     /// where nothing is held: the catalog, recovery).
     pub held: Option<Arc<HeldPages>>,
     /// The database's indexed nodes, for lookups (`None`: [`crate::DbBuilder::index_bytes`]
-    /// is 0).
+    /// is 0, or the mmap read path).
     pub index: Option<Arc<IndexCache>>,
 }
 
@@ -141,8 +141,8 @@ pub struct CommitSink<'a> {
     /// The space's kept branches: every page written drops its entry, and written branches
     /// are kept. `None` for a space whose transactions keep none (the catalog).
     pub branches: Option<&'a RefCell<BranchCache>>,
-    /// The database's indexed nodes: every page written drops its entry (`None`:
-    /// [`crate::DbBuilder::index_bytes`] is 0).
+    /// The database's indexed nodes: every page written drops its entry (`None` where there
+    /// are none).
     pub index: Option<&'a IndexCache>,
 }
 

@@ -19,10 +19,12 @@
 //!   ([`IndexCache::forget`], from `CommitSink::write`, where every tree node and overflow
 //!   page is written). A reader cannot keep an entry for a page after a commit rewrote it:
 //!   the reader reached the old node through its snapshot, so the page was not reused before
-//!   the reader let go of the snapshot, after its insert. (Pages written elsewhere are never
-//!   a node's first page: slots, zeros filled into free gaps. An entry kept under the first
-//!   page of a node of several pages is not dropped when another commit rewrites one of its
-//!   later pages; by then no snapshot reaches the node, and the entry holds bytes of its own.)
+//!   the reader let go of the snapshot, after its insert. (Pages written elsewhere are slots,
+//!   which are never nodes, and zeros a flush fills into free gaps, which no snapshot
+//!   reaches: a page becomes a node again only through `CommitSink::write`. An entry kept
+//!   under the first page of a node of several pages is not dropped when another commit
+//!   rewrites one of its later pages; by then no snapshot reaches the node, and the entry
+//!   holds bytes of its own.)
 //! - an entry is only taken for the pointer it was built for (page and crc32c), so a stale
 //!   one would also need a node with the same checksum at the same page.
 //!
@@ -155,7 +157,8 @@ impl Weighter<PageId, Arc<NodeIndex>> for IndexWeighter {
     }
 }
 
-/// Runs longer than this many pages are forgotten by one pass over the entries.
+/// Runs longer than this many pages (and than the entries kept) are forgotten by one pass
+/// over the entries.
 const LONG_RUN: u64 = 64;
 
 /// Hit counters are striped by thread, so that readers searching the same nodes (the root
@@ -203,7 +206,7 @@ pub struct IndexStats {
     pub built: u64,
     /// Indexed nodes kept now.
     pub nodes: u64,
-    /// Bytes they keep from being freed (node bytes and offsets).
+    /// Bytes they keep from being freed (node bytes, key offsets and prefixes).
     pub bytes: u64,
     /// The bound on those bytes.
     pub capacity_bytes: u64,
@@ -251,9 +254,9 @@ impl IndexCache {
             return;
         }
         let end = first.saturating_add(count);
-        if count > LONG_RUN {
-            // A long run (an overflow value): one pass over the entries instead of a removal
-            // per page.
+        if count > LONG_RUN && count > self.map.len() as u64 {
+            // A long run (an overflow value) over fewer entries: one pass over the entries
+            // instead of a removal per page.
             self.map.retain(|&page, _| !(first..end).contains(&page));
             return;
         }
