@@ -136,6 +136,15 @@ fn a_small_index_evicts_and_stays_within_its_bound() {
 }
 
 #[test]
+fn lookups_find_the_model_with_64_kib_pages() {
+    // Nodes up to 64 KiB a page (offsets past u16), written at once and held.
+    for hold in [0, 64 << 20] {
+        let db = churn(Db::builder().page_size(65536).hold_bytes(hold), 9);
+        assert!(db.stats().unwrap().index.hits > 0);
+    }
+}
+
+#[test]
 fn with_the_index_off_lookups_find_the_same() {
     let db = churn(Db::builder().page_size(512).index_bytes(0), 1);
     assert_eq!(db.stats().unwrap().index, Default::default());

@@ -393,4 +393,54 @@ mod tests {
         );
         PAGE_ONLY.with(|p| p.set(false));
     }
+
+    /// The same across column families: the pages of a dropped one are taken over by the
+    /// next one created, whose commits and lookups must not meet the dropped one's entries.
+    #[test]
+    fn a_dropped_column_familys_pages_reused_by_another_drop_their_entries() {
+        PAGE_ONLY.with(|p| p.set(true));
+        let backend: Arc<dyn Backend> = Arc::new(MemBackend::new());
+        let db = Db::builder()
+            .page_size(512)
+            .hold_bytes(0)
+            .initial_extent_pages(64)
+            .open_backend(backend, "mem")
+            .unwrap();
+        let mut rng = SmallRng::seed_from_u64(5);
+        for generation in 0..6u8 {
+            let name = format!("cf{generation}");
+            let cf = db.create_cf(&name, CfOptions::default()).unwrap();
+            let mut model = BTreeMap::new();
+            for _ in 0..8 {
+                let mut txn = cf.begin_write().unwrap();
+                txn.set_durability(Durability::None);
+                {
+                    let mut t = txn.open_table("t").unwrap();
+                    for _ in 0..30 {
+                        let k = u64_key(rng.gen_range(0..200)).to_vec();
+                        let v = vec![generation; rng.gen_range(0..200)];
+                        model.insert(k.clone(), v.clone());
+                        t.insert(&k, &v).unwrap();
+                    }
+                }
+                txn.commit().unwrap();
+                let read = cf.begin_read().unwrap();
+                let t = read.open_table("t").unwrap();
+                for k in 0..200u64 {
+                    let k = u64_key(k);
+                    assert_eq!(t.get(&k).unwrap().as_ref(), model.get(&k[..]), "{name}");
+                }
+            }
+            drop(cf);
+            db.drop_cf(&name).unwrap();
+        }
+        let stats = db.stats().unwrap();
+        assert!(stats.index.hits > 0);
+        let (written, file) = (stats.io.bytes_written, stats.file_bytes);
+        assert!(
+            written > 3 * file,
+            "the dropped column families' pages were reused: {written} bytes written, file {file}"
+        );
+        PAGE_ONLY.with(|p| p.set(false));
+    }
 }
