@@ -3,7 +3,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ops::{Bound, RangeBounds};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::lock_api::ArcMutexGuard;
 use parking_lot::RawMutex;
@@ -417,7 +417,11 @@ impl ReadTxn {
         let root = table_root(found, &self.snapshot.dir, name)?.ok_or_else(|| Error::TableNotFound {
             name: name.to_owned(),
         })?;
-        Ok(ReadTable { txn: self, root })
+        Ok(ReadTable {
+            txn: self,
+            root,
+            root_index: OnceLock::new(),
+        })
     }
 
     /// Names of the tables in this snapshot, sorted.
@@ -433,12 +437,15 @@ impl ReadTxn {
 pub struct ReadTable<'t> {
     txn: &'t ReadTxn,
     root: TreeRoot,
+    /// The root's indexed node, once a lookup needed it: the snapshot keeps the root as it
+    /// is, so this table's lookups take it from here, not from the shared index.
+    root_index: OnceLock<Arc<btree::NodeIndex>>,
 }
 
 impl ReadTable<'_> {
     /// The value of `key`.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        btree::get(&self.txn.source, &self.root, key)
+        btree::get_with_root(&self.txn.source, &self.root, &self.root_index, key)
     }
 
     /// Entries with keys in `range`.

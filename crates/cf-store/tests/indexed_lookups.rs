@@ -245,3 +245,51 @@ fn concurrent_readers_see_whole_commits_while_pages_are_reused() {
         "pages were rewritten"
     );
 }
+
+/// A table of a read transaction keeps its root's index once a lookup needed it (the snapshot
+/// keeps the root unchanged): its later lookups ask the shared index for one node fewer.
+#[test]
+fn a_read_table_keeps_its_root_for_its_lookups() {
+    const KEYS: u64 = 3_000;
+    let db = Db::builder()
+        .page_size(512)
+        .open_backend(Arc::new(MemBackend::new()), "mem")
+        .unwrap();
+    let cf = db.create_cf("cf", CfOptions::default()).unwrap();
+    let txn = cf.begin_write().unwrap();
+    {
+        let mut t = txn.open_table("t").unwrap();
+        for k in 0..KEYS {
+            t.insert(&u64_key(k), &[7; 20]).unwrap();
+        }
+    }
+    txn.commit().unwrap();
+    let read = cf.begin_read().unwrap();
+    let hits = || db.stats().unwrap().index.hits;
+    let each_fresh = || {
+        for k in 0..KEYS {
+            assert!(read.open_table("t").unwrap().get(&u64_key(k)).unwrap().is_some());
+        }
+    };
+    each_fresh(); // indexes every node
+    let before = hits();
+    each_fresh();
+    let fresh = hits() - before;
+    // Opening a table looks its name up in the table directory.
+    let before = hits();
+    for _ in 0..KEYS {
+        read.open_table("t").unwrap();
+    }
+    let directory = hits() - before;
+    let levels = (fresh - directory) / KEYS;
+    assert_eq!(fresh - directory, levels * KEYS, "every lookup hit every level");
+    assert!(levels >= 2, "a tree of branches and leaves: {levels} levels");
+
+    let t = read.open_table("t").unwrap();
+    let before = hits();
+    for k in 0..KEYS {
+        assert_eq!(t.get(&u64_key(k)).unwrap(), Some(vec![7; 20]));
+    }
+    // The first lookup took the root from the shared index; the others from the table.
+    assert_eq!(hits() - before, (levels - 1) * KEYS + 1);
+}

@@ -69,6 +69,16 @@ fn prefix(key: &[u8]) -> u64 {
     u64::from_be_bytes(bytes)
 }
 
+impl std::fmt::Debug for NodeIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeIndex")
+            .field("page", &self.page)
+            .field("leaf", &self.leaf)
+            .field("keys", &self.keys.len())
+            .finish_non_exhaustive()
+    }
+}
+
 /// Where a lookup goes from a node.
 pub(crate) enum Step {
     /// Down to this child (the node is a branch).

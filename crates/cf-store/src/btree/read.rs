@@ -12,7 +12,7 @@ use std::borrow::Cow;
 use std::cmp::Ordering::{Greater, Less};
 use std::ops::ControlFlow::{Break, Continue};
 use std::ops::{Bound, RangeBounds};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use pagecache::PageRef;
 
@@ -156,6 +156,32 @@ fn into_bytes(src: &dyn PageSource, value: Value) -> Result<Vec<u8>> {
 /// The value of `key` in a committed tree.
 pub(crate) fn get(src: &dyn PageSource, root: &TreeRoot, key: &[u8]) -> Result<Option<Vec<u8>>> {
     lookup(src, &[], root.root.map(Child::Clean), key)
+}
+
+/// [`get`] for a reader that keeps the root's index in `memo` for as long as it holds the
+/// tree's snapshot (which keeps the root unchanged): lookups after the first start below the
+/// root without asking the shared [`super::IndexCache`], whose entry for the root every
+/// reader thread would otherwise share.
+pub(crate) fn get_with_root(
+    src: &dyn PageSource,
+    root: &TreeRoot,
+    memo: &OnceLock<Arc<NodeIndex>>,
+    key: &[u8],
+) -> Result<Option<Vec<u8>>> {
+    let Some(ptr) = root.root.filter(|_| src.index_cache().is_some()) else {
+        return get(src, root, key);
+    };
+    let index = match memo.get() {
+        Some(index) => index,
+        None => {
+            let index = indexed(src, ptr)?;
+            memo.get_or_init(|| index)
+        }
+    };
+    match index.step(key)? {
+        Step::Child(next) => lookup(src, &[], Some(Child::Clean(next)), key),
+        Step::Found(found) => found.map(|value| into_bytes(src, value)).transpose(),
+    }
 }
 
 /// The value of `key` in the tree at `root` (whose dirty nodes are in `arena`).
