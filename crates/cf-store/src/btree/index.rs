@@ -301,7 +301,7 @@ mod tests {
     use rand::{Rng, SeedableRng};
 
     use super::*;
-    use crate::{u64_key, CfOptions, Db, Durability};
+    use crate::{u64_key, CfOptions, ColumnFamily, Db, Durability};
 
     thread_local! {
         /// Entries are taken for their page alone, the checksum ignored: only the first guard
@@ -355,45 +355,60 @@ mod tests {
         assert!(stats.hits >= 3);
     }
 
+    /// A database of 512-byte pages whose commits are all written (none held), so that freed
+    /// pages are rewritten.
+    fn rewriting_db() -> Db {
+        let backend: Arc<dyn Backend> = Arc::new(MemBackend::new());
+        Db::builder()
+            .page_size(512)
+            .hold_bytes(0)
+            .initial_extent_pages(64)
+            .open_backend(backend, "mem")
+            .unwrap()
+    }
+
+    /// One commit of up to `changes` random inserts and removes of keys below `keys` (values
+    /// of `fill` bytes), then every key looked up in a new snapshot against `model`.
+    fn commit_and_look_up(
+        cf: &ColumnFamily,
+        model: &mut BTreeMap<Vec<u8>, Vec<u8>>,
+        rng: &mut SmallRng,
+        (keys, changes, fill): (u64, usize, u8),
+    ) {
+        let mut txn = cf.begin_write().unwrap();
+        txn.set_durability(Durability::None);
+        {
+            let mut t = txn.open_table("t").unwrap();
+            for _ in 0..rng.gen_range(1..=changes) {
+                let k = u64_key(rng.gen_range(0..keys)).to_vec();
+                if rng.gen_bool(0.3) {
+                    assert_eq!(t.remove(&k).unwrap(), model.remove(&k));
+                } else {
+                    let v = vec![fill; rng.gen_range(0..300)];
+                    assert_eq!(t.insert(&k, &v).unwrap(), model.insert(k, v));
+                }
+            }
+        }
+        txn.commit().unwrap();
+        let read = cf.begin_read().unwrap();
+        let t = read.open_table("t").unwrap();
+        for k in 0..keys {
+            let k = u64_key(k);
+            assert_eq!(t.get(&k).unwrap().as_ref(), model.get(&k[..]), "key {k:?}");
+        }
+    }
+
     /// Random commits that free and rewrite pages, every state looked up against a model,
     /// with entries taken for their page alone: a commit that wrote a page without dropping
     /// its entry would leave the old node to be found there.
     #[test]
     fn commits_drop_the_entries_of_the_pages_they_write() {
         PAGE_ONLY.with(|p| p.set(true));
-        let backend: Arc<dyn Backend> = Arc::new(MemBackend::new());
-        let db = Db::builder()
-            .page_size(512)
-            .hold_bytes(0)
-            .open_backend(backend, "mem")
-            .unwrap();
+        let db = rewriting_db();
         let cf = db.create_cf("cf", CfOptions::default()).unwrap();
-        let mut model = BTreeMap::new();
-        let mut rng = SmallRng::seed_from_u64(11);
+        let (mut model, mut rng) = (BTreeMap::new(), SmallRng::seed_from_u64(11));
         for round in 0..120u32 {
-            let mut txn = cf.begin_write().unwrap();
-            txn.set_durability(Durability::None);
-            {
-                let mut t = txn.open_table("t").unwrap();
-                for _ in 0..rng.gen_range(1..40) {
-                    let k = u64_key(rng.gen_range(0..400)).to_vec();
-                    if rng.gen_bool(0.3) {
-                        model.remove(&k);
-                        t.remove(&k).unwrap();
-                    } else {
-                        let v = vec![round as u8; rng.gen_range(0..300)];
-                        model.insert(k.clone(), v.clone());
-                        t.insert(&k, &v).unwrap();
-                    }
-                }
-            }
-            txn.commit().unwrap();
-            let read = cf.begin_read().unwrap();
-            let t = read.open_table("t").unwrap();
-            for k in 0..400u64 {
-                let k = u64_key(k);
-                assert_eq!(t.get(&k).unwrap().as_ref(), model.get(&k[..]), "round {round}");
-            }
+            commit_and_look_up(&cf, &mut model, &mut rng, (400, 40, round as u8));
         }
         let stats = db.stats().unwrap();
         assert!(stats.index.hits > 0);
@@ -409,37 +424,14 @@ mod tests {
     #[test]
     fn a_dropped_column_familys_pages_reused_by_another_drop_their_entries() {
         PAGE_ONLY.with(|p| p.set(true));
-        let backend: Arc<dyn Backend> = Arc::new(MemBackend::new());
-        let db = Db::builder()
-            .page_size(512)
-            .hold_bytes(0)
-            .initial_extent_pages(64)
-            .open_backend(backend, "mem")
-            .unwrap();
+        let db = rewriting_db();
         let mut rng = SmallRng::seed_from_u64(5);
         for generation in 0..6u8 {
             let name = format!("cf{generation}");
             let cf = db.create_cf(&name, CfOptions::default()).unwrap();
             let mut model = BTreeMap::new();
             for _ in 0..8 {
-                let mut txn = cf.begin_write().unwrap();
-                txn.set_durability(Durability::None);
-                {
-                    let mut t = txn.open_table("t").unwrap();
-                    for _ in 0..30 {
-                        let k = u64_key(rng.gen_range(0..200)).to_vec();
-                        let v = vec![generation; rng.gen_range(0..200)];
-                        model.insert(k.clone(), v.clone());
-                        t.insert(&k, &v).unwrap();
-                    }
-                }
-                txn.commit().unwrap();
-                let read = cf.begin_read().unwrap();
-                let t = read.open_table("t").unwrap();
-                for k in 0..200u64 {
-                    let k = u64_key(k);
-                    assert_eq!(t.get(&k).unwrap().as_ref(), model.get(&k[..]), "{name}");
-                }
+                commit_and_look_up(&cf, &mut model, &mut rng, (200, 30, generation));
             }
             drop(cf);
             db.drop_cf(&name).unwrap();
