@@ -171,27 +171,11 @@ impl Weighter<PageId, Arc<NodeIndex>> for IndexWeighter {
 /// over the entries.
 const LONG_RUN: u64 = 64;
 
-/// Hit counters are striped by thread, so that readers searching the same nodes (the root
-/// above all) do not share one contended cache line.
-const STRIPES: usize = 16;
-
-#[derive(Debug, Default)]
-#[repr(align(128))]
-struct HitStripe(AtomicU64);
-
-thread_local! {
-    /// This thread's hit stripe, handed out round robin.
-    static STRIPE: usize = {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        NEXT.fetch_add(1, atomic::Ordering::Relaxed) as usize % STRIPES
-    };
-}
-
 /// The indexed nodes of one database, shared by all its readers and writers, bounded in
 /// bytes ([`crate::DbBuilder::index_bytes`]).
 pub(crate) struct IndexCache {
     map: Cache<PageId, Arc<NodeIndex>, IndexWeighter>,
-    hits: [HitStripe; STRIPES],
+    hits: AtomicU64,
     built: AtomicU64,
     /// Whether any node was ever kept: until then a commit's writes need not look for entries
     /// to drop (the cache's own emptiness check takes every shard's lock).
@@ -234,7 +218,7 @@ impl IndexCache {
                 bytes,
                 IndexWeighter,
             ),
-            hits: Default::default(),
+            hits: AtomicU64::new(0),
             built: AtomicU64::new(0),
             used: AtomicBool::new(false),
         })
@@ -243,19 +227,17 @@ impl IndexCache {
     /// The index of the node `ptr` points to, if kept for that very pointer.
     pub(crate) fn get(&self, ptr: NodePtr) -> Option<Arc<NodeIndex>> {
         let index = self.map.get(&ptr.page).filter(|index| index.holds(ptr))?;
-        let stripe = STRIPE.try_with(|&s| s).unwrap_or(0);
-        self.hits[stripe].0.fetch_add(1, atomic::Ordering::Relaxed);
+        self.hits.fetch_add(1, atomic::Ordering::Relaxed);
         Some(index)
     }
 
-    /// Keeps `index`, just built, unless its bytes are the mapping's.
+    /// Keeps `index`, just built (never from the mapping: with the mmap read path the
+    /// database makes no `IndexCache`).
     pub(crate) fn keep(&self, index: Arc<NodeIndex>) {
         self.built.fetch_add(1, atomic::Ordering::Relaxed);
-        if !index.bytes.is_mapped() {
-            // Set before the insert: a commit that misses the flag cannot have missed the entry.
-            self.used.store(true, atomic::Ordering::SeqCst);
-            self.map.insert(index.page, index);
-        }
+        // Set before the insert: a commit that misses the flag cannot have missed the entry.
+        self.used.store(true, atomic::Ordering::SeqCst);
+        self.map.insert(index.page, index);
     }
 
     /// Drops the entries of pages `first..first + count`, about to be rewritten.
@@ -277,11 +259,7 @@ impl IndexCache {
 
     pub(crate) fn stats(&self) -> IndexStats {
         IndexStats {
-            hits: self
-                .hits
-                .iter()
-                .map(|s| s.0.load(atomic::Ordering::Relaxed))
-                .sum(),
+            hits: self.hits.load(atomic::Ordering::Relaxed),
             built: self.built.load(atomic::Ordering::Relaxed),
             nodes: self.map.len() as u64,
             bytes: self.map.weight(),
