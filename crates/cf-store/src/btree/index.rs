@@ -39,7 +39,7 @@ use pagecache::PageRef;
 use quick_cache::sync::Cache;
 use quick_cache::Weighter;
 
-use super::node::{child_at, key_at, key_offsets, value_at, Value, HEADER_LEN};
+use super::node::{child_at, corrupt, key_at, key_offsets, value_at, Value, ValueRef, HEADER_LEN};
 use super::store::{NodePtr, PageId};
 use crate::Result;
 
@@ -115,14 +115,34 @@ impl NodeIndex {
         self.crc == ptr.crc && self.page == ptr.page
     }
 
-    fn key(&self, i: usize) -> Result<&[u8]> {
-        key_at(self.page, &self.bytes, self.leaf, self.keys[i] as usize)
-    }
-
     /// The child to descend to for `key` (a branch), or `key`'s value (a leaf).
     pub(crate) fn step(&self, key: &[u8]) -> Result<Step> {
-        // The first index whose key is greater than `key` (a branch: child `i` holds the keys
-        // from separator `i - 1` up to separator `i`), or not less (a leaf).
+        if !self.leaf {
+            // Child `i` holds the keys from separator `i - 1` up to separator `i`.
+            return Ok(Step::Child(self.child(self.rank(key, true)?)?));
+        }
+        let at = self.rank(key, false)?;
+        if at == self.keys.len() || self.key(at)? != key {
+            return Ok(Step::Found(None));
+        }
+        Ok(Step::Found(Some(self.value(at)?.into())))
+    }
+
+    /// Whether the node is a leaf.
+    pub(crate) fn is_leaf(&self) -> bool {
+        self.leaf
+    }
+
+    /// The node's keys: a leaf's entries, or a branch's separators (one fewer than its
+    /// children).
+    pub(crate) fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// How many of the node's keys are below `key` (`or_equal`: not above it): for a leaf,
+    /// where a cursor for `key` starts; for a branch with `or_equal`, the child that may hold
+    /// `key`. A binary search over the prefixes that compares whole keys only where they tie.
+    pub(crate) fn rank(&self, key: &[u8], or_equal: bool) -> Result<usize> {
         let want = prefix(key);
         let (mut lo, mut hi) = (0, self.keys.len());
         while lo < hi {
@@ -131,24 +151,43 @@ impl NodeIndex {
                 Ordering::Equal => self.key(mid)?.cmp(key),
                 order => order,
             };
-            if order == Ordering::Less || (!self.leaf && order == Ordering::Equal) {
+            if order == Ordering::Less || (or_equal && order == Ordering::Equal) {
                 lo = mid + 1;
             } else {
                 hi = mid;
             }
         }
-        if !self.leaf {
-            let at = match lo.checked_sub(1) {
-                None => HEADER_LEN,
-                Some(sep) => self.keys[sep] as usize + self.key(sep)?.len(),
-            };
-            return Ok(Step::Child(child_at(self.page, &self.bytes, at)?));
-        }
-        if lo == self.keys.len() || self.key(lo)? != key {
-            return Ok(Step::Found(None));
-        }
-        let value = value_at(self.page, &self.bytes, self.keys[lo] as usize, key.len())?;
-        Ok(Step::Found(Some(value.into())))
+        Ok(lo)
+    }
+
+    /// Key `i`: a leaf's entry key or a branch's separator.
+    pub(crate) fn key(&self, i: usize) -> Result<&[u8]> {
+        let at = self.offset(i)?;
+        key_at(self.page, &self.bytes, self.leaf, at)
+    }
+
+    /// The value of a leaf's entry `i`, in the node's bytes.
+    pub(crate) fn value(&self, i: usize) -> Result<ValueRef<'_>> {
+        let (at, key) = (self.offset(i)?, self.key(i)?);
+        value_at(self.page, &self.bytes, at, key.len())
+    }
+
+    /// Child `i` of a branch (`0..=len()`).
+    pub(crate) fn child(&self, i: usize) -> Result<NodePtr> {
+        let at = match i.checked_sub(1) {
+            None => HEADER_LEN,
+            Some(sep) => self.offset(sep)? + self.key(sep)?.len(),
+        };
+        child_at(self.page, &self.bytes, at)
+    }
+
+    /// Where key `i` begins in the node's bytes. Past the last key is corruption of the page
+    /// (a caller that trusted a count from elsewhere), not a panic.
+    fn offset(&self, i: usize) -> Result<usize> {
+        self.keys
+            .get(i)
+            .map(|&at| at as usize)
+            .ok_or_else(|| corrupt(self.page, format!("no key {i} in a node of {}", self.keys.len())))
     }
 
     /// Bytes this entry keeps from being freed: the node, its offsets and prefixes.

@@ -19,7 +19,7 @@ use pagecache::PageRef;
 use super::index::{NodeIndex, Step};
 use super::node::MAX_LEAF_PAGES;
 use super::node::{
-    child_index, corrupt, overflow_pages, pages_of, parse, search, Child, Entry, Item, Node, Value,
+    child_index, corrupt, overflow_pages, pages_of, parse, search, Child, Entry, Item, Node, Value, ValueRef,
 };
 use super::store::{NodePtr, PageId, PageSource, TreeRoot};
 use crate::Result;
@@ -92,6 +92,99 @@ fn load<'a>(src: &dyn PageSource, arena: &'a [Node], child: Child) -> Result<Cow
     match child {
         Child::Clean(ptr) => read_node(src, ptr).map(Cow::Owned),
         Child::Dirty(i) => Ok(Cow::Borrowed(&arena[i])),
+    }
+}
+
+/// A node on a range cursor's path: decoded (a write arena's node, or a committed one where
+/// the source keeps no index), or a committed node searched in its verified bytes through
+/// its [`NodeIndex`] (kept by the source's [`super::IndexCache`], as lookups use it), which
+/// spares the cursor decoding every key and value of every node it passes.
+enum Level<'a> {
+    Decoded(Cow<'a, Node>),
+    Indexed(Arc<NodeIndex>),
+}
+
+impl Level<'_> {
+    /// The node `child` names: borrowed from the arena if dirty; if clean, indexed where the
+    /// source keeps an index, else read and decoded.
+    fn load<'a>(src: &dyn PageSource, arena: &'a [Node], child: Child) -> Result<Level<'a>> {
+        match child {
+            Child::Clean(ptr) if src.index_cache().is_some() => indexed(src, ptr).map(Level::Indexed),
+            child => load(src, arena, child).map(Level::Decoded),
+        }
+    }
+
+    fn is_leaf(&self) -> bool {
+        match self {
+            Level::Decoded(node) => matches!(**node, Node::Leaf(_)),
+            Level::Indexed(index) => index.is_leaf(),
+        }
+    }
+
+    /// A leaf's entries, or a branch's children.
+    fn len(&self) -> usize {
+        match self {
+            Level::Decoded(node) => match &**node {
+                Node::Leaf(entries) => entries.len(),
+                Node::Branch { children, .. } => children.len(),
+            },
+            Level::Indexed(index) => index.len() + usize::from(!index.is_leaf()),
+        }
+    }
+
+    /// How many keys (a leaf's entry keys, a branch's separators) are below `key`
+    /// (`or_equal`: not above it).
+    fn rank(&self, key: &[u8], or_equal: bool) -> Result<usize> {
+        let below = |k: &[u8]| if or_equal { k <= key } else { k < key };
+        match self {
+            Level::Decoded(node) => Ok(match &**node {
+                Node::Leaf(entries) => entries.partition_point(|e| below(&e.key)),
+                Node::Branch { keys, .. } => keys.partition_point(|k| below(k)),
+            }),
+            Level::Indexed(index) => index.rank(key, or_equal),
+        }
+    }
+
+    /// Child `i` of a branch.
+    fn child(&self, i: usize) -> Result<Child> {
+        match self {
+            Level::Decoded(node) => match &**node {
+                Node::Branch { children, .. } => Ok(children[i]),
+                Node::Leaf(_) => unreachable!("cursors descend through branches only"),
+            },
+            Level::Indexed(index) => index.child(i).map(Child::Clean),
+        }
+    }
+
+    /// The key of a leaf's entry `i`.
+    fn key(&self, i: usize) -> Result<&[u8]> {
+        match self {
+            Level::Decoded(node) => Ok(&leaf_entries(node)[i].key),
+            Level::Indexed(index) => index.key(i),
+        }
+    }
+
+    /// A leaf's entry `i`, copied out (an entry of a leaf read for this cursor alone is given
+    /// up instead: a value that refers to its page is copied out once, by `into_bytes`).
+    fn entry(&mut self, src: &dyn PageSource, i: usize) -> Result<(Vec<u8>, Vec<u8>)> {
+        let entry = match self {
+            Level::Decoded(Cow::Owned(Node::Leaf(entries))) => {
+                let entry = &mut entries[i];
+                Entry {
+                    key: std::mem::take(&mut entry.key),
+                    value: std::mem::replace(&mut entry.value, Value::Pending(Vec::new())),
+                }
+            }
+            Level::Decoded(node) => leaf_entries(node)[i].clone(),
+            Level::Indexed(index) => {
+                let key = index.key(i)?.to_vec();
+                return match index.value(i)? {
+                    ValueRef::Inline(value) => Ok((key, value.to_vec())),
+                    overflow => Ok((key, read_value(src, &overflow.into())?)),
+                };
+            }
+        };
+        Ok((entry.key.into_vec(), into_bytes(src, entry.value)?))
     }
 }
 
@@ -317,7 +410,7 @@ pub(crate) fn visit_pages(
 /// node and the index of the child (or, in the leaf, the entry) it is at.
 #[derive(Default)]
 struct Cursor<'a> {
-    stack: Vec<(Cow<'a, Node>, usize)>,
+    stack: Vec<(Level<'a>, usize)>,
     /// Whether the entry it is at has been yielded (so the other end must stop before it).
     yielded: bool,
 }
@@ -384,31 +477,28 @@ impl<'a> Range<'a> {
             };
             let mut child = self.root.expect("an empty range is done");
             loop {
-                let node = load(src, arena, child)?;
-                let (pos, next) = match &*node {
-                    Node::Branch { keys, children } => {
-                        let pos = key.map_or(if forward { 0 } else { keys.len() }, |k| child_index(keys, k));
-                        (pos, Some(children[pos]))
-                    }
-                    // The back end starts one past its first candidate, then steps back.
-                    Node::Leaf(entries) => {
-                        let pos = match (bound, forward) {
-                            (Bound::Unbounded, true) => 0,
-                            (Bound::Unbounded, false) => entries.len(),
-                            (Bound::Included(k), true) | (Bound::Excluded(k), false) => {
-                                entries.partition_point(|e| e.key.as_slice() < k.as_slice())
-                            }
-                            (Bound::Excluded(k), true) | (Bound::Included(k), false) => {
-                                entries.partition_point(|e| e.key.as_slice() <= k.as_slice())
-                            }
-                        };
-                        (pos, None)
-                    }
+                let level = Level::load(src, arena, child)?;
+                // The back end starts one past its first candidate, then steps back.
+                let (pos, next) = if level.is_leaf() {
+                    let pos = match (bound, forward) {
+                        (Bound::Unbounded, true) => 0,
+                        (Bound::Unbounded, false) => level.len(),
+                        (Bound::Included(k), true) | (Bound::Excluded(k), false) => level.rank(k, false)?,
+                        (Bound::Excluded(k), true) | (Bound::Included(k), false) => level.rank(k, true)?,
+                    };
+                    (pos, None)
+                } else {
+                    let pos = match key {
+                        Some(k) => level.rank(k, true)?,
+                        None if forward => 0,
+                        None => level.len() - 1,
+                    };
+                    (pos, Some(level.child(pos)?))
                 };
                 if cursor.stack.len() >= MAX_DEPTH {
                     return Err(too_deep(0));
                 }
-                cursor.stack.push((node, pos));
+                cursor.stack.push((level, pos));
                 match next {
                     Some(next) => child = next,
                     None => break,
@@ -435,9 +525,9 @@ impl<'a> Range<'a> {
         if other.yielded && cursor.path().cmp(other.path()) != if forward { Less } else { Greater } {
             return Ok(None);
         }
-        let (node, pos) = cursor.stack.last_mut().expect("a positioned cursor has a leaf");
+        let (level, pos) = cursor.stack.last_mut().expect("a positioned cursor has a leaf");
         let pos = *pos;
-        let key = leaf_entries(node)[pos].key.as_slice();
+        let key = level.key(pos)?;
         let in_bounds = if forward {
             match &self.end {
                 Bound::Included(end) => key <= end.as_slice(),
@@ -455,18 +545,7 @@ impl<'a> Range<'a> {
             return Ok(None);
         }
         cursor.yielded = true;
-        // A leaf read for this cursor alone gives up its entries instead of cloning them (a
-        // value that refers to its page is copied out once, by `into_bytes`).
-        let entry = if let Cow::Owned(Node::Leaf(entries)) = node {
-            let entry = &mut entries[pos];
-            Entry {
-                key: std::mem::take(&mut entry.key),
-                value: std::mem::replace(&mut entry.value, Value::Pending(Vec::new())),
-            }
-        } else {
-            leaf_entries(node)[pos].clone()
-        };
-        Ok(Some((entry.key.into_vec(), into_bytes(self.src, entry.value)?)))
+        level.entry(self.src, pos).map(Some)
     }
 
     fn finish(&mut self, forward: bool) -> Option<Result<(Vec<u8>, Vec<u8>)>> {
@@ -489,7 +568,7 @@ fn step_forward<'a>(
 ) -> Result<bool> {
     let leaf = cursor.stack.last_mut().expect("cursor in a leaf");
     leaf.1 += usize::from(step);
-    if leaf.1 < leaf_entries(&leaf.0).len() {
+    if leaf.1 < leaf.0.len() {
         return Ok(true);
     }
     next_leaf(src, arena, cursor, true)
@@ -522,35 +601,27 @@ fn next_leaf<'a>(
 ) -> Result<bool> {
     cursor.stack.pop();
     let mut child = loop {
-        let Some((node, pos)) = cursor.stack.last_mut() else {
+        let Some((level, pos)) = cursor.stack.last_mut() else {
             return Ok(false);
         };
-        let Node::Branch { children, .. } = &**node else {
-            unreachable!("leaves are only at the top of the stack");
-        };
-        if forward && *pos + 1 < children.len() {
+        if forward && *pos + 1 < level.len() {
             *pos += 1;
-            break children[*pos];
+            break level.child(*pos)?;
         }
         if !forward && *pos > 0 {
             *pos -= 1;
-            break children[*pos];
+            break level.child(*pos)?;
         }
         cursor.stack.pop();
     };
     loop {
-        let node = load(src, arena, child)?;
-        let (pos, next) = match &*node {
-            Node::Branch { children, .. } => {
-                let pos = if forward { 0 } else { children.len() - 1 };
-                (pos, Some(children[pos]))
-            }
-            Node::Leaf(entries) => (if forward { 0 } else { entries.len() - 1 }, None),
-        };
+        let level = Level::load(src, arena, child)?;
+        let pos = if forward { 0 } else { level.len() - 1 };
+        let next = if level.is_leaf() { None } else { Some(level.child(pos)?) };
         if cursor.stack.len() >= MAX_DEPTH {
             return Err(too_deep(0));
         }
-        cursor.stack.push((node, pos));
+        cursor.stack.push((level, pos));
         match next {
             Some(next) => child = next,
             None => return Ok(true),
