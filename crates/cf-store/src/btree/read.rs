@@ -617,7 +617,11 @@ fn next_leaf<'a>(
     loop {
         let level = Level::load(src, arena, child)?;
         let pos = if forward { 0 } else { level.len() - 1 };
-        let next = if level.is_leaf() { None } else { Some(level.child(pos)?) };
+        let next = if level.is_leaf() {
+            None
+        } else {
+            Some(level.child(pos)?)
+        };
         if cursor.stack.len() >= MAX_DEPTH {
             return Err(too_deep(0));
         }
