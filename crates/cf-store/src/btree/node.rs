@@ -760,8 +760,24 @@ pub(crate) fn value_at(page: PageId, bytes: &[u8], at: usize, key_len: usize) ->
 
 /// The branch child pointer that begins at `at`: [`HEADER_LEN`] for child 0, and right
 /// after separator `i - 1` for child `i`.
+///
+/// Read in place (two loads), not through a [`Reader`]: a lookup takes a child at every
+/// branch, and the reader's checks made it 110 instructions (callgrind).
+#[inline]
 pub(crate) fn child_at(page: PageId, bytes: &[u8], at: usize) -> Result<NodePtr> {
-    Reader::at(page, bytes, at)?.child()
+    let raw = at.checked_add(CHILD_LEN).and_then(|end| bytes.get(at..end));
+    let raw = raw.ok_or_else(|| {
+        corrupt(
+            page,
+            format!("child pointer at offset {at} runs past the end of the node"),
+        )
+    })?;
+    // Twelve bytes: both conversions succeed.
+    let (page_bytes, crc_bytes) = raw.split_at(8);
+    Ok(NodePtr {
+        page: u64::from_le_bytes(page_bytes.try_into().unwrap_or_default()),
+        crc: u32::from_le_bytes(crc_bytes.try_into().unwrap_or_default()),
+    })
 }
 
 /// Whether every byte is zero. OR-ing 64 bytes at a time has no branch per byte, so it
