@@ -3,7 +3,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ops::{Bound, RangeBounds};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use parking_lot::lock_api::ArcMutexGuard;
 use parking_lot::RawMutex;
@@ -420,7 +420,7 @@ impl ReadTxn {
         Ok(ReadTable {
             txn: self,
             root,
-            root_index: OnceLock::new(),
+            top: btree::TopLevels::default(),
         })
     }
 
@@ -437,15 +437,16 @@ impl ReadTxn {
 pub struct ReadTable<'t> {
     txn: &'t ReadTxn,
     root: TreeRoot,
-    /// The root's indexed node, once a lookup needed it: the snapshot keeps the root as it
-    /// is, so this table's lookups take it from here, not from the shared index.
-    root_index: OnceLock<Arc<btree::NodeIndex>>,
+    /// The indexed nodes of the tree's top two levels, once lookups needed them: the
+    /// snapshot keeps them as they are, so this table's lookups take them from here, not from
+    /// the shared index.
+    top: btree::TopLevels,
 }
 
 impl ReadTable<'_> {
     /// The value of `key`.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        btree::get_with_root(&self.txn.source, &self.root, &self.root_index, key)
+        btree::get_with_top(&self.txn.source, &self.root, &self.top, key)
     }
 
     /// Entries with keys in `range`.

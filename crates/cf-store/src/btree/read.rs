@@ -251,24 +251,49 @@ pub(crate) fn get(src: &dyn PageSource, root: &TreeRoot, key: &[u8]) -> Result<O
     lookup(src, &[], root.root.map(Child::Clean), key)
 }
 
-/// [`get`] for a reader that keeps the root's index in `memo` for as long as it holds the
-/// tree's snapshot (which keeps the root unchanged): lookups after the first start below the
-/// root without asking the shared [`super::IndexCache`], whose entry for the root every
-/// reader thread would otherwise share.
-pub(crate) fn get_with_root(
+/// The indexed nodes of a committed tree's top two levels, kept by a reader for as long as it
+/// holds the tree's snapshot (which keeps them unchanged), so that its lookups start below
+/// them without asking the shared [`super::IndexCache`]: every reader thread would otherwise
+/// share those few entries (their shard locks and reference counts) at every lookup.
+#[derive(Debug, Default)]
+pub(crate) struct TopLevels {
+    root: OnceLock<Arc<NodeIndex>>,
+    /// One slot per child of a branch root, made at the second lookup (a table opened for
+    /// one lookup does not pay for them).
+    children: OnceLock<Box<[OnceLock<Arc<NodeIndex>>]>>,
+}
+
+/// The index kept in `slot`, or the index of the node `ptr` points to, kept there.
+fn kept(src: &dyn PageSource, slot: &OnceLock<Arc<NodeIndex>>, ptr: NodePtr) -> Result<Arc<NodeIndex>> {
+    if let Some(index) = slot.get() {
+        return Ok(Arc::clone(index));
+    }
+    let index = indexed(src, ptr)?;
+    Ok(Arc::clone(slot.get_or_init(|| index)))
+}
+
+/// [`get`] for a reader that keeps the tree's top levels in `memo`.
+pub(crate) fn get_with_top(
     src: &dyn PageSource,
     root: &TreeRoot,
-    memo: &OnceLock<Arc<NodeIndex>>,
+    memo: &TopLevels,
     key: &[u8],
 ) -> Result<Option<Vec<u8>>> {
     let Some(ptr) = root.root.filter(|_| src.index_cache().is_some()) else {
         return get(src, root, key);
     };
-    let index = match memo.get() {
-        Some(index) => index,
-        None => {
-            let index = indexed(src, ptr)?;
-            memo.get_or_init(|| index)
+    let first = memo.root.get().is_none();
+    let top = kept(src, &memo.root, ptr)?;
+    let index = if top.is_leaf() || first {
+        top
+    } else {
+        let i = top.rank(key, true)?;
+        let slots = memo
+            .children
+            .get_or_init(|| (0..=top.len()).map(|_| OnceLock::new()).collect());
+        match slots.get(i) {
+            Some(slot) => kept(src, slot, top.child(i)?)?,
+            None => top,
         }
     };
     match index.step(key)? {
