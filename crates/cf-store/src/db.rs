@@ -43,7 +43,7 @@ pub const DEFAULT_KEPT_BRANCHES: usize = 256;
 /// overwrites of a tree of 50,000 1 KiB values rewrite a leaf about every 17 commits of
 /// 1,000; a budget of 64 MiB spans that, 16 MiB does not (ARCHITECTURE.md, "Held pages").
 pub const DEFAULT_HOLD_BYTES: u64 = 64 << 20;
-/// Most bytes of indexed nodes a database keeps for point lookups by default
+/// Most bytes of indexed nodes a database keeps for lookups and ranges by default
 /// ([`DbBuilder::index_bytes`]): half the read cache's default. A full 4 KiB branch of 8-byte
 /// keys (about 185 separators) weighs about 6.3 KiB indexed, so this covers some 5,000 such
 /// nodes, or some 1,500 leaves of four pages.
@@ -192,16 +192,17 @@ impl DbBuilder {
         self
     }
 
-    /// Most bytes of indexed nodes kept for point lookups (default [`DEFAULT_INDEX_BYTES`];
-    /// 0 keeps none). The page format has no offset array, so finding a key in a node means
-    /// walking its entries from the start; the first lookup to reach a committed node parses
-    /// it whole once and keeps where each key begins, with the node's bytes, and later lookups
-    /// binary-search it without reading it (ARCHITECTURE.md, "Indexed nodes"). Each kept node
-    /// weighs its bytes (which it keeps from being freed, even when the read cache drops them)
-    /// and 12 bytes a key. A kept node answers from the bytes it checked when it was indexed,
-    /// as a cached page does, so a later change to the file under it is not seen until its
-    /// entry leaves the cache. `get` uses it, in read and write transactions; ranges and
-    /// changes do not. With [`ReadPath::Mmap`] there is none.
+    /// Most bytes of indexed nodes kept for lookups and ranges (default
+    /// [`DEFAULT_INDEX_BYTES`]; 0 keeps none). The page format has no offset array, so
+    /// finding a key in a node means walking its entries from the start; the first lookup or
+    /// range to reach a committed node parses it whole once and keeps where each key begins,
+    /// with the node's bytes, and later ones binary-search it and take its entries without
+    /// reading or decoding it (ARCHITECTURE.md, "Indexed nodes"). Each kept node weighs its
+    /// bytes (which it keeps from being freed, even when the read cache drops them) and 12
+    /// bytes a key. A kept node answers from the bytes it checked when it was indexed, as a
+    /// cached page does, so a later change to the file under it is not seen until its entry
+    /// leaves the cache. `get` and `range` use it, in read and write transactions; changes do
+    /// not. With [`ReadPath::Mmap`] there is none.
     pub fn index_bytes(mut self, bytes: u64) -> Self {
         self.index_bytes = bytes;
         self

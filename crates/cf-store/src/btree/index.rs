@@ -1,5 +1,6 @@
 //! `NodeIndex` and `IndexCache`: where a verified committed node's keys are, kept so that
-//! point lookups binary-search the node in its bytes instead of parsing it from the start.
+//! lookups and ranges binary-search the node in its bytes and take its entries there, instead
+//! of parsing or decoding it from the start.
 //!
 //! The page format has no offset array: entries are variable-length and follow each other,
 //! so finding a key means walking the node from its header. Without the index a lookup does
@@ -9,11 +10,11 @@
 //! first 8 bytes, and keeps that with the node's bytes; later lookups compare about log2(n)
 //! prefixes and touch the node's bytes for one key.
 //!
-//! A lookup that finds a node indexed reads nothing: the entry holds the node's bytes,
+//! A lookup (or a range) that finds a node indexed reads nothing: the entry holds the node's bytes,
 //! verified when it was built (or known good then: `PageRef::is_checked`). What makes that
 //! right is the rule every cache of committed pages here rests on: a page is rewritten only
-//! once no snapshot can reach the node it held (MVCC), and a lookup reaches a node only
-//! through a snapshot. Two guards keep an entry from being taken for another node, as the
+//! once no snapshot can reach the node it held (MVCC), and a lookup or range reaches a node
+//! only through a snapshot. Two guards keep an entry from being taken for another node, as the
 //! writers' [`super::BranchCache`] has:
 //! - every tree page a commit of any space writes drops the entry kept under that page first
 //!   ([`IndexCache::forget`], from `CommitSink::write`, where every tree node and overflow
@@ -251,7 +252,7 @@ impl std::fmt::Debug for IndexCache {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct IndexStats {
-    /// Lookups that found a node's index kept and searched it in place.
+    /// Lookups and range steps that found a node's index kept and searched it in place.
     pub hits: u64,
     /// Nodes parsed whole and indexed (each a miss).
     pub built: u64,

@@ -5,8 +5,8 @@
 //! case with an empty arena. Every page is verified against the crc32c in the pointer that
 //! led to it, unless its bytes are known good (this process wrote them, or a read checked
 //! them since they came from the file), and every overflow value against the crc32c in its
-//! reference. Lookups search the nodes the source's [`super::IndexCache`] keeps verified
-//! and indexed without reading them.
+//! reference. Lookups and ranges search the committed nodes the source's
+//! [`super::IndexCache`] keeps verified and indexed without reading or decoding them.
 
 use std::borrow::Cow;
 use std::cmp::Ordering::{Greater, Less};
