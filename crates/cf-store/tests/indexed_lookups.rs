@@ -1,6 +1,5 @@
-//! Point lookups and ranges through indexed nodes (`DbBuilder::index_bytes`) find what a
-//! model says,
-//! while commits free and reuse pages, a small read cache evicts and rereads them, and
+//! Point lookups and ranges through indexed nodes (`DbBuilder::index_bytes`) find what a model
+//! says while commits free and reuse pages, a small read cache evicts and rereads them, and
 //! snapshots taken earlier keep reading their own state; with the index off and on the mmap
 //! path they find the same, and the mmap path keeps nothing indexed.
 
@@ -42,8 +41,9 @@ fn check(model: &Model, get: impl Fn(&[u8]) -> Option<Vec<u8>>, rng: &mut SmallR
 
 type Entries = Vec<(Vec<u8>, Vec<u8>)>;
 
-/// The whole table both ways and ranges between random bounds both ways, scanned in `table` (a
-/// closure over `range`: bounds, and whether to scan from the back) against the model.
+/// The whole table both ways and ranges between random bounds both ways, each read by `scan` (a
+/// closure over a table's `range`: bounds, and whether to scan from the back), against the
+/// model.
 fn check_ranges(
     model: &Model,
     scan: impl Fn(Bound<&[u8]>, Bound<&[u8]>, bool) -> Entries,
@@ -210,6 +210,7 @@ fn with_the_index_off_lookups_find_the_same() {
     assert_eq!(db.stats().unwrap().index, Default::default());
 }
 
+/// The mmap path makes no index; its lookups and ranges find the same.
 #[test]
 fn the_mmap_path_keeps_no_node_indexed() {
     let dir = tempfile::tempdir().unwrap();
@@ -231,6 +232,10 @@ fn the_mmap_path_keeps_no_node_indexed() {
     for k in 0..3_000u64 {
         assert_eq!(t.get(&u64_key(k)).unwrap(), Some(k.to_le_bytes().to_vec()));
     }
+    let model: Model = (0..3_000u64)
+        .map(|k| (u64_key(k).to_vec(), k.to_le_bytes().to_vec()))
+        .collect();
+    check_ranges(&model, scan!(t), &mut SmallRng::seed_from_u64(3));
     assert_eq!(
         db.stats().unwrap().index,
         Default::default(),

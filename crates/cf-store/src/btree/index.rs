@@ -184,10 +184,11 @@ impl NodeIndex {
         key_at(self.page, &self.bytes, self.leaf, at)
     }
 
-    /// The value of a leaf's entry `i`, in the node's bytes.
-    pub(crate) fn value(&self, i: usize) -> Result<ValueRef<'_>> {
-        let (at, key) = (self.offset(i)?, self.key(i)?);
-        value_at(self.page, &self.bytes, at, key.len())
+    /// A leaf's entry `i`, key and value, in the node's bytes.
+    pub(crate) fn entry(&self, i: usize) -> Result<(&[u8], ValueRef<'_>)> {
+        let at = self.offset(i)?;
+        let key = key_at(self.page, &self.bytes, self.leaf, at)?;
+        Ok((key, value_at(self.page, &self.bytes, at, key.len())?))
     }
 
     /// Child `i` of a branch (`0..=len()`).

@@ -591,12 +591,45 @@ fn check_index(index: &NodeIndex, node: &Node) -> std::result::Result<(), TestCa
         Node::Branch { keys, .. } => keys.iter().map(|k| k.as_slice()).collect(),
     };
     let mut probes: Vec<Vec<u8>> = vec![Vec::new(), vec![0xff; 20]];
-    for key in keys {
+    for &key in &keys {
         probes.push(key.to_vec());
         probes.push([key, &[0]].concat());
         probes.push(key[..key.len().saturating_sub(1)].to_vec());
     }
+    // Every accessor a range uses, at every position, and one past the end.
+    prop_assert_eq!(index.is_leaf(), matches!(node, Node::Leaf(_)));
+    prop_assert_eq!(index.len(), keys.len());
+    for (i, key) in keys.iter().enumerate() {
+        prop_assert_eq!(index.key(i).unwrap(), *key);
+    }
+    prop_assert!(index.key(keys.len()).is_err());
+    match node {
+        Node::Leaf(entries) => {
+            for (i, e) in entries.iter().enumerate() {
+                let (key, value) = index.entry(i).unwrap();
+                prop_assert_eq!(key, e.key.as_slice());
+                prop_assert_eq!(Value::from(value), e.value.clone());
+            }
+            prop_assert!(index.entry(entries.len()).is_err());
+        }
+        Node::Branch { children, .. } => {
+            for (i, child) in children.iter().enumerate() {
+                prop_assert_eq!(Child::Clean(index.child(i).unwrap()), *child);
+            }
+            prop_assert!(index.child(children.len()).is_err());
+        }
+    }
     for probe in &probes {
+        for or_equal in [false, true] {
+            let want = keys.partition_point(|k| {
+                if or_equal {
+                    *k <= probe.as_slice()
+                } else {
+                    *k < probe.as_slice()
+                }
+            });
+            prop_assert_eq!(index.rank(probe, or_equal).unwrap(), want);
+        }
         match (index.step(probe).unwrap(), node) {
             (Step::Child(ptr), Node::Branch { keys, children }) => {
                 prop_assert_eq!(Child::Clean(ptr), children[child_index(keys, probe)]);
