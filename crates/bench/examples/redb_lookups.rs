@@ -8,10 +8,11 @@
 use std::time::Instant;
 
 use anyhow::{ensure, Result};
-use redb::{Database, Durability, ReadableDatabase, TableDefinition};
+use common::{KEYS, TABLE};
+use redb::ReadableDatabase;
 
-const TABLE: TableDefinition<'static, &'static [u8], &'static [u8]> = TableDefinition::new("t");
-const KEYS: u64 = 100_000;
+mod common;
+
 const GETS: u64 = 1_000_000;
 
 fn main() -> Result<()> {
@@ -20,19 +21,7 @@ fn main() -> Result<()> {
         None => 1,
     };
     let dir = tempfile::tempdir()?;
-    let db = Database::create(dir.path().join("lookups.redb"))?;
-    let value = [7u8; 100];
-    for first in (0..KEYS).step_by(1000) {
-        let mut txn = db.begin_write()?;
-        txn.set_durability(Durability::None)?;
-        {
-            let mut table = txn.open_table(TABLE)?;
-            for k in first..first + 1000 {
-                table.insert(&k.to_be_bytes()[..], &value[..])?;
-            }
-        }
-        txn.commit()?;
-    }
+    let db = common::load_table(&dir.path().join("lookups.redb"))?;
     let start = Instant::now();
     std::thread::scope(|s| -> Result<()> {
         let workers: Vec<_> = (0..threads)

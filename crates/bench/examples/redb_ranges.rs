@@ -8,10 +8,10 @@
 use std::time::Instant;
 
 use anyhow::Result;
-use redb::{Database, Durability, ReadableDatabase, TableDefinition};
+use common::{KEYS, TABLE};
+use redb::ReadableDatabase;
 
-const TABLE: TableDefinition<'static, &'static [u8], &'static [u8]> = TableDefinition::new("t");
-const KEYS: u64 = 100_000;
+mod common;
 
 fn arg(n: usize, default: u64) -> Result<u64> {
     Ok(std::env::args().nth(n).map_or(Ok(default), |a| a.parse())?)
@@ -22,19 +22,7 @@ fn main() -> Result<()> {
     let len = arg(2, 10)?;
     let scans = arg(3, 200_000)?;
     let dir = tempfile::tempdir()?;
-    let db = Database::create(dir.path().join("ranges.redb"))?;
-    let value = [7u8; 100];
-    for first in (0..KEYS).step_by(1000) {
-        let mut txn = db.begin_write()?;
-        txn.set_durability(Durability::None)?;
-        {
-            let mut table = txn.open_table(TABLE)?;
-            for k in first..first + 1000 {
-                table.insert(&k.to_be_bytes()[..], &value[..])?;
-            }
-        }
-        txn.commit()?;
-    }
+    let db = common::load_table(&dir.path().join("ranges.redb"))?;
     let start = Instant::now();
     let entries = std::thread::scope(|s| -> Result<u64> {
         let workers: Vec<_> = (0..threads)

@@ -9,9 +9,10 @@
 
 use std::time::Instant;
 
-use cf_store::{u64_key, CfOptions, Db, Durability, DEFAULT_INDEX_BYTES};
+use cf_store::{u64_key, DEFAULT_INDEX_BYTES};
+use common::KEYS;
 
-const KEYS: u64 = 100_000;
+mod common;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let threads: u64 = match std::env::args().nth(1) {
@@ -27,22 +28,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         None => 1_000_000,
     };
     let dir = tempfile::tempdir()?;
-    let db = Db::builder()
-        .index_bytes(index_bytes)
-        .open(dir.path().join("lookups.cf"))?;
-    let cf = db.create_cf("cf", CfOptions::default())?;
-    let value = [7u8; 100];
-    for first in (0..KEYS).step_by(1000) {
-        let mut txn = cf.begin_write()?;
-        txn.set_durability(Durability::None);
-        {
-            let mut table = txn.open_table("t")?;
-            for k in first..first + 1000 {
-                table.insert(&u64_key(k), &value)?;
-            }
-        }
-        txn.commit()?;
-    }
+    let (db, cf) = common::load_table(&dir.path().join("lookups.cf"), index_bytes)?;
     let start = Instant::now();
     std::thread::scope(|s| -> Result<(), cf_store::Error> {
         let workers: Vec<_> = (0..threads)

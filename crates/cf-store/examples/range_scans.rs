@@ -9,9 +9,10 @@
 
 use std::time::Instant;
 
-use cf_store::{u64_key, CfOptions, Db, Durability, DEFAULT_INDEX_BYTES};
+use cf_store::{u64_key, DEFAULT_INDEX_BYTES};
+use common::KEYS;
 
-const KEYS: u64 = 100_000;
+mod common;
 
 fn arg(n: usize, default: u64) -> Result<u64, std::num::ParseIntError> {
     std::env::args().nth(n).map_or(Ok(default), |a| a.parse())
@@ -23,22 +24,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let index_bytes = arg(3, DEFAULT_INDEX_BYTES)?;
     let scans = arg(4, 200_000)?;
     let dir = tempfile::tempdir()?;
-    let db = Db::builder()
-        .index_bytes(index_bytes)
-        .open(dir.path().join("ranges.cf"))?;
-    let cf = db.create_cf("cf", CfOptions::default())?;
-    let value = [7u8; 100];
-    for first in (0..KEYS).step_by(1000) {
-        let mut txn = cf.begin_write()?;
-        txn.set_durability(Durability::None);
-        {
-            let mut table = txn.open_table("t")?;
-            for k in first..first + 1000 {
-                table.insert(&u64_key(k), &value)?;
-            }
-        }
-        txn.commit()?;
-    }
+    let (_db, cf) = common::load_table(&dir.path().join("ranges.cf"), index_bytes)?;
     let start = Instant::now();
     let entries = std::thread::scope(|s| -> Result<u64, cf_store::Error> {
         let workers: Vec<_> = (0..threads)

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::Arc;
 
-use cf_store::{u64_key, CfOptions, Db, DbBuilder, Durability, ReadPath};
+use cf_store::{u64_key, CfOptions, ColumnFamily, Db, DbBuilder, Durability, ReadPath};
 use flush::{Backend, MemBackend};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -319,12 +319,9 @@ fn concurrent_readers_see_whole_commits_while_pages_are_reused() {
     assert!(stats.index.hits > 0, "{:?}", stats.index);
 }
 
-/// A table of a read transaction keeps the indexes of its tree's top two levels once lookups
-/// needed them (the snapshot keeps them unchanged): its later lookups ask the shared index
-/// for two nodes fewer.
-#[test]
-fn a_read_table_keeps_its_top_levels_for_its_lookups() {
-    const KEYS: u64 = 3_000;
+/// A database of 512-byte pages in memory whose column family holds table "t" of `keys` keys
+/// (`u64_key(k)` -> `value(k)`), committed in one transaction.
+fn one_table(keys: u64, value: impl Fn(u64) -> Vec<u8>) -> (Db, ColumnFamily) {
     let db = Db::builder()
         .page_size(512)
         .open_backend(Arc::new(MemBackend::new()), "mem")
@@ -333,11 +330,21 @@ fn a_read_table_keeps_its_top_levels_for_its_lookups() {
     let txn = cf.begin_write().unwrap();
     {
         let mut t = txn.open_table("t").unwrap();
-        for k in 0..KEYS {
-            t.insert(&u64_key(k), &[7; 20]).unwrap();
+        for k in 0..keys {
+            t.insert(&u64_key(k), &value(k)).unwrap();
         }
     }
     txn.commit().unwrap();
+    (db, cf)
+}
+
+/// A table of a read transaction keeps the indexes of its tree's top two levels once lookups
+/// needed them (the snapshot keeps them unchanged): its later lookups ask the shared index
+/// for two nodes fewer.
+#[test]
+fn a_read_table_keeps_its_top_levels_for_its_lookups() {
+    const KEYS: u64 = 3_000;
+    let (db, cf) = one_table(KEYS, |_| vec![7; 20]);
     let read = cf.begin_read().unwrap();
     let hits = || db.stats().unwrap().index.hits;
     let each_fresh = || {
@@ -387,19 +394,7 @@ fn a_read_table_keeps_its_top_levels_for_its_lookups() {
 #[test]
 fn ranges_search_indexed_nodes_without_reading_them() {
     const KEYS: u64 = 3_000;
-    let db = Db::builder()
-        .page_size(512)
-        .open_backend(Arc::new(MemBackend::new()), "mem")
-        .unwrap();
-    let cf = db.create_cf("cf", CfOptions::default()).unwrap();
-    let txn = cf.begin_write().unwrap();
-    {
-        let mut t = txn.open_table("t").unwrap();
-        for k in 0..KEYS {
-            t.insert(&u64_key(k), &k.to_le_bytes()).unwrap();
-        }
-    }
-    txn.commit().unwrap();
+    let (db, cf) = one_table(KEYS, |k| k.to_le_bytes().to_vec());
     let read = cf.begin_read().unwrap();
     let t = read.open_table("t").unwrap();
     let want: Entries = (0..KEYS)
