@@ -51,6 +51,15 @@ impl Mem {
         }
     }
 
+    /// The same pages, with an index of its own that holds nothing yet.
+    fn indexed_copy(&self) -> Mem {
+        Mem {
+            pages: RefCell::new(self.pages.borrow().clone()),
+            next: Cell::new(self.next.get()),
+            ..Mem::indexed(self.page_size)
+        }
+    }
+
     /// Xors `mask` into one byte of a stored page.
     fn flip(&self, page: PageId, at: usize, mask: u8) {
         let mut pages = self.pages.borrow_mut();
@@ -685,6 +694,16 @@ fn corrupted_pages_are_errors() {
             ));
             assert!(range(&mem, &root, ..).any(|r| is_corruption_of(&r, first)));
             assert!(range(&mem, &root, ..).rev().any(|r| is_corruption_of(&r, first)));
+            // Ranges and lookups through an index refuse the page too: a node is checked
+            // before it is indexed.
+            let indexed = mem.indexed_copy();
+            assert!(range(&indexed, &root, ..).any(|r| is_corruption_of(&r, first)));
+            assert!(range(&indexed, &root, ..)
+                .rev()
+                .any(|r| is_corruption_of(&r, first)));
+            let gets: Vec<_> = model.keys().map(|k| get(&indexed, &root, k)).collect();
+            assert!(gets.iter().any(|r| is_corruption_of(r, first)));
+            assert!(gets.iter().all(|r| r.is_ok() || is_corruption_of(r, first)));
             let gets: Vec<_> = model.keys().map(|k| get(&mem, &root, k)).collect();
             assert!(gets.iter().any(|r| is_corruption_of(r, first)));
             assert!(gets.iter().all(|r| r.is_ok() || is_corruption_of(r, first)));
