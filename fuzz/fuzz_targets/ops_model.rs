@@ -1,6 +1,7 @@
 //! Fuzz target: a random sequence of operations on three column families (inserts, removes,
-//! ranges, commits of both durabilities, aborts, clean reopens), checked against a
-//! `BTreeMap` model after every commit and reopen.
+//! ranges, point lookups, commits of both durabilities, aborts, clean reopens, and snapshots
+//! kept open while later commits reuse pages), checked against a `BTreeMap` model after
+//! every commit and reopen, inside each write transaction, and in every kept snapshot.
 #![no_main]
 
 use std::collections::BTreeMap;
@@ -13,15 +14,53 @@ use libfuzzer_sys::fuzz_target;
 
 #[derive(Arbitrary, Debug)]
 enum Op {
-    Put { cf: u8, key: u8, len: u16 },
-    Remove { cf: u8, key: u8 },
-    Range { cf: u8, lo: u8, hi: u8, rev: bool },
-    Commit { cf: u8, durable: bool },
-    Abort { cf: u8 },
+    Put {
+        cf: u8,
+        key: u8,
+        len: u16,
+    },
+    Remove {
+        cf: u8,
+        key: u8,
+    },
+    Range {
+        cf: u8,
+        lo: u8,
+        hi: u8,
+        rev: bool,
+    },
+    Get {
+        cf: u8,
+        key: u8,
+    },
+    /// Keep a snapshot of a column family (at most [`MAX_PINNED`]; the oldest goes first).
+    Pin {
+        cf: u8,
+    },
+    /// Look up keys and scan a range in a kept snapshot: it must still see its own state.
+    PinnedRead {
+        slot: u8,
+        key: u8,
+        lo: u8,
+        hi: u8,
+    },
+    Unpin {
+        slot: u8,
+    },
+    Commit {
+        cf: u8,
+        durable: bool,
+    },
+    Abort {
+        cf: u8,
+    },
     Reopen,
 }
 
 type State = BTreeMap<Vec<u8>, Vec<u8>>;
+
+/// Snapshots kept open at once.
+const MAX_PINNED: usize = 4;
 
 fn open(backend: &Arc<MemBackend>) -> Db {
     Db::builder()
@@ -51,6 +90,8 @@ fuzz_target!(|ops: Vec<Op>| {
     let mut committed = [State::new(), State::new(), State::new()];
     // Pending changes per column family (applied in one transaction at Commit).
     let mut pending: [Vec<Change>; 3] = Default::default();
+    // Kept snapshots and the state each must see.
+    let mut pinned: Vec<(cf_store::ReadTxn, State)> = Vec::new();
     for op in ops.into_iter().take(200) {
         match op {
             Op::Put { cf, key, len } => {
@@ -83,6 +124,52 @@ fuzz_target!(|ops: Vec<Op>| {
                     assert_eq!(got, want);
                 }
             }
+            Op::Get { cf, key } => {
+                let i = cf as usize % 3;
+                let r = db.cf(&format!("cf{i}")).unwrap().begin_read().unwrap();
+                if let Ok(t) = r.open_table("t") {
+                    // Several lookups in one table: from its second, it keeps its top levels.
+                    for k in [key, key.wrapping_add(1), key.wrapping_sub(1), key] {
+                        assert_eq!(t.get(&[k]).unwrap().as_ref(), committed[i].get(&vec![k]));
+                    }
+                }
+            }
+            Op::Pin { cf } => {
+                let i = cf as usize % 3;
+                if pinned.len() == MAX_PINNED {
+                    pinned.remove(0);
+                }
+                let r = db.cf(&format!("cf{i}")).unwrap().begin_read().unwrap();
+                pinned.push((r, committed[i].clone()));
+            }
+            Op::PinnedRead { slot, key, lo, hi } => {
+                if let Some((r, state)) = pinned.get(slot as usize % MAX_PINNED.max(1)) {
+                    match r.open_table("t") {
+                        Ok(t) => {
+                            for k in [key, key.wrapping_add(1), key] {
+                                assert_eq!(t.get(&[k]).unwrap().as_ref(), state.get(&vec![k]));
+                            }
+                            let (lo, hi) = (lo.min(hi), lo.max(hi));
+                            let got: Vec<_> = t
+                                .range([lo].as_slice()..[hi].as_slice())
+                                .map(|e| e.unwrap())
+                                .collect();
+                            let want: Vec<_> = state
+                                .range(vec![lo]..vec![hi])
+                                .map(|(k, v)| (k.clone(), v.clone()))
+                                .collect();
+                            assert_eq!(got, want);
+                        }
+                        Err(_) => assert!(state.is_empty()),
+                    }
+                }
+            }
+            Op::Unpin { slot } => {
+                if !pinned.is_empty() {
+                    let at = slot as usize % pinned.len();
+                    pinned.remove(at);
+                }
+            }
             Op::Commit { cf, durable } => {
                 let i = cf as usize % 3;
                 let handle = db.cf(&format!("cf{i}")).unwrap();
@@ -98,13 +185,15 @@ fuzz_target!(|ops: Vec<Op>| {
                         match v {
                             Some(v) => {
                                 t.insert(&k, &v).unwrap();
-                                committed[i].insert(k, v);
+                                committed[i].insert(k.clone(), v);
                             }
                             None => {
                                 t.remove(&k).unwrap();
                                 committed[i].remove(&k);
                             }
                         }
+                        // The transaction sees its own change, through dirty and clean nodes.
+                        assert_eq!(t.get(&k).unwrap().as_ref(), committed[i].get(&k));
                     }
                 }
                 txn.commit().unwrap();
@@ -112,6 +201,7 @@ fuzz_target!(|ops: Vec<Op>| {
             }
             Op::Abort { cf } => pending[cf as usize % 3].clear(),
             Op::Reopen => {
+                pinned.clear();
                 db.close().unwrap();
                 drop(db);
                 db = open(&backend);
