@@ -78,6 +78,14 @@ fn read(db: &Db, cf: usize) -> State {
     }
 }
 
+/// The model's entries with keys in `lo..hi`.
+fn model_range(state: &State, lo: u8, hi: u8) -> Vec<(Vec<u8>, Vec<u8>)> {
+    state
+        .range(vec![lo]..vec![hi])
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
 /// A key set to a value, or removed (`None`).
 type Change = (Vec<u8>, Option<Vec<u8>>);
 
@@ -117,11 +125,7 @@ fuzz_target!(|ops: Vec<Op>| {
                     if rev {
                         got.reverse();
                     }
-                    let want: Vec<_> = committed[i]
-                        .range(vec![lo]..vec![hi])
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect();
-                    assert_eq!(got, want);
+                    assert_eq!(got, model_range(&committed[i], lo, hi));
                 }
             }
             Op::Get { cf, key } => {
@@ -143,7 +147,7 @@ fuzz_target!(|ops: Vec<Op>| {
                 pinned.push((r, committed[i].clone()));
             }
             Op::PinnedRead { slot, key, lo, hi } => {
-                if let Some((r, state)) = pinned.get(slot as usize % MAX_PINNED.max(1)) {
+                if let Some((r, state)) = pinned.get(slot as usize % pinned.len().max(1)) {
                     match r.open_table("t") {
                         Ok(t) => {
                             for k in [key, key.wrapping_add(1), key] {
@@ -154,11 +158,7 @@ fuzz_target!(|ops: Vec<Op>| {
                                 .range([lo].as_slice()..[hi].as_slice())
                                 .map(|e| e.unwrap())
                                 .collect();
-                            let want: Vec<_> = state
-                                .range(vec![lo]..vec![hi])
-                                .map(|(k, v)| (k.clone(), v.clone()))
-                                .collect();
-                            assert_eq!(got, want);
+                            assert_eq!(got, model_range(state, lo, hi));
                         }
                         Err(_) => assert!(state.is_empty()),
                     }
