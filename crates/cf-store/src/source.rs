@@ -153,14 +153,55 @@ pub struct CommitSink<'a> {
 /// the OS and faulted it in again at the next transaction (ARCHITECTURE.md, "Leaves longer
 /// than a page"). Reusing the buffers avoids that. Values that go to overflow pages are
 /// copied but their buffers are not kept.
+///
+/// It also lends the transaction the write buffer's spare buffers of a leaf's most pages,
+/// for the images of the leaves it appends to ([`crate::btree::InsertBuffers::leaf_buffer`]):
+/// [`ValuePool::lend_leaf_buffers`] when the transaction begins, and
+/// [`ValuePool::return_leaf_buffers`] the ones not used when it commits.
 #[derive(Debug, Default)]
 pub struct ValuePool {
     buffers: Vec<Vec<u8>>,
+    /// Spare buffers lent by the space's write buffer, emptied, each with room for a leaf.
+    leaf_buffers: Vec<Vec<u8>>,
     /// Capacity of the kept buffers plus [`ValuePool::OVERHEAD`] each.
     bytes: usize,
 }
 
+impl crate::btree::InsertBuffers for ValuePool {
+    fn copy_of(&mut self, value: &[u8]) -> Vec<u8> {
+        ValuePool::copy_of(self, value)
+    }
+
+    fn leaf_buffer(&mut self, len: usize) -> Vec<u8> {
+        match self.leaf_buffers.iter().rposition(|b| b.capacity() == len) {
+            Some(i) => self.leaf_buffers.swap_remove(i),
+            None => Vec::with_capacity(len),
+        }
+    }
+}
+
 impl ValuePool {
+    /// Takes buffers (spares of the write buffer) for leaf images.
+    pub fn lend_leaf_buffers(&mut self, bufs: Vec<Box<[u8]>>) {
+        self.leaf_buffers.extend(bufs.into_iter().map(|b| {
+            let mut v = b.into_vec();
+            v.clear();
+            v
+        }));
+    }
+
+    /// The lent buffers not used, to give back to the write buffer.
+    pub fn return_leaf_buffers(&mut self) -> Vec<Box<[u8]>> {
+        self.leaf_buffers
+            .drain(..)
+            .map(|mut v| {
+                // A spare is as long as its capacity; its next user overwrites the zeros.
+                v.resize(v.capacity(), 0);
+                v.into_boxed_slice()
+            })
+            .collect()
+    }
+
     /// Most bytes a pool keeps, counting [`ValuePool::OVERHEAD`] per buffer.
     pub const MAX_BYTES: usize = 4 << 20;
     /// The shortest buffer a pool keeps: small allocations are cheap to make again, and a

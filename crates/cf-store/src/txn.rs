@@ -88,7 +88,11 @@ impl DoubleEndedIterator for Range<'_> {
 
 /// A table's tree while the transaction holds it, or lent to an open `Table`.
 enum TableSlot {
-    Idle { tree: WriteTree, new: bool },
+    /// The tree boxed: a `WriteTree` is some 250 bytes, and most slots are looked up.
+    Idle {
+        tree: Box<WriteTree>,
+        new: bool,
+    },
     Lent,
 }
 
@@ -135,7 +139,14 @@ impl WriteTxn {
                 dir: WriteTree::new(base.dir),
                 tables: HashMap::new(),
                 freed: Vec::new(),
-                values: std::mem::take(&mut space.values),
+                values: {
+                    // The spares of a leaf's most pages go with the value buffers, for the
+                    // images of the leaves this transaction appends to.
+                    let mut values = std::mem::take(&mut space.values);
+                    let pages = cf.core.leaf_pages;
+                    values.lend_leaf_buffers(space.buffer.take_spares(pages));
+                    values
+                },
             }),
             cf,
             space,
@@ -168,7 +179,7 @@ impl WriteTxn {
                 TableSlot::Idle { tree, new } => Ok(Table {
                     txn: self,
                     name: name.to_owned(),
-                    tree: Some(tree),
+                    tree: Some(*tree),
                     new,
                 }),
                 TableSlot::Lent => Err(Error::TableAlreadyOpen {
@@ -198,7 +209,7 @@ impl WriteTxn {
                     name: name.to_owned(),
                 });
             }
-            Some(TableSlot::Idle { tree, .. }) => Some(tree),
+            Some(TableSlot::Idle { tree, .. }) => Some(*tree),
             None => None,
         };
         let stored = st.dir.remove(&self.write_source(), name.as_bytes())?;
@@ -248,6 +259,8 @@ impl WriteTxn {
                 .tables
                 .values()
                 .any(|s| matches!(s, TableSlot::Idle { tree, new } if *new || tree.is_dirty()));
+        // The spares not used go back first, for the commit's own node buffers.
+        space.buffer.give_spares(st.values.return_leaf_buffers());
         if !changed {
             space.values = st.values;
             drop(space);
@@ -328,7 +341,10 @@ impl std::fmt::Debug for Table<'_> {
 impl Drop for Table<'_> {
     fn drop(&mut self) {
         if let Some(tree) = self.tree.take() {
-            let slot = TableSlot::Idle { tree, new: self.new };
+            let slot = TableSlot::Idle {
+                tree: Box::new(tree),
+                new: self.new,
+            };
             self.txn
                 .state
                 .borrow_mut()
@@ -350,7 +366,7 @@ impl Table<'_> {
         self.tree
             .as_mut()
             .expect("a Table holds its tree until dropped")
-            .insert_with(source, key, value, &mut |v| st.values.copy_of(v))
+            .insert_with(source, key, value, &mut st.values)
     }
 
     /// Removes; returns the value it had.

@@ -150,6 +150,25 @@ impl WriteBuffer {
         bytes
     }
 
+    /// Takes the spare buffers of `pages` pages out, for a writer that encodes pages before
+    /// it puts them here (cf-store's leaf images, filled during a transaction). The budget
+    /// they held stays with this buffer until the next flush or [`WriteBuffer::clear`] trims
+    /// it; [`WriteBuffer::give_spares`] takes back those not used.
+    pub fn take_spares(&mut self, pages: usize) -> Vec<Box<[u8]>> {
+        let len = pages.saturating_mul(self.cache.page_size() as usize);
+        let (taken, kept) = std::mem::take(&mut self.spare)
+            .into_iter()
+            .partition(|b| b.len() == len);
+        self.spare = kept;
+        taken
+    }
+
+    /// Keeps `bufs` as spares, as the budget allows (the rest are freed): buffers taken with
+    /// [`WriteBuffer::take_spares`] and not used.
+    pub fn give_spares(&mut self, bufs: Vec<Box<[u8]>>) {
+        self.keep_spares(bufs);
+    }
+
     /// Keeps as many of `returned` as spares as the budget allows, reserving only what this
     /// buffer lacks; frees the rest.
     fn keep_spares(&mut self, returned: Vec<Box<[u8]>>) {

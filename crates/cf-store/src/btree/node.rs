@@ -104,8 +104,55 @@ pub(crate) fn overflow_pages(len: u64, page_size: usize) -> u64 {
     len.div_ceil(page_size as u64)
 }
 
-fn is_inline(key_len: usize, value_len: usize, page_size: usize) -> bool {
-    ENTRY_HEAD_LEN + key_len + 2 + value_len <= max_inline_entry(page_size)
+pub(crate) fn is_inline(key_len: usize, value_len: usize, page_size: usize) -> bool {
+    inline_entry_len(key_len, value_len) <= max_inline_entry(page_size)
+}
+
+/// Bytes a leaf entry with an inline value takes.
+pub(crate) fn inline_entry_len(key_len: usize, value_len: usize) -> usize {
+    ENTRY_HEAD_LEN + key_len + 2 + value_len
+}
+
+/// Bytes the entry of a `key_len`-byte key and a `value_len`-byte value takes in a leaf (an
+/// overflow value takes its reference).
+pub(crate) fn entry_len(key_len: usize, value_len: usize, page_size: usize) -> usize {
+    if is_inline(key_len, value_len, page_size) {
+        inline_entry_len(key_len, value_len)
+    } else {
+        ENTRY_HEAD_LEN + key_len + OVERFLOW_REF_LEN
+    }
+}
+
+/// The header of a leaf of `n` entries encoded into `pages` pages.
+pub(crate) fn leaf_header(pages: usize, n: usize) -> [u8; HEADER_LEN] {
+    let [lo, hi] = (n as u16).to_le_bytes();
+    [LEAF, (pages - 1) as u8, lo, hi]
+}
+
+/// Appends the encoding of a leaf entry with an inline value to `out`.
+pub(crate) fn encode_inline_entry(out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
+    out.extend_from_slice(&(key.len() as u16).to_le_bytes());
+    out.push(INLINE);
+    out.extend_from_slice(key);
+    out.extend_from_slice(&(value.len() as u16).to_le_bytes());
+    out.extend_from_slice(value);
+}
+
+/// Appends the encoding of `entry` to `out` (its value must not be pending: commit writes
+/// pending values first).
+pub(crate) fn encode_entry(out: &mut Vec<u8>, entry: &Entry) {
+    match &entry.value {
+        Value::Inline(v) => encode_inline_entry(out, &entry.key, v.as_slice()),
+        Value::Overflow { page, len, crc } => {
+            out.extend_from_slice(&(entry.key.len() as u16).to_le_bytes());
+            out.push(OVERFLOW);
+            out.extend_from_slice(&entry.key);
+            out.extend_from_slice(&page.to_le_bytes());
+            out.extend_from_slice(&len.to_le_bytes());
+            out.extend_from_slice(&crc.to_le_bytes());
+        }
+        Value::Pending(_) => unreachable!("commit writes pending values first"),
+    }
 }
 
 /// Checks a key and value against the limits (`max_value` is [`MAX_VALUE_LEN`] outside tests).
@@ -156,6 +203,9 @@ pub(crate) enum InlineValue {
     Owned(Vec<u8>),
     /// The value's own bytes inside the page (a narrowed reference to it).
     InPage(PageRef),
+    /// The value's bytes inside the image of the leaf a write transaction appended it to
+    /// (only in that transaction's arena; see [`super::image`]).
+    InImage(ImageSlice),
 }
 
 impl InlineValue {
@@ -164,6 +214,7 @@ impl InlineValue {
         match self {
             InlineValue::Owned(v) => v,
             InlineValue::InPage(page) => page.as_slice(),
+            InlineValue::InImage(slice) => slice.as_slice(),
         }
     }
 
@@ -176,6 +227,15 @@ impl InlineValue {
         match self {
             InlineValue::Owned(v) => v,
             InlineValue::InPage(page) => page.as_slice().to_vec(),
+            InlineValue::InImage(slice) => slice.as_slice().to_vec(),
+        }
+    }
+
+    /// An owned copy (made by `copy`) in place of bytes inside a leaf image, for an entry
+    /// leaving the leaf whose image holds them; other values stay as they are.
+    pub(crate) fn own_image_bytes(&mut self, copy: &mut dyn FnMut(&[u8]) -> Vec<u8>) {
+        if let InlineValue::InImage(slice) = self {
+            *self = InlineValue::Owned(copy(slice.as_slice()));
         }
     }
 
@@ -210,6 +270,43 @@ impl Eq for InlineValue {}
 impl std::fmt::Debug for InlineValue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_tuple("InlineValue").field(&self.as_slice()).finish()
+    }
+}
+
+/// Bytes inside a [`super::image::LeafImage`]'s buffer: a pointer and a length, owning
+/// nothing. Only made by `LeafImage::push_inline`, whose contract keeps them readable: the
+/// write tree that holds the image keeps its buffer allocated, and the bytes unchanged,
+/// for as long as any entry holds a slice of them (see [`super::image`], "Safety").
+#[derive(Clone, Copy)]
+pub(crate) struct ImageSlice {
+    ptr: std::ptr::NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: an `ImageSlice` is a shared view of bytes that nothing changes while it exists (the
+// contract of `ImageSlice::new`), so reading them from any thread is as safe as through a
+// `&[u8]`, which is `Send` and `Sync`.
+unsafe impl Send for ImageSlice {}
+// SAFETY: as for `Send` above: the bytes are immutable while the slice exists.
+unsafe impl Sync for ImageSlice {}
+
+impl ImageSlice {
+    /// A view of `bytes` that outlives the borrow.
+    ///
+    /// # Safety
+    ///
+    /// The memory of `bytes` must stay allocated, and its contents unchanged, for as long as
+    /// this slice or any copy of it is read.
+    pub(crate) unsafe fn new(bytes: &[u8]) -> ImageSlice {
+        ImageSlice {
+            ptr: std::ptr::NonNull::from(bytes).cast(),
+            len: bytes.len(),
+        }
+    }
+
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        // SAFETY: `new`'s contract: the bytes are still allocated and unchanged.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
     }
 }
 
@@ -319,32 +416,17 @@ impl Node {
         assert!((1..=MAX_LEAF_PAGES).contains(&pages), "a node of {pages} pages");
         page.clear();
         let mut out = PageWriter { page };
-        let (kind, n) = match self {
-            Node::Leaf(entries) => (LEAF, entries.len()),
-            Node::Branch { keys, .. } => (BRANCH, keys.len()),
-        };
-        out.put(&[kind, (pages - 1) as u8]);
-        out.put(&(n as u16).to_le_bytes());
+        match self {
+            Node::Leaf(entries) => out.put(&leaf_header(pages, entries.len())),
+            Node::Branch { keys, .. } => {
+                out.put(&[BRANCH, 0]);
+                out.put(&(keys.len() as u16).to_le_bytes());
+            }
+        }
         match self {
             Node::Leaf(entries) => {
                 for e in entries {
-                    out.put(&(e.key.len() as u16).to_le_bytes());
-                    match &e.value {
-                        Value::Inline(v) => {
-                            out.put(&[INLINE]);
-                            out.put(&e.key);
-                            out.put(&(v.len() as u16).to_le_bytes());
-                            out.put(v.as_slice());
-                        }
-                        Value::Overflow { page, len, crc } => {
-                            out.put(&[OVERFLOW]);
-                            out.put(&e.key);
-                            out.put(&page.to_le_bytes());
-                            out.put(&len.to_le_bytes());
-                            out.put(&crc.to_le_bytes());
-                        }
-                        Value::Pending(_) => unreachable!("commit writes pending values first"),
-                    }
+                    encode_entry(out.page, e);
                 }
             }
             Node::Branch { keys, children } => {

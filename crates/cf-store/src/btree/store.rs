@@ -143,3 +143,28 @@ pub trait PageSink {
     /// descents ([`super::BranchCache`]). The default drops it.
     fn keep_branch(&mut self, _ptr: NodePtr, _node: Node) {}
 }
+
+/// Where a write transaction's inserts get their memory: the tree's copy of each value that
+/// does not go into a leaf image, and the buffers of leaf images ([`super::image`]).
+/// Implemented by the store over the space's value buffers and the write buffer's spares.
+pub trait InsertBuffers {
+    /// A copy of `value` in a vector of its own.
+    fn copy_of(&mut self, value: &[u8]) -> Vec<u8>;
+
+    /// An empty vector with room for exactly `len` bytes (whole pages), for a leaf's image.
+    fn leaf_buffer(&mut self, len: usize) -> Vec<u8>;
+}
+
+/// [`InsertBuffers`] that allocate every buffer (the table directory, and tests).
+#[derive(Debug, Default)]
+pub struct FreshBuffers;
+
+impl InsertBuffers for FreshBuffers {
+    fn copy_of(&mut self, value: &[u8]) -> Vec<u8> {
+        value.to_vec()
+    }
+
+    fn leaf_buffer(&mut self, len: usize) -> Vec<u8> {
+        Vec::with_capacity(len)
+    }
+}

@@ -17,7 +17,8 @@ use super::node::{
 };
 use super::node::{MAX_LEAF_PAGES, MAX_VALUE_LEN};
 use super::{
-    get, range, visit_pages, IndexCache, NodePtr, PageId, PageSink, PageSource, TreeRoot, WriteTree,
+    get, range, visit_pages, IndexCache, InsertBuffers, NodePtr, PageId, PageSink, PageSource, TreeRoot,
+    WriteTree,
 };
 use crate::{Error, Result};
 
@@ -401,22 +402,53 @@ fn edge_op_strategy() -> impl Strategy<Value = EdgeOp> {
     ]
 }
 
+/// [`InsertBuffers`] that count what inserts ask for; with `images` false, the buffers for
+/// leaf images have no room, so every value is copied and every leaf encoded at commit.
+#[derive(Debug, Default)]
+struct CountingBuffers {
+    images: bool,
+    copies: usize,
+    leaf_buffers: usize,
+}
+
+impl CountingBuffers {
+    fn new(images: bool) -> CountingBuffers {
+        CountingBuffers {
+            images,
+            ..CountingBuffers::default()
+        }
+    }
+}
+
+impl InsertBuffers for CountingBuffers {
+    fn copy_of(&mut self, value: &[u8]) -> Vec<u8> {
+        self.copies += 1;
+        value.to_vec()
+    }
+
+    fn leaf_buffer(&mut self, len: usize) -> Vec<u8> {
+        self.leaf_buffers += 1;
+        Vec::with_capacity(if self.images { len } else { 0 })
+    }
+}
+
 /// Every insert's and remove's result, and the pages each commit wrote.
 type EdgeRun = (Vec<Option<Vec<u8>>>, Vec<Vec<(PageId, Bytes)>>);
 
 /// Runs `ops` on a tree; with `descend_always` every insert forgets the kept right edge
-/// first.
-fn run_edge_ops(page_size: usize, ops: &[EdgeOp], descend_always: bool) -> EdgeRun {
+/// first; without `images` no leaf image has room for an entry.
+fn run_edge_ops(page_size: usize, ops: &[EdgeOp], descend_always: bool, images: bool) -> EdgeRun {
     let mem = Mem::new(page_size);
     let mut root = TreeRoot::default();
     let mut tree = WriteTree::new(root);
     let (mut results, mut commits) = (Vec::new(), Vec::new());
     let mut next = 0u32;
-    let put = |tree: &mut WriteTree, key: &[u8], len: usize| {
+    let mut bufs = CountingBuffers::new(images);
+    let mut put = |tree: &mut WriteTree, key: &[u8], len: usize| {
         if descend_always {
             tree.forget_right_edge();
         }
-        tree.insert(&mem, key, &value_bytes(len, key.len() as u8))
+        tree.insert_with(&mem, key, &value_bytes(len, key.len() as u8), &mut bufs)
             .unwrap()
     };
     for op in ops.iter().chain([&EdgeOp::Commit]) {
@@ -468,15 +500,18 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
     /// Inserts past the end of a kept right edge skip the descent; the tree they build,
-    /// page for page, and every result, are those of descending for every insert.
+    /// page for page, and every result, are those of descending for every insert. And the
+    /// pages written from leaf images are those that encoding the leaves at commit writes.
     #[test]
     fn append_path_builds_what_descents_build(
         ops in prop::collection::vec(edge_op_strategy(), 1..40),
         page_size in prop::sample::select(vec![512usize, 4096]),
     ) {
-        let kept = run_edge_ops(page_size, &ops, false);
-        let descended = run_edge_ops(page_size, &ops, true);
-        prop_assert_eq!(kept, descended);
+        let kept = run_edge_ops(page_size, &ops, false, true);
+        let descended = run_edge_ops(page_size, &ops, true, true);
+        let unimaged = run_edge_ops(page_size, &ops, false, false);
+        prop_assert_eq!(&kept, &descended);
+        prop_assert_eq!(kept, unimaged);
     }
 }
 
@@ -988,6 +1023,45 @@ fn sequential_inserts_fill_leaves() {
             assert_eq!(pages.last().copied(), root.root.map(|r| r.page));
         }
     }
+}
+
+/// Values appended in key order are copied once, into the image of their leaf: only the
+/// entry a split moves to the new right leaf is copied again, out of the image it leaves.
+/// The tree reads back whole, before and after each commit.
+#[test]
+fn appended_values_are_copied_into_their_leaf_once() {
+    let mem = Mem::new(4096);
+    let mut root = TreeRoot::default();
+    let mut model = Model::new();
+    let mut bufs = CountingBuffers::new(true);
+    let (txns, per_txn) = (10u64, 1000u64);
+    for t in 0..txns {
+        let mut tree = WriteTree::new(root);
+        for i in 0..per_txn {
+            let key = (t * per_txn + i).to_be_bytes().to_vec();
+            let value = value_bytes(1024, i as u8);
+            tree.insert_with(&mem, &key, &value, &mut bufs).unwrap();
+            model.insert(key, value);
+        }
+        check_range(
+            tree.range(&mem, ..),
+            &model,
+            &(Bound::Unbounded, Bound::Unbounded),
+            &[],
+        );
+        root = commit(&mem, tree, root);
+        check_committed(&mem, &root, &model);
+    }
+    let leaves = leaf_pages(&mem, &root).len();
+    // One copy for the first entry of the tree, and one for each split's moved entry.
+    assert!(
+        bufs.copies <= leaves,
+        "{} copies for {} values in {leaves} leaves",
+        bufs.copies,
+        txns * per_txn
+    );
+    // An image per leaf, and one per transaction for the leaf it starts appending to.
+    assert!(bufs.leaf_buffers <= leaves + txns as usize, "{bufs:?}");
 }
 
 #[test]

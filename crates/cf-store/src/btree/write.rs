@@ -20,13 +20,21 @@
 //! Appends: after an insert at the right edge that split nothing, the tree keeps that path
 //! (`right_edge`), and the next key past the end of its leaf goes there without a descent.
 //! Any split or remove forgets it.
+//!
+//! Leaf images: an append to a leaf that may grow past a page encodes the entry straight
+//! into that leaf's image, the page commit will write ([`super::image`]), so the value is
+//! copied once; other inserts copy the value into a buffer of its own, encoded at commit.
+//! Any other change to a leaf's imaged entries retires the image (kept, unread, until the
+//! tree is done, since values may point into it), and a split keeps the image of its left
+//! piece, the right pieces' values first copied out of it.
 
 use std::ops::RangeBounds;
 
+use super::image::LeafImage;
 use super::node::{check_sizes, child_index, overflow_pages, search, Child, Entry, Node, MAX_LEAF_PAGES};
-use super::node::{InlineValue, Key, Value, MAX_VALUE_LEN};
+use super::node::{entry_len, is_inline, InlineValue, Key, Value, MAX_VALUE_LEN};
 use super::read::{lookup, read_node_to_replace, read_value, visit_pages, Range};
-use super::store::{NodePtr, PageId, PageSink, PageSource, TreeRoot};
+use super::store::{FreshBuffers, InsertBuffers, NodePtr, PageId, PageSink, PageSource, TreeRoot};
 use crate::Result;
 
 /// How an insert's leaf splits when it is over its cap.
@@ -76,6 +84,12 @@ pub(crate) struct WriteTree {
     /// and a key past the last one of its leaf goes there without a descent: the append
     /// path of inserts in key order (see [`WriteTree::insert_with`]).
     right_edge: Vec<(usize, usize)>,
+    /// `images[i]`: the image of leaf `arena[i]`, holding its first entries encoded, when it
+    /// has one ([`super::image`]).
+    images: Vec<Option<LeafImage>>,
+    /// Images no longer of use that entries may still point into, kept until the tree is
+    /// dropped. Declared after `arena`, so that the entries go first.
+    retired: Vec<LeafImage>,
 }
 
 impl WriteTree {
@@ -90,6 +104,8 @@ impl WriteTree {
             len: base.len,
             freed: Vec::new(),
             right_edge: Vec::new(),
+            images: Vec::new(),
+            retired: Vec::new(),
         }
     }
 
@@ -124,26 +140,25 @@ impl WriteTree {
         key: &[u8],
         value: &[u8],
     ) -> Result<Option<Vec<u8>>> {
-        self.insert_with(src, key, value, &mut |v| v.to_vec())
+        self.insert_with(src, key, value, &mut FreshBuffers)
     }
 
-    /// [`WriteTree::insert`], the tree's copy of `value` made by `copy` once the sizes are
-    /// checked.
+    /// [`WriteTree::insert`], the tree's memory for `value` (its copy, or a leaf image)
+    /// from `bufs` once the sizes are checked.
     pub(crate) fn insert_with(
         &mut self,
         src: &dyn PageSource,
         key: &[u8],
         value: &[u8],
-        copy: &mut dyn FnMut(&[u8]) -> Vec<u8>,
+        bufs: &mut dyn InsertBuffers,
     ) -> Result<Option<Vec<u8>>> {
         let page_size = src.page_size();
         check_sizes(key.len(), value.len(), page_size, MAX_VALUE_LEN)?;
-        let value = copy(value);
-        let entry = Entry {
-            key: Key::from_slice(key),
-            value: Value::new(key.len(), value, page_size),
-        };
         if self.root.is_none() {
+            let entry = Entry {
+                key: Key::from_slice(key),
+                value: Value::new(key.len(), bufs.copy_of(value), page_size),
+            };
             self.root = Some(Child::Dirty(self.push(Node::Leaf(vec![entry]), true)));
             self.len += 1;
             return Ok(None);
@@ -172,39 +187,104 @@ impl WriteTree {
         let before = self.lens[leaf].unwrap_or_else(|| self.arena[leaf].encoded_len());
         let grown = before > page_size;
         let fresh = self.fresh[leaf];
-        let added = entry.encoded_len();
-        let entries = self.leaf_mut(leaf);
+        let added = entry_len(key.len(), value.len(), page_size);
+        let grow_cap = src.leaf_pages().clamp(1, MAX_LEAF_PAGES) * page_size;
         let (append, after) = match found {
             Ok(i) => {
+                self.leaf_changed(leaf, i);
+                let value = Value::new(key.len(), bufs.copy_of(value), page_size);
+                let entries = self.leaf_mut(leaf);
                 let removed = entries[i].encoded_len();
-                let replaced = std::mem::replace(&mut entries[i].value, entry.value);
+                let replaced = std::mem::replace(&mut entries[i].value, value);
                 self.release(replaced, page_size);
                 (false, before - removed + added)
             }
             Err(i) => {
-                entries.insert(i, entry);
-                let at_end = i + 1 == entries.len();
+                let append = rightmost && i == self.leaf_mut(leaf).len();
+                let imaged = match append && (grown || fresh) && is_inline(key.len(), value.len(), page_size)
+                {
+                    true => self.append_to_image(leaf, grow_cap, key, value, bufs),
+                    false => None,
+                };
+                let value = imaged.unwrap_or_else(|| {
+                    self.leaf_changed(leaf, i);
+                    Value::new(key.len(), bufs.copy_of(value), page_size)
+                });
+                let key = Key::from_slice(key);
+                self.leaf_mut(leaf).insert(i, Entry { key, value });
                 self.len += 1;
-                (rightmost && at_end, before + added)
+                (append, before + added)
             }
         };
         // How far the leaf may grow before it splits, and how it splits.
         let (cap, how) = match (append, grown || fresh) {
-            (true, true) => (
-                src.leaf_pages().clamp(1, MAX_LEAF_PAGES) * page_size,
-                LeafSplit::Append,
-            ),
+            (true, true) => (grow_cap, LeafSplit::Append),
             (true, false) => (page_size, LeafSplit::Append),
             // A grown leaf changed elsewhere than at its end is cut into one-page leaves.
             (false, _) if grown => (page_size, LeafSplit::Pages),
             (false, _) => (page_size, LeafSplit::Balanced),
         };
         self.lens[leaf] = Some(after);
-        let split = self.split_up(&path, page_size, (after, cap), how);
+        let split = self.split_up(&path, page_size, (after, cap), how, bufs);
         if append && !split {
             self.right_edge = path;
         }
         Ok(old)
+    }
+
+    /// The entry of `key` and `value` (inline) appended to the image of leaf `leaf`, made
+    /// with room for `cap` bytes if the leaf has none: its value as bytes of the image, or
+    /// `None` when the image does not hold every entry of the leaf or has no room left.
+    fn append_to_image(
+        &mut self,
+        leaf: usize,
+        cap: usize,
+        key: &[u8],
+        value: &[u8],
+        bufs: &mut dyn InsertBuffers,
+    ) -> Option<Value> {
+        if self.images[leaf].is_none() {
+            let mut image = LeafImage::new(bufs.leaf_buffer(cap));
+            let Node::Leaf(entries) = &self.arena[leaf] else {
+                unreachable!("paths end in leaves")
+            };
+            // The entries so far, copied; an image that cannot hold them all holds a
+            // prefix, and commit adds the rest if they fit by then.
+            for entry in entries {
+                if !image.push_entry(entry) {
+                    break;
+                }
+            }
+            self.images[leaf] = Some(image);
+        }
+        let len = self.leaf_len(leaf);
+        let image = self.images[leaf].as_mut()?;
+        if image.entries() != len {
+            return None;
+        }
+        image
+            .push_inline(key, value)
+            .map(|bytes| Value::Inline(InlineValue::InImage(bytes)))
+    }
+
+    /// Records that entry `at` of leaf `leaf` is about to change (be replaced, removed, or
+    /// get a new entry before it): an image holding it no longer matches the leaf and is
+    /// retired.
+    fn leaf_changed(&mut self, leaf: usize, at: usize) {
+        if self.images[leaf]
+            .as_ref()
+            .is_some_and(|image| at < image.entries())
+        {
+            let image = self.images[leaf].take().expect("checked above");
+            self.retired.push(image);
+        }
+    }
+
+    fn leaf_len(&self, leaf: usize) -> usize {
+        match &self.arena[leaf] {
+            Node::Leaf(entries) => entries.len(),
+            Node::Branch { .. } => unreachable!("paths end in leaves"),
+        }
     }
 
     /// Where `key` goes in the leaf that `edge` (a kept [`WriteTree::right_edge`]) ends in,
@@ -247,6 +327,7 @@ impl WriteTree {
         let old = read_value(src, &self.leaf_of(&steps)[i].value)?;
         let path = self.adopt(steps, src.page_size());
         let (leaf, _) = path[path.len() - 1];
+        self.leaf_changed(leaf, i);
         let removed = self.leaf_mut(leaf).remove(i);
         self.lens[leaf] = None;
         self.release(removed.value, src.page_size());
@@ -309,6 +390,7 @@ impl WriteTree {
         self.arena.push(node);
         self.fresh.push(fresh);
         self.lens.push(None);
+        self.images.push(None);
         self.arena.len() - 1
     }
 
@@ -415,6 +497,7 @@ impl WriteTree {
         page_size: usize,
         leaf: (usize, usize),
         how: LeafSplit,
+        bufs: &mut dyn InsertBuffers,
     ) -> bool {
         let append = how == LeafSplit::Append;
         for level in (0..path.len()).rev() {
@@ -429,6 +512,9 @@ impl WriteTree {
                 return level + 1 < path.len();
             }
             let pieces = self.split_node(node, cap, is_leaf && how == LeafSplit::Pages, append);
+            if is_leaf {
+                self.leaf_split(node, &pieces, bufs);
+            }
             self.lens[node] = None;
             match level.checked_sub(1) {
                 None => self.grow_root(node, pieces, page_size),
@@ -460,6 +546,32 @@ impl WriteTree {
             .collect()
     }
 
+    /// After leaf `node` split into itself and `pieces`: the values of the pieces' entries
+    /// get bytes of their own in place of bytes of an image (only the leaf they are in may
+    /// point into its image), and the leaf's image keeps only the entries the leaf kept.
+    fn leaf_split(&mut self, node: usize, pieces: &[(Key, Child)], bufs: &mut dyn InsertBuffers) {
+        for (_, piece) in pieces {
+            let &Child::Dirty(piece) = piece else {
+                unreachable!("split pieces are dirty")
+            };
+            if let Node::Leaf(entries) = &mut self.arena[piece] {
+                for entry in entries {
+                    if let Value::Inline(v) = &mut entry.value {
+                        v.own_image_bytes(&mut |bytes| bufs.copy_of(bytes));
+                    }
+                }
+            }
+        }
+        let Node::Leaf(entries) = &self.arena[node] else {
+            unreachable!("a leaf split keeps a leaf")
+        };
+        if let Some(image) = &mut self.images[node] {
+            let kept = image.entries().min(entries.len());
+            let len = super::node::HEADER_LEN + entries[..kept].iter().map(Entry::encoded_len).sum::<usize>();
+            image.truncate(kept, len);
+        }
+    }
+
     /// Puts a new root above `node`, which split into `pieces`; while that root is over a
     /// page (many pieces of long separators), splits it and puts another above.
     fn grow_root(&mut self, node: usize, pieces: Vec<(Key, Child)>, page_size: usize) {
@@ -481,6 +593,7 @@ impl WriteTree {
     /// page and encodes and writes it; returns its pointer.
     fn write_node(&mut self, i: usize, page_size: usize, sink: &mut dyn PageSink) -> Result<NodePtr> {
         let mut node = std::mem::replace(&mut self.arena[i], Node::Leaf(Vec::new()));
+        let image = self.images.get_mut(i).and_then(Option::take);
         match &mut node {
             Node::Leaf(entries) => {
                 for entry in entries {
@@ -519,9 +632,17 @@ impl WriteTree {
             _ => node.pages(page_size),
         };
         let page = sink.alloc(pages as u64)?;
-        let mut bytes = sink.node_buffer(pages * page_size);
-        node.encode_into(&mut bytes, pages, page_size);
-        let bytes = bytes.into_boxed_slice();
+        let bytes = match (image, &node) {
+            (Some(image), Node::Leaf(entries)) if image.capacity() == pages * page_size => {
+                self.finish_image(image, entries, pages, page_size, sink, &node)
+            }
+            (image, _) => {
+                self.retired.extend(image);
+                let mut bytes = sink.node_buffer(pages * page_size);
+                node.encode_into(&mut bytes, pages, page_size);
+                bytes.into_boxed_slice()
+            }
+        };
         let crc = crate::checksum::crc32c(&bytes);
         sink.write(page, bytes)?;
         let ptr = NodePtr { page, crc };
@@ -536,6 +657,41 @@ impl WriteTree {
             branch @ Node::Branch { .. } => sink.keep_branch(ptr, branch),
         }
         Ok(ptr)
+    }
+}
+
+impl WriteTree {
+    /// The pages of leaf `node` (`entries`, their values written) from its image: the
+    /// entries the image lacks added, then the header and the zeros; or, when they do not
+    /// fit, the leaf encoded into a new buffer (the image retired).
+    fn finish_image(
+        &mut self,
+        mut image: LeafImage,
+        entries: &[Entry],
+        pages: usize,
+        page_size: usize,
+        sink: &mut dyn PageSink,
+        node: &Node,
+    ) -> Box<[u8]> {
+        let held = image.entries();
+        if entries.len() < held || !entries[held..].iter().all(|e| image.push_entry(e)) {
+            self.retired.push(image);
+            let mut bytes = sink.node_buffer(pages * page_size);
+            node.encode_into(&mut bytes, pages, page_size);
+            return bytes.into_boxed_slice();
+        }
+        // Tests check every image against the leaf's encoding, read before the buffer is
+        // finished (the values point into it).
+        #[cfg(debug_assertions)]
+        let expected = {
+            let mut bytes = Vec::with_capacity(pages * page_size);
+            node.encode_into(&mut bytes, pages, page_size);
+            bytes
+        };
+        let bytes = image.finish(pages, page_size);
+        #[cfg(debug_assertions)]
+        assert!(*bytes == *expected, "a leaf's image differs from its encoding");
+        bytes
     }
 }
 
