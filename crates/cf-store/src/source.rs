@@ -161,8 +161,8 @@ pub struct CommitSink<'a> {
 #[derive(Debug, Default)]
 pub struct ValuePool {
     buffers: Vec<Vec<u8>>,
-    /// Spare buffers lent by the space's write buffer, emptied, each with room for a leaf.
-    leaf_buffers: Vec<Vec<u8>>,
+    /// Spare buffers lent by the space's write buffer, each as long as a leaf's most pages.
+    leaf_buffers: Vec<Box<[u8]>>,
     /// Capacity of the kept buffers plus [`ValuePool::OVERHEAD`] each.
     bytes: usize,
 }
@@ -173,8 +173,12 @@ impl crate::btree::InsertBuffers for ValuePool {
     }
 
     fn leaf_buffer(&mut self, len: usize) -> Vec<u8> {
-        match self.leaf_buffers.iter().rposition(|b| b.capacity() == len) {
-            Some(i) => self.leaf_buffers.swap_remove(i),
+        match self.leaf_buffers.iter().rposition(|b| b.len() == len) {
+            Some(i) => {
+                let mut buf = self.leaf_buffers.swap_remove(i).into_vec();
+                buf.clear();
+                buf
+            }
             None => Vec::with_capacity(len),
         }
     }
@@ -183,23 +187,12 @@ impl crate::btree::InsertBuffers for ValuePool {
 impl ValuePool {
     /// Takes buffers (spares of the write buffer) for leaf images.
     pub fn lend_leaf_buffers(&mut self, bufs: Vec<Box<[u8]>>) {
-        self.leaf_buffers.extend(bufs.into_iter().map(|b| {
-            let mut v = b.into_vec();
-            v.clear();
-            v
-        }));
+        self.leaf_buffers.extend(bufs);
     }
 
     /// The lent buffers not used, to give back to the write buffer.
     pub fn return_leaf_buffers(&mut self) -> Vec<Box<[u8]>> {
-        self.leaf_buffers
-            .drain(..)
-            .map(|mut v| {
-                // A spare is as long as its capacity; its next user overwrites the zeros.
-                v.resize(v.capacity(), 0);
-                v.into_boxed_slice()
-            })
-            .collect()
+        std::mem::take(&mut self.leaf_buffers)
     }
 
     /// Most bytes a pool keeps, counting [`ValuePool::OVERHEAD`] per buffer.
@@ -275,6 +268,12 @@ impl PageSink for CommitSink<'_> {
         let buf = self.buffer.run_vec(len / page_size);
         debug_assert_eq!(buf.capacity(), len);
         buf
+    }
+
+    fn recycle_leaf_buffer(&mut self, mut buf: Vec<u8>) {
+        // A spare is as long as its capacity; its next user overwrites the zeros.
+        buf.resize(buf.capacity(), 0);
+        self.buffer.give_spares(vec![buf.into_boxed_slice()]);
     }
 }
 

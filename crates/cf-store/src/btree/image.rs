@@ -22,8 +22,11 @@
 //! - an image whose prefix no longer matches its leaf is not dropped but kept, unread and
 //!   unchanged, until the tree is done (`WriteTree::retired`), since the leaf's entries may
 //!   still point into it;
-//! - commit hands an image's buffer to the write buffer only while writing that image's
-//!   leaf, after which none of the leaf's entries is read again.
+//! - commit hands an image's buffer to the write buffer (its pages, or a spare when the
+//!   leaf took fewer pages than it has room for) only while writing that image's leaf,
+//!   after which none of the leaf's entries is read again;
+//! - nothing keeps a leaf of the arena, or a clone of one of its values, past the tree:
+//!   reads copy the bytes out, and only branches are kept after commit.
 
 use super::node::{
     encode_entry, encode_inline_entry, inline_entry_len, leaf_header, Entry, ImageSlice, HEADER_LEN,
@@ -65,6 +68,11 @@ impl LeafImage {
     /// The most bytes the leaf's pages may take in this image.
     pub(crate) fn capacity(&self) -> usize {
         self.buf.capacity()
+    }
+
+    /// The buffer, for other use: only once no value points into it.
+    pub(crate) fn into_buffer(self) -> Vec<u8> {
+        self.buf
     }
 
     fn fits(&self, len: usize) -> bool {
@@ -110,8 +118,9 @@ impl LeafImage {
     /// the buffer becomes the pages without a new allocation.
     pub(crate) fn finish(mut self, pages: usize, page_size: usize) -> Box<[u8]> {
         let len = pages * page_size;
+        // As `Node::encode_into` checks: the leaf needs exactly `pages` pages.
         assert!(
-            len == self.buf.capacity() && self.buf.len() <= len,
+            len == self.buf.capacity() && self.buf.len().div_ceil(page_size).max(1) == pages,
             "an image of {} bytes in {} finished as {pages} pages",
             self.buf.len(),
             self.buf.capacity()

@@ -198,6 +198,9 @@ pub(crate) enum Child {
 /// never changes, so such a value stays right however long it lives, where a mapped page
 /// shows the file's current bytes (and every reference to it would count on the one shared
 /// mapping, from every thread).
+///
+/// A clone of an `InImage` value is valid only while the write tree that made it lives
+/// ([`super::image`], "Safety"): it must be read and dropped, never kept.
 #[derive(Clone)]
 pub(crate) enum InlineValue {
     Owned(Vec<u8>),

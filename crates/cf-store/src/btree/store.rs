@@ -139,6 +139,10 @@ pub trait PageSink {
         Vec::with_capacity(len)
     }
 
+    /// Takes back the buffer of a leaf image that commit did not write (the leaf took fewer
+    /// pages than the image had room for), for later node buffers. The default frees it.
+    fn recycle_leaf_buffer(&mut self, _buf: Vec<u8>) {}
+
     /// Takes the decoded form of a branch just written at `ptr`, for later transactions'
     /// descents ([`super::BranchCache`]). The default drops it.
     fn keep_branch(&mut self, _ptr: NodePtr, _node: Node) {}

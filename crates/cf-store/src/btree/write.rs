@@ -632,12 +632,15 @@ impl WriteTree {
             _ => node.pages(page_size),
         };
         let page = sink.alloc(pages as u64)?;
+        // An image of another length than the leaf's pages (a leaf that stopped short of
+        // them) is not written; its buffer goes back once the leaf's entries are gone.
+        let mut unwritten = None;
         let bytes = match (image, &node) {
             (Some(image), Node::Leaf(entries)) if image.capacity() == pages * page_size => {
                 self.finish_image(image, entries, pages, page_size, sink, &node)
             }
             (image, _) => {
-                self.retired.extend(image);
+                unwritten = image;
                 let mut bytes = sink.node_buffer(pages * page_size);
                 node.encode_into(&mut bytes, pages, page_size);
                 bytes.into_boxed_slice()
@@ -655,6 +658,10 @@ impl WriteTree {
                 }
             }
             branch @ Node::Branch { .. } => sink.keep_branch(ptr, branch),
+        }
+        if let Some(image) = unwritten {
+            // Only this leaf's entries pointed into it (split pieces copy their values out).
+            sink.recycle_leaf_buffer(image.into_buffer());
         }
         Ok(ptr)
     }
