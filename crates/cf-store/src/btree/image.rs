@@ -134,3 +134,63 @@ impl LeafImage {
         self.buf.into_boxed_slice()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Runs under Miri too (`cargo +nightly miri test -p cf-store --lib btree::image`): the
+    //! values' slices are read after later appends, a truncation and the header's write.
+
+    use super::LeafImage;
+    use crate::btree::node::{Entry, ImageSlice, InlineValue, Key, Node, Value};
+
+    fn entry(key: &[u8], value: Value) -> Entry {
+        Entry {
+            key: Key::from_slice(key),
+            value,
+        }
+    }
+
+    #[test]
+    fn an_image_is_the_leafs_encoding_and_its_values_stay_readable() {
+        let page_size = 512;
+        let mut image = LeafImage::new(Vec::with_capacity(2 * page_size));
+        let mut entries = Vec::new();
+        let mut slices: Vec<(ImageSlice, Vec<u8>)> = Vec::new();
+        for i in 0u8..9 {
+            let value = vec![i; 90 + usize::from(i)];
+            let slice = image.push_inline(&[i], &value).expect("room for nine entries");
+            entries.push(entry(&[i], Value::Inline(InlineValue::InImage(slice))));
+            slices.push((slice, value));
+            // Every value so far reads back after each later append.
+            assert!(slices.iter().all(|(s, v)| s.as_slice() == v.as_slice()));
+        }
+        // A tenth does not fit: nothing changes.
+        assert!(image.push_inline(&[9], &[9; 200]).is_none());
+        assert_eq!(image.entries(), 9);
+        // An entry copied in (an overflow reference) is encoded as the leaf would be.
+        let overflow = entry(&[20], Value::Overflow { page: 7, len: 5000, crc: 3 });
+        assert!(image.push_entry(&overflow));
+        entries.push(overflow);
+        // Forget the last two, then append again over their bytes.
+        let kept: usize = 4 + entries[..8].iter().map(Entry::encoded_len).sum::<usize>();
+        image.truncate(8, kept);
+        entries.truncate(8);
+        slices.truncate(8);
+        let slice = image.push_inline(&[30], &[30; 40]).expect("room after the truncation");
+        entries.push(entry(&[30], Value::Inline(InlineValue::InImage(slice))));
+        slices.push((slice, vec![30; 40]));
+        assert!(slices.iter().all(|(s, v)| s.as_slice() == v.as_slice()));
+        let leaf = Node::Leaf(entries);
+        let mut expected = Vec::new();
+        leaf.encode_into(&mut expected, 2, page_size);
+        let pages = image.finish(2, page_size);
+        assert_eq!(*pages, *expected);
+    }
+
+    #[test]
+    fn a_pending_value_is_not_copied_in() {
+        let mut image = LeafImage::new(Vec::with_capacity(512));
+        assert!(!image.push_entry(&entry(b"k", Value::Pending(vec![1; 600]))));
+        assert_eq!(image.entries(), 0);
+    }
+}
