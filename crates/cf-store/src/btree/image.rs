@@ -168,7 +168,14 @@ mod tests {
         assert!(image.push_inline(&[9], &[9; 200]).is_none());
         assert_eq!(image.entries(), 9);
         // An entry copied in (an overflow reference) is encoded as the leaf would be.
-        let overflow = entry(&[20], Value::Overflow { page: 7, len: 5000, crc: 3 });
+        let overflow = entry(
+            &[20],
+            Value::Overflow {
+                page: 7,
+                len: 5000,
+                crc: 3,
+            },
+        );
         assert!(image.push_entry(&overflow));
         entries.push(overflow);
         // Forget the last two, then append again over their bytes.
@@ -176,7 +183,9 @@ mod tests {
         image.truncate(8, kept);
         entries.truncate(8);
         slices.truncate(8);
-        let slice = image.push_inline(&[30], &[30; 40]).expect("room after the truncation");
+        let slice = image
+            .push_inline(&[30], &[30; 40])
+            .expect("room after the truncation");
         entries.push(entry(&[30], Value::Inline(InlineValue::InImage(slice))));
         slices.push((slice, vec![30; 40]));
         assert!(slices.iter().all(|(s, v)| s.as_slice() == v.as_slice()));
