@@ -32,7 +32,7 @@ use std::ops::RangeBounds;
 
 use super::image::LeafImage;
 use super::node::{check_sizes, child_index, overflow_pages, search, Child, Entry, Node, MAX_LEAF_PAGES};
-use super::node::{entry_len, is_inline, InlineValue, Key, Value, MAX_VALUE_LEN};
+use super::node::{entry_len, is_inline, InlineValue, Key, Value, HEADER_LEN, MAX_VALUE_LEN};
 use super::read::{lookup, read_node_to_replace, read_value, visit_pages, Range};
 use super::store::{FreshBuffers, InsertBuffers, NodePtr, PageId, PageSink, PageSource, TreeRoot};
 use crate::Result;
@@ -201,10 +201,11 @@ impl WriteTree {
             }
             Err(i) => {
                 let append = rightmost && i == self.leaf_mut(leaf).len();
-                let imaged = match append && (grown || fresh) && is_inline(key.len(), value.len(), page_size)
-                {
-                    true => self.append_to_image(leaf, grow_cap, key, value, bufs),
-                    false => None,
+                let growing = grown || fresh;
+                let imaged = if append && growing && is_inline(key.len(), value.len(), page_size) {
+                    self.append_to_image(leaf, grow_cap, key, value, bufs)
+                } else {
+                    None
                 };
                 let value = imaged.unwrap_or_else(|| {
                     self.leaf_changed(leaf, i);
@@ -567,7 +568,7 @@ impl WriteTree {
         };
         if let Some(image) = &mut self.images[node] {
             let kept = image.entries().min(entries.len());
-            let len = super::node::HEADER_LEN + entries[..kept].iter().map(Entry::encoded_len).sum::<usize>();
+            let len = HEADER_LEN + entries[..kept].iter().map(Entry::encoded_len).sum::<usize>();
             image.truncate(kept, len);
         }
     }
@@ -636,8 +637,8 @@ impl WriteTree {
         // them) is not written; its buffer goes back once the leaf's entries are gone.
         let mut unwritten = None;
         let bytes = match (image, &node) {
-            (Some(image), Node::Leaf(entries)) if image.capacity() == pages * page_size => {
-                self.finish_image(image, entries, pages, page_size, sink, &node)
+            (Some(image), Node::Leaf(_)) if image.capacity() == pages * page_size => {
+                self.finish_image(image, &node, pages, page_size, sink)
             }
             (image, _) => {
                 unwritten = image;
@@ -665,21 +666,21 @@ impl WriteTree {
         }
         Ok(ptr)
     }
-}
 
-impl WriteTree {
-    /// The pages of leaf `node` (`entries`, their values written) from its image: the
-    /// entries the image lacks added, then the header and the zeros; or, when they do not
-    /// fit, the leaf encoded into a new buffer (the image retired).
+    /// The pages of leaf `node` (its values written) from its image: the entries the image
+    /// lacks added, then the header and the zeros; or, when they do not fit, the leaf
+    /// encoded into a new buffer (the image retired).
     fn finish_image(
         &mut self,
         mut image: LeafImage,
-        entries: &[Entry],
+        node: &Node,
         pages: usize,
         page_size: usize,
         sink: &mut dyn PageSink,
-        node: &Node,
     ) -> Box<[u8]> {
+        let Node::Leaf(entries) = node else {
+            unreachable!("only leaves have images")
+        };
         let held = image.entries();
         if entries.len() < held || !entries[held..].iter().all(|e| image.push_entry(e)) {
             self.retired.push(image);
