@@ -157,7 +157,9 @@ pub struct CommitSink<'a> {
 /// It also lends the transaction the write buffer's spare buffers of a leaf's most pages,
 /// for the images of the leaves it appends to ([`crate::btree::InsertBuffers::leaf_buffer`]):
 /// [`ValuePool::lend_leaf_buffers`] when the transaction begins, and
-/// [`ValuePool::return_leaf_buffers`] the ones not used when it commits.
+/// [`ValuePool::return_leaf_buffers`] the ones not used when it commits. A transaction
+/// dropped without committing frees them; the write buffer's spare budget is trimmed to
+/// what it still holds at its next flush.
 #[derive(Debug, Default)]
 pub struct ValuePool {
     buffers: Vec<Vec<u8>>,

@@ -88,7 +88,7 @@ impl DoubleEndedIterator for Range<'_> {
 
 /// A table's tree while the transaction holds it, or lent to an open `Table`.
 enum TableSlot {
-    /// The tree boxed: a `WriteTree` is some 250 bytes, and most slots are looked up.
+    /// The tree boxed: a `WriteTree` is some 250 bytes, which a `Lent` slot does not need.
     Idle {
         tree: Box<WriteTree>,
         new: bool,
