@@ -119,8 +119,13 @@ pub(crate) fn entry_len(key_len: usize, value_len: usize, page_size: usize) -> u
     if is_inline(key_len, value_len, page_size) {
         inline_entry_len(key_len, value_len)
     } else {
-        ENTRY_HEAD_LEN + key_len + OVERFLOW_REF_LEN
+        overflow_entry_len(key_len)
     }
+}
+
+/// Bytes a leaf entry with an overflow reference takes.
+fn overflow_entry_len(key_len: usize) -> usize {
+    ENTRY_HEAD_LEN + key_len + OVERFLOW_REF_LEN
 }
 
 /// The header of a leaf of `n` entries encoded into `pages` pages.
@@ -352,12 +357,10 @@ pub(crate) struct Entry {
 impl Entry {
     /// Bytes this entry encodes to in a leaf (a pending value counts as its reference).
     pub(crate) fn encoded_len(&self) -> usize {
-        ENTRY_HEAD_LEN
-            + self.key.len()
-            + match &self.value {
-                Value::Inline(v) => 2 + v.len(),
-                Value::Overflow { .. } | Value::Pending(_) => OVERFLOW_REF_LEN,
-            }
+        match &self.value {
+            Value::Inline(v) => inline_entry_len(self.key.len(), v.len()),
+            Value::Overflow { .. } | Value::Pending(_) => overflow_entry_len(self.key.len()),
+        }
     }
 }
 

@@ -1026,8 +1026,9 @@ fn sequential_inserts_fill_leaves() {
 }
 
 /// Values appended in key order are copied once, into the image of their leaf: only the
-/// entry a split moves to the new right leaf is copied again, out of the image it leaves.
-/// The tree reads back whole, before and after each commit.
+/// entry that does not fit its leaf's image gets a buffer of its own (and is copied again
+/// into the next leaf's image, which it starts). The tree reads back whole, before and after
+/// each commit.
 #[test]
 fn appended_values_are_copied_into_their_leaf_once() {
     let mem = Mem::new(4096);
@@ -1053,7 +1054,7 @@ fn appended_values_are_copied_into_their_leaf_once() {
         check_committed(&mem, &root, &model);
     }
     let leaves = leaf_pages(&mem, &root).len();
-    // One copy for the first entry of the tree, and one for each split's moved entry.
+    // One copy for the first entry of the tree, and one for each entry that split a leaf.
     assert!(
         bufs.copies <= leaves,
         "{} copies for {} values in {leaves} leaves",

@@ -200,7 +200,7 @@ impl WriteTree {
                 (false, before - removed + added)
             }
             Err(i) => {
-                let append = rightmost && i == self.leaf_mut(leaf).len();
+                let append = rightmost && i == self.leaf_len(leaf);
                 let growing = grown || fresh;
                 let imaged = if append && growing && is_inline(key.len(), value.len(), page_size) {
                     self.append_to_image(leaf, grow_cap, key, value, bufs)
