@@ -41,8 +41,8 @@ struct Cli {
     /// [default: 4096, the store's default].
     #[arg(long, value_name = "BYTES", value_parser = parse_page_size)]
     page_size: Option<u32>,
-    /// Most pages a B+tree leaf of the cf-store engines grows to by appends, 1 to 4
-    /// [default: 4, the store's default].
+    /// Most pages a B+tree leaf of the cf-store engines grows to by appends, 1 to 16
+    /// [default: 16, the store's default].
     #[arg(long, value_name = "PAGES", value_parser = clap::value_parser!(u64).range(1..=cf_store::MAX_LEAF_PAGES as u64))]
     leaf_pages: Option<u64>,
     /// Most bytes one write call of the cf-store engines carries (`FileOptions::
@@ -397,7 +397,7 @@ mod tests {
         assert_eq!(c.engine, EngineKind::CfStore);
         assert_eq!(c.policy, Some(FlushConfig::default()));
         assert_eq!(c.page_size, Some(4096));
-        assert_eq!(c.leaf_pages, Some(4));
+        assert_eq!(c.leaf_pages, Some(16));
         assert_eq!(c.max_write_bytes, None);
         assert_eq!(c.kept_branches, Some(256));
         assert_eq!(c.read_path, Some(ReadPath::Cache));
@@ -505,7 +505,7 @@ mod tests {
             (&["--page-size", "131072"], "--page-size"),
             (&["--page-size", "4K"], "--page-size"),
             (&["--leaf-pages", "0"], "--leaf-pages"),
-            (&["--leaf-pages", "5"], "--leaf-pages"),
+            (&["--leaf-pages", "17"], "--leaf-pages"),
             (&["--threads", "0"], "--threads"),
             (&["--threads=-1"], "--threads"),
             (&["--txns", "0"], "--txns"),

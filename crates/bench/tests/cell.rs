@@ -206,7 +206,7 @@ fn cf_store_engines_and_raw_report_every_field() {
             if engine != "raw" {
                 assert_eq!(o["policy"], "vectored", "the default policy");
                 assert_eq!(int(&o, "page_size"), 4096, "the store's default page size");
-                assert_eq!(int(&o, "leaf_pages"), 4, "the store's default leaf growth");
+                assert_eq!(int(&o, "leaf_pages"), 16, "the store's default leaf growth");
                 assert_eq!(o["max_write_bytes"], Value::Null, "no cap by default");
                 assert_eq!(int(&o, "kept_branches"), 256, "the store's default");
                 assert_eq!(int(&o, "hold_bytes"), 64 << 20, "the store's default");

@@ -46,10 +46,11 @@ pub const DEFAULT_HOLD_BYTES: u64 = 64 << 20;
 /// Most bytes of indexed nodes a database keeps for lookups and ranges by default
 /// ([`DbBuilder::index_bytes`]): half the read cache's default. A full 4 KiB branch of 8-byte
 /// keys (about 185 separators) weighs about 6.3 KiB indexed, so this covers some 5,000 such
-/// nodes, or some 1,500 leaves of four pages.
+/// nodes, or some 500 leaves of sixteen pages.
 pub const DEFAULT_INDEX_BYTES: u64 = 32 << 20;
 
-/// The most pages a B+tree leaf spans (see [`DbBuilder::leaf_pages`]).
+/// The most pages a B+tree leaf spans, at page sizes up to 16 KiB (see
+/// [`DbBuilder::leaf_pages`]).
 pub const MAX_LEAF_PAGES: usize = btree::MAX_LEAF_PAGES;
 /// Default first extent of a column family (pages); later extents double.
 pub const DEFAULT_INITIAL_EXTENT_PAGES: u64 = 16;
@@ -166,14 +167,17 @@ impl DbBuilder {
     }
 
     /// Most pages a B+tree leaf grows to while appends fill it (1 to [`MAX_LEAF_PAGES`];
-    /// default [`MAX_LEAF_PAGES`] = 4; out-of-range values are clamped). A transaction that
-    /// appends many entries at the end of a table lets its rightmost leaf grow past one page
-    /// instead of splitting, so large values fill their pages: 1 KiB entries fill a 4 KiB
-    /// page to 76% and four pages to 95%. The first other change to such a leaf cuts it into
-    /// one-page leaves, which writes all of them once: a load in key order followed by
-    /// random updates of it pays that (measured in ARCHITECTURE.md, "Leaves longer than a
-    /// page"), and 1 keeps every leaf at one page. Files hold leaves of any length up to
-    /// [`MAX_LEAF_PAGES`] whatever this is set to, so it can change between opens.
+    /// default [`MAX_LEAF_PAGES`] = 16; out-of-range values are clamped, and pages over
+    /// 16 KiB allow fewer, so that a leaf stays within 256 KiB). A transaction that appends
+    /// many entries at the end of a table lets its rightmost leaf grow past one page instead
+    /// of splitting, so large values fill their pages: 1 KiB entries fill a 4 KiB page to
+    /// 76%, four pages to 95% and sixteen to 99.7%. A committed leaf that is longer than a
+    /// page and at least three quarters full is not rewritten by later appends, which start a
+    /// new leaf after it. The first other change to a grown leaf cuts it into one-page
+    /// leaves, which writes all of them once: a load in key order followed by random updates
+    /// of it pays that (measured in ARCHITECTURE.md, "Leaves longer than a page"), and 1
+    /// keeps every leaf at one page. Files hold leaves of any length up to the maximum
+    /// whatever this is set to, so it can change between opens.
     pub fn leaf_pages(mut self, pages: usize) -> Self {
         self.leaf_pages = pages.clamp(1, MAX_LEAF_PAGES);
         self
@@ -629,8 +633,15 @@ fn create(core: Arc<DbCore>, b: &DbBuilder) -> Result<DbShared> {
 }
 
 /// Reads both slot pages of a space and returns the valid ones, newest first, with the
-/// problems of the others.
-fn read_slots(core: &DbCore, pages: [PageId; 2], magic: [u8; 8]) -> (Vec<(usize, Slot)>, Vec<String>) {
+/// problems of the others. A slot whose checksum holds but whose format version this build
+/// does not read was written by another build, not torn: it is an error, not a slot to
+/// fall back from (falling back would lose its commit, and the next commit would overwrite
+/// it).
+fn read_slots(
+    core: &DbCore,
+    pages: [PageId; 2],
+    magic: [u8; 8],
+) -> Result<(Vec<(usize, Slot)>, Vec<String>)> {
     let ps = core.page_size as usize;
     let mut valid = Vec::new();
     let mut problems = Vec::new();
@@ -651,13 +662,20 @@ fn read_slots(core: &DbCore, pages: [PageId; 2], magic: [u8; 8]) -> (Vec<(usize,
                 Err(SlotProblem::BadMagic) if bytes.iter().all(|&b| b == 0) => {
                     problems.push(format!("slot at page {page}: BadMagic (never written: zeros)"))
                 }
+                Err(SlotProblem::Version(found)) => {
+                    return Err(Error::UnsupportedVersion {
+                        path: core.path.clone(),
+                        found,
+                        supported: format::FORMAT_VERSION,
+                    })
+                }
                 Err(p) => problems.push(format!("slot at page {page}: corrupt: {p:?}")),
             },
             Err(e) => problems.push(format!("slot at page {page}: {e}")),
         }
     }
     valid.sort_by_key(|s| std::cmp::Reverse(s.1.txn));
-    (valid, problems)
+    Ok((valid, problems))
 }
 
 /// Every page run reachable from a space's tree (for a column family: its table directory
@@ -708,7 +726,7 @@ fn reachable(core: &DbCore, root: &TreeRoot, extents: &[Extent], owner: u64) -> 
 /// Opens an existing file: the newest superblock whose catalog verifies, then each column
 /// family's newest slot whose trees verify.
 fn recover(core: Arc<DbCore>, b: &DbBuilder) -> Result<DbShared> {
-    let (slots, problems) = read_slots(&core, [0, 1], SUPERBLOCK_MAGIC);
+    let (slots, problems) = read_slots(&core, [0, 1], SUPERBLOCK_MAGIC)?;
     if slots.is_empty() {
         return Err(superblock_error(&core.path, &problems));
     }
@@ -756,17 +774,9 @@ fn settle(core: &DbCore, rejected: &[PageId]) -> Result<()> {
     Ok(())
 }
 
+/// Why no superblock slot is valid (a slot of an unsupported version has already failed
+/// the open with [`Error::UnsupportedVersion`] in [`read_slots`]).
 fn superblock_error(path: &Path, problems: &[String]) -> Error {
-    let version = problems
-        .iter()
-        .find_map(|p| p.split("Version(").nth(1)?.split(')').next()?.parse().ok());
-    if let Some(found) = version {
-        return Error::UnsupportedVersion {
-            path: path.to_owned(),
-            found,
-            supported: format::FORMAT_VERSION,
-        };
-    }
     if problems.iter().all(|p| p.contains("BadMagic")) {
         return Error::NotADatabase {
             path: path.to_owned(),
@@ -870,7 +880,7 @@ fn recover_cf(
     rejected: &mut Vec<PageId>,
 ) -> Result<CfShared> {
     let pages = [record.slot_page, record.slot_page + 1];
-    let (slots, mut problems) = read_slots(core, pages, CF_SLOT_MAGIC);
+    let (slots, mut problems) = read_slots(core, pages, CF_SLOT_MAGIC)?;
     for (index, slot) in slots {
         if slot.owner != record.id || slot.aux != record.created {
             // A stale slot of an earlier owner of this space: expected, not news.

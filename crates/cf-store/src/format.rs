@@ -6,7 +6,7 @@
 //! | bytes        | field                                                             |
 //! |--------------|-------------------------------------------------------------------|
 //! | 0..8         | magic: `CFSTORE\0` (superblock) or `CFSLOT\0\0` (column family)     |
-//! | 8..12        | format version: 2 (leaves may span pages); 1 (one-page leaves) reads |
+//! | 8..12        | format version: 3 (leaves of up to 16 pages); 1 and 2 read          |
 //! | 12..16       | page size                                                         |
 //! | 16..24       | owner: 0 for the superblock, the column family's id otherwise     |
 //! | 24..32       | txn: commit counter of the owner; the newer valid slot wins       |
@@ -24,11 +24,12 @@
 
 use crate::btree::{PageId, TreeRoot};
 
-/// The format this build writes.
-pub const FORMAT_VERSION: u32 = 2;
-/// The oldest format this build reads. Version 1 had one-page leaves only, each a valid
-/// version-2 leaf, so a version-1 file opens; its later commits write version-2 slots,
-/// which builds that know only version 1 refuse.
+/// The format this build writes: 3, leaves of up to 16 pages (64 KiB at 4 KiB pages; see
+/// `btree::node`'s "Leaf size").
+pub const FORMAT_VERSION: u32 = 3;
+/// The oldest format this build reads. Version 1 had one-page leaves only and version 2
+/// leaves of up to four pages, each a valid version-3 leaf, so such a file opens; its later
+/// commits write version-3 slots, which builds that know only an older version refuse.
 pub const OLDEST_FORMAT_VERSION: u32 = 1;
 /// Magic of a superblock slot.
 pub const SUPERBLOCK_MAGIC: [u8; 8] = *b"CFSTORE\0";

@@ -186,18 +186,34 @@ fn a_database_cut_anywhere_never_panics() {
     }
 }
 
-/// Sets the format version of both superblock slots of the file at `path`.
+/// The version this build writes.
+const CURRENT: u32 = 3;
+
+/// Sets the format version of every written slot of the file at `path` (the superblock's
+/// and the column families'), each checksum made good again.
 fn relabel(path: &Path, version: u32) -> Vec<u8> {
+    relabel_where(path, version, |_| true)
+}
+
+/// Sets the format version of the written slots of the file at `path` that `which` picks
+/// (by their magic), each checksum made good again; returns the new bytes.
+fn relabel_where(path: &Path, version: u32, which: impl Fn(&[u8]) -> bool) -> Vec<u8> {
     let mut bytes = std::fs::read(path).unwrap();
     const PS: usize = 4096;
-    for slot in 0..2 {
-        let page = &mut bytes[slot * PS..(slot + 1) * PS];
-        assert_eq!(&page[0..8], b"CFSTORE\0", "slot {slot} is written");
-        assert_eq!(u32::from_le_bytes(page[8..12].try_into().unwrap()), 2);
+    let mut relabelled = 0;
+    for page in bytes.chunks_mut(PS) {
+        let magic = &page[0..8];
+        let slot = magic == b"CFSTORE\0" || magic == b"CFSLOT\0\0";
+        if !slot || !which(magic) || crc32c::crc32c(&page[..PS - 4]).to_le_bytes() != page[PS - 4..] {
+            continue;
+        }
+        assert_eq!(u32::from_le_bytes(page[8..12].try_into().unwrap()), CURRENT);
         page[8..12].copy_from_slice(&version.to_le_bytes());
         let crc = crc32c::crc32c(&page[..PS - 4]);
         page[PS - 4..].copy_from_slice(&crc.to_le_bytes());
+        relabelled += 1;
     }
+    assert!(relabelled >= 2, "the file has written slots");
     std::fs::write(path, &bytes).unwrap();
     bytes
 }
@@ -205,11 +221,13 @@ fn relabel(path: &Path, version: u32) -> Vec<u8> {
 #[test]
 fn another_format_version_is_unsupported() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("v3.cf");
+    let path = dir.path().join("v4.cf");
     sample_db(&path);
-    let bytes = relabel(&path, 3);
+    let bytes = relabel(&path, CURRENT + 1);
     match open_err(&path) {
-        Error::UnsupportedVersion { found, supported, .. } => assert_eq!((found, supported), (3, 2)),
+        Error::UnsupportedVersion { found, supported, .. } => {
+            assert_eq!((found, supported), (CURRENT + 1, CURRENT))
+        }
         other => panic!("expected UnsupportedVersion, got {other:?}"),
     }
     assert!(
@@ -218,20 +236,41 @@ fn another_format_version_is_unsupported() {
     );
 }
 
-/// Version 1 (one-page leaves only) is a subset of version 2: such a file opens, reads and
-/// takes new commits.
+/// A column family's slot written by a newer build is refused, not passed over for its
+/// older slot: falling back would lose that commit, and the next commit would overwrite the
+/// slot. The file is left as it was.
 #[test]
-fn a_version_1_file_opens() {
+fn a_newer_column_family_slot_is_unsupported_not_skipped() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("v1.cf");
-    let (m1, m2) = sample_db(&path);
-    relabel(&path, 1);
-    let db = Db::open(&path).unwrap();
-    assert_eq!(contents(&db.cf("one").unwrap()), m1);
-    assert_eq!(contents(&db.cf("two").unwrap()), m2);
-    let m1 = put(&db.cf("one").unwrap(), &m1, 5000, 10, Durability::Immediate);
-    drop(db);
-    assert_eq!(contents(&Db::open(&path).unwrap().cf("one").unwrap()), m1);
+    let path = dir.path().join("cf-v4.cf");
+    sample_db(&path);
+    let bytes = relabel_where(&path, CURRENT + 1, |magic| magic == b"CFSLOT\0\0");
+    match open_err(&path) {
+        Error::UnsupportedVersion { found, .. } => assert_eq!(found, CURRENT + 1),
+        other => panic!("expected UnsupportedVersion, got {other:?}"),
+    }
+    assert!(
+        std::fs::read(&path).unwrap() == bytes,
+        "a failed open changed the file"
+    );
+}
+
+/// Versions 1 (one-page leaves only) and 2 (leaves of up to four pages) are subsets of
+/// version 3: such a file opens, reads and takes new commits.
+#[test]
+fn version_1_and_2_files_open() {
+    for old in [1, 2] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(format!("v{old}.cf"));
+        let (m1, m2) = sample_db(&path);
+        relabel(&path, old);
+        let db = Db::open(&path).unwrap();
+        assert_eq!(contents(&db.cf("one").unwrap()), m1);
+        assert_eq!(contents(&db.cf("two").unwrap()), m2);
+        let m1 = put(&db.cf("one").unwrap(), &m1, 5000, 10, Durability::Immediate);
+        drop(db);
+        assert_eq!(contents(&Db::open(&path).unwrap().cf("one").unwrap()), m1);
+    }
 }
 
 #[test]

@@ -278,7 +278,8 @@ fn a_full_budget_writes_the_oldest_pages_a_commit_at_a_time() {
 
 /// A budget of a few commits: whenever holding one more commit would pass it, that commit
 /// writes everything held, so the held bytes stay within the budget plus one commit and the
-/// file is written every few commits.
+/// file is written every few commits. Each commit rewrites the second half of the one
+/// before, so that holding pays (a commit frees what the one before wrote).
 #[test]
 fn the_budget_bounds_what_is_held() {
     let budget = 64 << 10;
@@ -290,7 +291,7 @@ fn the_budget_bounds_what_is_held() {
     for round in 0..60u64 {
         put(
             &cf,
-            round * 30..round * 30 + 30,
+            round * 15..round * 15 + 30,
             round as u8,
             Durability::None,
             &mut model,
@@ -369,7 +370,7 @@ fn a_dropped_column_familys_held_pages_stay_readable_and_unwritten() {
 
 /// On the mmap read path, held pages past the end of the file are read from memory (the
 /// mapping would refuse them), and close writes them where the mapping finds them after a
-/// reopen.
+/// reopen. Each commit rewrites the second half of the one before, so that it is held.
 #[test]
 fn held_pages_past_the_end_are_read_on_the_mmap_path() {
     let dir = tempfile::tempdir().unwrap();
@@ -386,7 +387,7 @@ fn held_pages_past_the_end_are_read_on_the_mmap_path() {
         for round in 0..20u64 {
             put(
                 &cf,
-                round * 50..round * 50 + 50,
+                round * 25..round * 25 + 50,
                 round as u8,
                 Durability::None,
                 &mut model,

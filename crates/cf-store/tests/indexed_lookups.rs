@@ -320,10 +320,12 @@ fn concurrent_readers_see_whole_commits_while_pages_are_reused() {
 }
 
 /// A database of 512-byte pages in memory whose column family holds table "t" of `keys` keys
-/// (`u64_key(k)` -> `value(k)`), committed in one transaction.
+/// (`u64_key(k)` -> `value(k)`), committed in one transaction. Leaves grow to four pages, so
+/// that a few thousand keys make a tree of two levels of branches above the leaves.
 fn one_table(keys: u64, value: impl Fn(u64) -> Vec<u8>) -> (Db, ColumnFamily) {
     let db = Db::builder()
         .page_size(512)
+        .leaf_pages(4)
         .open_backend(Arc::new(MemBackend::new()), "mem")
         .unwrap();
     let cf = db.create_cf("cf", CfOptions::default()).unwrap();

@@ -13,10 +13,10 @@ use bytes::Bytes;
 use crate::{HeldPages, PageCache, PageCacheError, Result};
 
 /// The longest entry, in pages, whose buffer a flush keeps for reuse
-/// ([`WriteBuffer::run_buffer`]): cf-store's longest node (a leaf of four pages). Longer
+/// ([`WriteBuffer::run_buffer`]): cf-store's longest node (a leaf of sixteen pages). Longer
 /// entries (large values, which are never encoded into a recycled buffer) are freed, so
 /// that spares of lengths nobody asks for do not hold the budget.
-pub const SPARE_MAX_PAGES: usize = 4;
+pub const SPARE_MAX_PAGES: usize = 16;
 
 /// The dirty pages of one writer (one column-family transaction). Only its owner touches
 /// it, so it needs no locking; it is not `Clone`, and two writers never share one, so one

@@ -50,12 +50,14 @@
 //! # Leaf size
 //!
 //! The size limits above (the longest key, the largest inline entry) are fractions of the
-//! page size, whatever the leaf's length. A leaf grows past one page only by appends at the
-//! right edge of the tree, and only while it is new in the transaction or already longer
-//! than a page: three 1 KiB entries fill a 4 KiB page to three quarters, and a four-page
-//! leaf holds fifteen (95%), so large values appended in key order cost a fifth fewer bytes.
-//! Any other change to a leaf longer than a page splits it in halves, so a grown leaf shrinks
-//! back to single pages as random writes reach it, and random writes keep rewriting one page
+//! page size, whatever the leaf's length. A leaf spans at most [`max_leaf_pages`] pages: 16
+//! (64 KiB at 4 KiB pages) up to 16 KiB pages, fewer above, so that it stays within 256 KiB.
+//! A leaf grows past one page only by appends at the right edge of the tree, and only while
+//! it is new in the transaction or already longer than a page: three 1 KiB entries fill a
+//! 4 KiB page to three quarters, and a sixteen-page leaf holds 63 (99.7%). A committed leaf
+//! that appends reach when it is over a page and at least three quarters full is sealed: the
+//! appends start a new leaf after it, and it is not rewritten. Any other change to a leaf
+//! longer than a page cuts it into one-page leaves, so random writes keep rewriting one page
 //! each ([`crate::btree::write`]).
 
 use std::cmp::Ordering;
@@ -82,8 +84,18 @@ const ENTRY_HEAD_LEN: usize = 3;
 const MAX_RESERVED_ITEMS: usize = 512;
 /// An encoded overflow reference: page u64, length u64, crc u32.
 const OVERFLOW_REF_LEN: usize = 20;
-/// The most pages a leaf spans.
-pub(crate) const MAX_LEAF_PAGES: usize = 4;
+/// The most pages a leaf spans (format version 3; version 2 had 4), at page sizes up to
+/// 16 KiB; larger pages allow fewer ([`max_leaf_pages`]).
+pub(crate) const MAX_LEAF_PAGES: usize = 16;
+/// The most bytes a leaf spans: 256 KiB keeps a leaf's entry count, at five bytes or more an
+/// entry, inside the header's u16, and every offset inside a leaf inside a u32.
+const MAX_LEAF_BYTES: usize = 256 << 10;
+
+/// The most pages a leaf spans at `page_size`: [`MAX_LEAF_PAGES`], or fewer where that many
+/// would pass 256 KiB (8 at 32 KiB pages, 4 at 64 KiB).
+pub(crate) fn max_leaf_pages(page_size: usize) -> usize {
+    (MAX_LEAF_BYTES / page_size).clamp(1, MAX_LEAF_PAGES)
+}
 
 /// The largest value, in bytes.
 pub(crate) const MAX_VALUE_LEN: usize = 1 << 30;
@@ -419,7 +431,10 @@ impl Node {
     /// The check that the node needed exactly `pages` pages comes after encoding, from the
     /// count of bytes written, so it costs no pass over the entries.
     pub(crate) fn encode_into(&self, page: &mut Vec<u8>, pages: usize, page_size: usize) {
-        assert!((1..=MAX_LEAF_PAGES).contains(&pages), "a node of {pages} pages");
+        assert!(
+            (1..=max_leaf_pages(page_size)).contains(&pages),
+            "a node of {pages} pages"
+        );
         page.clear();
         let mut out = PageWriter { page };
         match self {
@@ -517,7 +532,7 @@ impl Node {
     /// keeps the left half as full as possible, so sequential inserts fill pages; otherwise
     /// the halves are balanced by bytes. `cap` is the most bytes either half may take: a page
     /// for a branch, and for a leaf a page or, for leaves that may grow, up to
-    /// [`MAX_LEAF_PAGES`] pages.
+    /// [`max_leaf_pages`] pages.
     ///
     /// A split exists when a node overflows `cap` by one entry at most (at most half a usable
     /// leaf; at most `14 + page_size / 4` bytes in a branch), since every entry is at most
@@ -675,7 +690,7 @@ impl From<ValueRef<'_>> for Value {
 }
 
 /// How many pages a node spans, as its first page says (header byte 1, plus one), before
-/// anything is verified: the reader refuses more than [`MAX_LEAF_PAGES`], the checksum
+/// anything is verified: the reader refuses more than [`max_leaf_pages`], the checksum
 /// catches a wrong count, and [`parse`] refuses a branch over several pages. `None` when the
 /// page is too short to tell.
 pub(crate) fn pages_of(first_page: &[u8]) -> Option<usize> {
@@ -707,7 +722,7 @@ pub(crate) fn parse<'p>(
     if pages > 1 && kind != LEAF {
         return Err(corrupt(page, "a branch spanning pages"));
     }
-    if pages > MAX_LEAF_PAGES {
+    if pages > max_leaf_pages(page_size) {
         return Err(corrupt(page, format!("leaf of {pages} pages")));
     }
     if n == 0 {
@@ -801,7 +816,7 @@ pub(crate) fn key_offsets(page: PageId, bytes: &[u8], page_size: usize) -> Resul
     let base = bytes.as_ptr() as usize;
     parse(page, bytes, page_size, |item| {
         if let Item::Entry(key, _) | Item::Separator(key) = item {
-            // Inside `bytes`, which is at most MAX_LEAF_PAGES * 64 KiB long.
+            // Inside `bytes`, which is at most MAX_LEAF_BYTES long.
             offsets.push((key.as_ptr() as usize - base) as u32);
         }
         ControlFlow::Continue(())
@@ -898,7 +913,7 @@ fn split_point(sizes: &[usize], base: usize, cap: usize, promote: bool, append: 
 
 /// The shortest separator `s` with `left < s <= right` (given `left < right`): the prefix
 /// of `right` one byte past what it shares with `left`.
-fn separator(left: &[u8], right: &[u8]) -> Key {
+pub(crate) fn separator(left: &[u8], right: &[u8]) -> Key {
     let common = left.iter().zip(right).take_while(|(a, b)| a == b).count();
     debug_assert_eq!(left.cmp(right), Ordering::Less);
     Key::from_slice(&right[..=common])

@@ -17,7 +17,7 @@ use std::sync::{Arc, OnceLock};
 use pagecache::PageRef;
 
 use super::index::{NodeIndex, Step};
-use super::node::MAX_LEAF_PAGES;
+use super::node::max_leaf_pages;
 use super::node::{
     child_index, corrupt, overflow_pages, pages_of, parse, search, Child, Entry, Item, Node, Value, ValueRef,
 };
@@ -25,7 +25,7 @@ use super::store::{NodePtr, PageId, PageSource, TreeRoot};
 use crate::Result;
 
 /// Reads the node `ptr` points to (its first page, and the pages its header says follow,
-/// at most [`MAX_LEAF_PAGES`] in all) and verifies it against the pointer's checksum. With
+/// at most [`max_leaf_pages`] in all) and verifies it against the pointer's checksum. With
 /// `replace`, the node is about to be copied and replaced ([`PageSource::read_run_to_replace`]).
 fn read_page(src: &dyn PageSource, ptr: NodePtr, replace: bool) -> Result<PageRef> {
     let page_size = src.page_size();
@@ -41,7 +41,7 @@ fn read_page(src: &dyn PageSource, ptr: NodePtr, replace: bool) -> Result<PageRe
     let bytes = if pages == 1 {
         first
     } else {
-        if pages > MAX_LEAF_PAGES {
+        if pages > max_leaf_pages(page_size) {
             return Err(corrupt(ptr.page, format!("node of {pages} pages")));
         }
         // The whole node, its first page again among it (a cache hit), so that a miss

@@ -66,7 +66,8 @@ pub trait PageSource {
     fn page_size(&self) -> usize;
 
     /// Most pages a leaf may grow to by appends, from 1 to [`super::MAX_LEAF_PAGES`]
-    /// (clamped to that); leaves of up to that many pages are read whatever this says.
+    /// (clamped to that, and to fewer at pages over 16 KiB); leaves of up to the most the
+    /// page size allows are read whatever this says.
     fn leaf_pages(&self) -> usize {
         super::MAX_LEAF_PAGES
     }

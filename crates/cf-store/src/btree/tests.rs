@@ -978,15 +978,18 @@ fn limits_leave_room() {
 
 /// The page count of every leaf reachable from `root`.
 fn leaf_pages(mem: &Mem, root: &TreeRoot) -> Vec<u64> {
+    leaf_runs(mem, root).into_iter().map(|(_, c)| c).collect()
+}
+
+/// The leaves of `root` in key order, each as its first page and its page count.
+fn leaf_runs(mem: &Mem, root: &TreeRoot) -> Vec<(PageId, u64)> {
     let mut runs = Vec::new();
     visit_pages(mem, root, false, &mut |p, c| runs.push((p, c))).unwrap();
-    runs.into_iter()
-        .filter(|&(p, c)| {
-            let bytes: Vec<u8> = (p..p + c).flat_map(|p| mem.read(p).unwrap().to_vec()).collect();
-            matches!(Node::decode(p, &bytes, mem.page_size()), Ok(Node::Leaf(_)))
-        })
-        .map(|(_, c)| c)
-        .collect()
+    runs.retain(|&(p, c)| {
+        let bytes: Vec<u8> = (p..p + c).flat_map(|p| mem.read(p).unwrap().to_vec()).collect();
+        matches!(Node::decode(p, &bytes, mem.page_size()), Ok(Node::Leaf(_)))
+    });
+    runs
 }
 
 #[test]
@@ -1232,23 +1235,76 @@ fn random_inserts_keep_one_page_leaves() {
 #[test]
 fn changing_a_grown_leaf_cuts_it_into_pages() {
     let mem = Mem::new(4096);
-    let root = put_all(&mem, TreeRoot::default(), 0..15, 3);
+    // 63 entries of 1,037 bytes fill sixteen pages.
+    let n = 63u64;
+    let root = put_all(&mem, TreeRoot::default(), 0..n, 3);
     assert_eq!(
         leaf_pages(&mem, &root),
         vec![MAX_LEAF_PAGES as u64],
-        "15 entries fill 4 pages"
+        "63 entries fill 16 pages"
     );
     assert_eq!(reachable(&mem, &root).len(), MAX_LEAF_PAGES);
     let root = put_all(&mem, root, [7], 4);
-    assert_eq!(leaf_pages(&mem, &root), vec![1; 5], "three 1 KiB entries a page");
-    assert_eq!(root.len, 15);
-    for k in 0..15u64 {
+    assert_eq!(leaf_pages(&mem, &root), vec![1; 21], "three 1 KiB entries a page");
+    assert_eq!(root.len, n);
+    for k in 0..n {
         let want = value_bytes(1024, if k == 7 { 4 } else { 3 });
         assert_eq!(get(&mem, &root, &k.to_be_bytes()).unwrap(), Some(want));
     }
     // An append to the full one-page right edge in a later transaction splits it as before.
-    let root = put_all(&mem, root, [15], 5);
-    assert_eq!(leaf_pages(&mem, &root), vec![1; 6]);
+    let root = put_all(&mem, root, [n], 5);
+    assert_eq!(leaf_pages(&mem, &root), vec![1; 22]);
+}
+
+/// A committed leaf longer than a page and at least three quarters full is sealed: appends
+/// in a later transaction start a new leaf after it, and it keeps its pages, unwritten.
+/// Whether it is the root (the parent is new) or under a branch (the branch takes the new
+/// leaf), every entry reads back.
+#[test]
+fn appends_past_a_sealed_leaf_leave_it_unwritten() {
+    // 12 entries of 1,037 bytes in four pages: 76% full. 70 entries: a full sixteen-page
+    // leaf and a two-page one of seven (89% full).
+    for first in [12u64, 70] {
+        let mem = Mem::new(4096);
+        let root = put_all(&mem, TreeRoot::default(), 0..first, 1);
+        let before = leaf_runs(&mem, &root);
+        let &sealed = before.last().unwrap();
+        assert!(sealed.1 > 1, "{before:?}");
+        let root = put_all(&mem, root, first..first + 5, 2);
+        let written = expand(&mem.written.borrow());
+        let after = leaf_runs(&mem, &root);
+        assert!(after.contains(&sealed), "{first}: {before:?} -> {after:?}");
+        assert!(
+            (sealed.0..sealed.0 + sealed.1).all(|p| !written.contains(&p)),
+            "{first}: the sealed leaf {sealed:?} was written again"
+        );
+        assert_eq!(after.len(), before.len() + 1, "{first}: one new leaf");
+        assert_eq!(root.len, first + 5);
+        for k in 0..first + 5 {
+            let want = value_bytes(1024, if k < first { 1 } else { 2 });
+            assert_eq!(
+                get(&mem, &root, &k.to_be_bytes()).unwrap(),
+                Some(want),
+                "{first}: key {k}"
+            );
+        }
+    }
+}
+
+/// A committed grown leaf under three quarters full is not sealed: a later transaction's
+/// appends fill it further (rewriting it), so a run of commits that each append a little
+/// over a page does not leave a trail of half-empty leaves.
+#[test]
+fn appends_fill_a_grown_leaf_that_is_not_sealed() {
+    let mem = Mem::new(4096);
+    // 5 entries: 5,189 bytes in two pages, 63% full.
+    let root = put_all(&mem, TreeRoot::default(), 0..5, 1);
+    assert_eq!(leaf_pages(&mem, &root), vec![2]);
+    let root = put_all(&mem, root, 5..10, 2);
+    assert_eq!(leaf_pages(&mem, &root), vec![3], "one leaf of ten entries");
+    // Now 85% of three pages: sealed, so the next appends start a leaf.
+    let root = put_all(&mem, root, 10..12, 3);
+    assert_eq!(leaf_pages(&mem, &root), vec![3, 1]);
 }
 
 /// Long keys at 512-byte pages: cutting a grown leaf hands its parent several separators of

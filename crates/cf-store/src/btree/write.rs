@@ -9,8 +9,10 @@
 //! or emptied (an emptied leaf is freed at once).
 //!
 //! Leaf size: an insert at the end of the rightmost leaf may grow that leaf past one page,
-//! up to [`MAX_LEAF_PAGES`], when the leaf is new in this transaction or already longer than a
-//! page; a full one splits with its left half full and a new one-entry leaf on its right.
+//! up to [`max_leaf_pages`], when the leaf is new in this transaction or already longer than
+//! a page; a full one splits with its left half full and a new one-entry leaf on its right.
+//! A committed leaf longer than a page and at least three quarters full is sealed
+//! ([`seals`]): an append past it starts a new leaf and leaves it unwritten.
 //! Large values appended in key order thus fill their pages, while a transaction that appends
 //! a few entries to a one-page leaf keeps rewriting one page. Any other insert into a leaf
 //! longer than a page cuts it into one-page leaves, each as full as it can be, so random
@@ -31,7 +33,9 @@
 use std::ops::RangeBounds;
 
 use super::image::LeafImage;
-use super::node::{check_sizes, child_index, overflow_pages, search, Child, Entry, Node, MAX_LEAF_PAGES};
+use super::node::{
+    check_sizes, child_index, max_leaf_pages, overflow_pages, search, separator, Child, Entry, Node,
+};
 use super::node::{entry_len, is_inline, InlineValue, Key, Value, HEADER_LEN, MAX_VALUE_LEN};
 use super::read::{lookup, read_node_to_replace, read_value, visit_pages, Range};
 use super::store::{FreshBuffers, InsertBuffers, NodePtr, PageId, PageSink, PageSource, TreeRoot};
@@ -174,6 +178,10 @@ impl WriteTree {
             None => {
                 let (steps, rightmost) = self.descend(src, key)?;
                 let found = search(self.leaf_of(&steps), key);
+                if rightmost && found == Err(self.leaf_of(&steps).len()) && seals(&steps, src) {
+                    self.append_past_sealed(steps, key, value, page_size, bufs);
+                    return Ok(None);
+                }
                 let old = match found {
                     Ok(i) => Some(read_value(src, &self.leaf_of(&steps)[i].value)?),
                     Err(_) => None,
@@ -188,7 +196,7 @@ impl WriteTree {
         let grown = before > page_size;
         let fresh = self.fresh[leaf];
         let added = entry_len(key.len(), value.len(), page_size);
-        let grow_cap = src.leaf_pages().clamp(1, MAX_LEAF_PAGES) * page_size;
+        let grow_cap = grow_cap(src);
         let (append, after) = match found {
             Ok(i) => {
                 self.leaf_changed(leaf, i);
@@ -226,11 +234,68 @@ impl WriteTree {
             (false, _) => (page_size, LeafSplit::Balanced),
         };
         self.lens[leaf] = Some(after);
-        let split = self.split_up(&path, page_size, (after, cap), how, bufs);
+        let split = self.split_up(&path, page_size, Some((after, cap, how)), bufs);
         if append && !split {
             self.right_edge = path;
         }
         Ok(old)
+    }
+
+    /// Inserts `key` and `value` in a new leaf after the sealed leaf that `steps` ends in
+    /// (committed, rightmost, and `key` past its last key: see [`seals`]). The sealed leaf
+    /// stays clean, its page and pointer as they were; the branches above it are copied and
+    /// take the new leaf after it, splitting as they must. The new leaf is fresh, so the
+    /// appends after it grow it.
+    fn append_past_sealed(
+        &mut self,
+        mut steps: Vec<Step>,
+        key: &[u8],
+        value: &[u8],
+        page_size: usize,
+        bufs: &mut dyn InsertBuffers,
+    ) {
+        let Some(Step {
+            node: Loaded::Clean(sealed, Node::Leaf(entries)),
+            ..
+        }) = steps.pop()
+        else {
+            unreachable!("only a clean leaf is sealed")
+        };
+        let last = &entries.last().expect("a committed leaf has entries").key;
+        let sep = separator(last.as_slice(), key);
+        let entry = Entry {
+            key: Key::from_slice(key),
+            value: Value::new(key.len(), bufs.copy_of(value), page_size),
+        };
+        let leaf = self.push(Node::Leaf(vec![entry]), true);
+        self.len += 1;
+        let mut path = self.adopt(steps, page_size);
+        let split = match path.last_mut() {
+            None => {
+                let root = self.push(
+                    Node::Branch {
+                        keys: vec![sep],
+                        children: vec![Child::Clean(sealed), Child::Dirty(leaf)],
+                    },
+                    true,
+                );
+                self.root = Some(Child::Dirty(root));
+                path.push((root, 1));
+                false
+            }
+            Some((parent, pos)) => {
+                let parent = *parent;
+                *pos += 1;
+                let (keys, children) = self.branch_mut(parent);
+                keys.push(sep);
+                children.push(Child::Dirty(leaf));
+                self.split_up(&path, page_size, None, bufs)
+            }
+        };
+        if !split {
+            path.push((leaf, 0));
+            self.right_edge = path;
+        }
     }
 
     /// The entry of `key` and `value` (inline) appended to the image of leaf `leaf`, made
@@ -488,32 +553,33 @@ impl WriteTree {
     }
 
     /// Splits the nodes of a just-changed (dirty) path that overflow, bottom up, growing new
-    /// roots while the root splits. `leaf` is the leaf's encoded length and the most it may
-    /// take, and `how` says how it splits; a branch splits when over a page, like the leaf's
-    /// split (left full after an append, else balanced), or into as many pieces as it needs
-    /// when it took more than one separator. Returns whether anything split.
+    /// roots while the root splits. `leaf` is, when the path ends in the leaf that changed,
+    /// the leaf's encoded length, the most it may take and how it splits; `None` when the path
+    /// ends in a branch that took a separator at its end. A branch splits when over a page,
+    /// like the leaf's split (left full after an append, else balanced), or into as many
+    /// pieces as it needs when it took more than one separator. Returns whether anything
+    /// split.
     fn split_up(
         &mut self,
         path: &[(usize, usize)],
         page_size: usize,
-        leaf: (usize, usize),
-        how: LeafSplit,
+        leaf: Option<(usize, usize, LeafSplit)>,
         bufs: &mut dyn InsertBuffers,
     ) -> bool {
-        let append = how == LeafSplit::Append;
+        let append = leaf.is_none_or(|(_, _, how)| how == LeafSplit::Append);
         for level in (0..path.len()).rev() {
             let (node, _) = path[level];
-            let is_leaf = level + 1 == path.len();
-            let (len, cap) = if is_leaf {
-                leaf
-            } else {
-                (self.arena[node].encoded_len(), page_size)
+            let bottom_leaf = leaf.filter(|_| level + 1 == path.len());
+            let (len, cap) = match bottom_leaf {
+                Some((len, cap, _)) => (len, cap),
+                None => (self.arena[node].encoded_len(), page_size),
             };
             if len <= cap {
                 return level + 1 < path.len();
             }
-            let pieces = self.split_node(node, cap, is_leaf && how == LeafSplit::Pages, append);
-            if is_leaf {
+            let into_pages = matches!(bottom_leaf, Some((_, _, LeafSplit::Pages)));
+            let pieces = self.split_node(node, cap, into_pages, append);
+            if bottom_leaf.is_some() {
                 self.leaf_split(node, &pieces, bufs);
             }
             self.lens[node] = None;
@@ -704,6 +770,32 @@ impl WriteTree {
 }
 
 /// Sorts runs and merges adjacent ones.
+/// Most bytes a leaf grows to by appends: [`PageSource::leaf_pages`] pages, at most
+/// [`max_leaf_pages`].
+fn grow_cap(src: &dyn PageSource) -> usize {
+    let page_size = src.page_size();
+    src.leaf_pages().clamp(1, max_leaf_pages(page_size)) * page_size
+}
+
+/// Whether the leaf a descent ended in is sealed: committed (clean), longer than a page and
+/// at least three quarters of its pages full, in a tree whose leaves grow. An append past
+/// its last key starts a new leaf after it instead of copying it: rewriting it would fill
+/// at most a quarter of its pages more, and costs all of them. Without this, each commit of
+/// appends rewrote the last, partly filled leaf of the commit before it: on average half a
+/// grown leaf a commit. Leaves that stay unsealed (one page, or under three quarters full)
+/// are still appended to, so small appending commits keep filling one leaf.
+fn seals(steps: &[Step], src: &dyn PageSource) -> bool {
+    let page_size = src.page_size();
+    match steps.last().map(|step| &step.node) {
+        Some(Loaded::Clean(_, node @ Node::Leaf(_))) if grow_cap(src) > page_size => {
+            let len = node.encoded_len();
+            let pages = len.div_ceil(page_size);
+            pages > 1 && 4 * len >= 3 * pages * page_size
+        }
+        _ => false,
+    }
+}
+
 fn merge_runs(mut runs: Vec<(PageId, u64)>) -> Vec<(PageId, u64)> {
     runs.sort_unstable();
     let mut merged: Vec<(PageId, u64)> = Vec::with_capacity(runs.len());
