@@ -632,16 +632,15 @@ fn create(core: Arc<DbCore>, b: &DbBuilder) -> Result<DbShared> {
     })
 }
 
+/// The valid slots of a space, each with its index (0 or 1), newest first.
+type ValidSlots = Vec<(usize, Slot)>;
+
 /// Reads both slot pages of a space and returns the valid ones, newest first, with the
 /// problems of the others. A slot whose checksum holds but whose format version this build
 /// does not read was written by another build, not torn: it is an error, not a slot to
 /// fall back from (falling back would lose its commit, and the next commit would overwrite
 /// it).
-fn read_slots(
-    core: &DbCore,
-    pages: [PageId; 2],
-    magic: [u8; 8],
-) -> Result<(Vec<(usize, Slot)>, Vec<String>)> {
+fn read_slots(core: &DbCore, pages: [PageId; 2], magic: [u8; 8]) -> Result<(ValidSlots, Vec<String>)> {
     let ps = core.page_size as usize;
     let mut valid = Vec::new();
     let mut problems = Vec::new();
