@@ -16,8 +16,9 @@
 //! It counts pages when a commit frees them, not when they can be reused: a snapshot kept
 //! open for many commits keeps the freed held pages from being dropped, and they are written
 //! at the budget after all. So the gate also judges each window (a budget's worth of bytes
-//! held, or what was held before everything held was written, if that is at least a quarter
-//! of the budget): when less than an eighth of what it held was dropped unwritten, it
+//! held over at least eight commits, or what was held before everything held was written, if
+//! that is at least a quarter of the budget): when less than an eighth of what it held was
+//! dropped unwritten, it
 //! writes every commit at once for the next 16 commits, then 32, and so on up to 1,024,
 //! until a window pays again.
 
@@ -36,6 +37,10 @@ const MAX_SHADOW_BYTES: u64 = 1 << 30;
 /// further one up to [`MAX_BACKOFF`].
 const MIN_BACKOFF: u64 = 16;
 const MAX_BACKOFF: u64 = 1024;
+/// A window that held a budget's worth ends only once it spans this many holding commits
+/// (the running averages' horizon), so that the pages of a commit that holds much at once
+/// have commits after it to be revisited in before the window is judged.
+const MIN_WINDOW_COMMITS: u64 = 8;
 /// Holding starts when the freed share of the bytes written reaches this...
 const START_SHARE: f64 = 1.0 / 4.0;
 /// ...and stops when it falls below this.
@@ -57,9 +62,11 @@ pub struct HoldGate {
     avg_written: f64,
     avg_freed: f64,
     holding: bool,
-    /// Bytes held since everything held was last written, and of them dropped unwritten.
+    /// Bytes held since everything held was last written, and of them dropped unwritten,
+    /// and the commits that held them.
     window_held: u64,
     window_dropped: u64,
+    window_commits: u64,
     /// Commits still to write at once after a window that did not pay, and the next pause.
     skip: u64,
     backoff: u64,
@@ -80,16 +87,19 @@ impl HoldGate {
             holding: false,
             window_held: 0,
             window_dropped: 0,
+            window_commits: 0,
             skip: 0,
             backoff: MIN_BACKOFF,
         }
     }
 
-    /// A commit held `bytes`. A budget's worth held ends a window (held pages are written
-    /// oldest first as new ones come, so a window need not end with everything written).
+    /// A commit held `bytes`. A budget's worth held over at least [`MIN_WINDOW_COMMITS`]
+    /// commits ends a window (held pages are written oldest first as new ones come, so a
+    /// window need not end with everything written).
     pub fn held(&mut self, bytes: u64) {
         self.window_held += bytes;
-        if self.window_held >= self.budget {
+        self.window_commits += 1;
+        if self.window_held >= self.budget && self.window_commits >= MIN_WINDOW_COMMITS {
             self.judge();
         }
     }
@@ -117,6 +127,7 @@ impl HoldGate {
         }
         self.window_held = 0;
         self.window_dropped = 0;
+        self.window_commits = 0;
     }
 
     /// The budget in bytes.
@@ -293,8 +304,14 @@ mod tests {
             c += 1;
         }
         // A window of the whole budget with nothing dropped (it ends when a budget's worth
-        // was held, with or without a write of everything).
+        // was held over eight commits, with or without a write of everything). One commit
+        // of the whole budget is not a window yet.
         gate.held(budget);
+        assert!(step(&mut gate, c + 1), "one commit is not a window");
+        c += 1;
+        for _ in 1..MIN_WINDOW_COMMITS {
+            gate.held(0);
+        }
         let paused = (0..16).filter(|i| step(&mut gate, c + 1 + i)).count();
         assert_eq!(paused, 0, "16 commits written at once");
         assert!(step(&mut gate, c + 17), "then it holds again");
@@ -311,7 +328,9 @@ mod tests {
         gate.held(budget / 8);
         gate.written();
         assert!(step(&mut gate, c + 100));
-        gate.held(budget);
+        for _ in 0..MIN_WINDOW_COMMITS {
+            gate.held(budget / 8);
+        }
         assert_eq!(
             (0..16).filter(|i| step(&mut gate, c + 101 + i)).count(),
             0,
