@@ -218,22 +218,30 @@ fn relabel_where(path: &Path, version: u32, which: impl Fn(&[u8]) -> bool) -> Ve
     bytes
 }
 
+/// Opening `path`, whose bytes are `bytes`, fails with `UnsupportedVersion` naming version
+/// `found` and this build's, and leaves the file as it was.
+fn assert_unsupported(path: &Path, bytes: &[u8], found: u32) {
+    match open_err(path) {
+        Error::UnsupportedVersion {
+            found: got,
+            supported,
+            ..
+        } => assert_eq!((got, supported), (found, CURRENT)),
+        other => panic!("expected UnsupportedVersion, got {other:?}"),
+    }
+    assert!(
+        std::fs::read(path).unwrap() == bytes,
+        "a failed open changed the file"
+    );
+}
+
 #[test]
 fn another_format_version_is_unsupported() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("v4.cf");
     sample_db(&path);
     let bytes = relabel(&path, CURRENT + 1);
-    match open_err(&path) {
-        Error::UnsupportedVersion { found, supported, .. } => {
-            assert_eq!((found, supported), (CURRENT + 1, CURRENT))
-        }
-        other => panic!("expected UnsupportedVersion, got {other:?}"),
-    }
-    assert!(
-        std::fs::read(&path).unwrap() == bytes,
-        "a failed open changed the file"
-    );
+    assert_unsupported(&path, &bytes, CURRENT + 1);
 }
 
 /// A column family's slot written by a newer build is refused, not passed over for its
@@ -245,14 +253,7 @@ fn a_newer_column_family_slot_is_unsupported_not_skipped() {
     let path = dir.path().join("cf-v4.cf");
     sample_db(&path);
     let bytes = relabel_where(&path, CURRENT + 1, |magic| magic == b"CFSLOT\0\0");
-    match open_err(&path) {
-        Error::UnsupportedVersion { found, .. } => assert_eq!(found, CURRENT + 1),
-        other => panic!("expected UnsupportedVersion, got {other:?}"),
-    }
-    assert!(
-        std::fs::read(&path).unwrap() == bytes,
-        "a failed open changed the file"
-    );
+    assert_unsupported(&path, &bytes, CURRENT + 1);
 }
 
 /// Versions 1 (one-page leaves only) and 2 (leaves of up to four pages) are subsets of
