@@ -769,7 +769,6 @@ impl WriteTree {
     }
 }
 
-/// Sorts runs and merges adjacent ones.
 /// Most bytes a leaf grows to by appends: [`PageSource::leaf_pages`] pages, at most
 /// [`max_leaf_pages`].
 fn grow_cap(src: &dyn PageSource) -> usize {
@@ -796,6 +795,7 @@ fn seals(steps: &[Step], src: &dyn PageSource) -> bool {
     }
 }
 
+/// Sorts runs and merges adjacent ones.
 fn merge_runs(mut runs: Vec<(PageId, u64)>) -> Vec<(PageId, u64)> {
     runs.sort_unstable();
     let mut merged: Vec<(PageId, u64)> = Vec::with_capacity(runs.len());
