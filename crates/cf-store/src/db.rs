@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 
 use dashmap::DashMap;
-use flush::{Backend, FileBackend, FileOptions, FlushConfig, IoStatsSnapshot};
+use flush::{Backend, Bystanders, FileBackend, FileOptions, FlushConfig, IoStatsSnapshot};
 use pagecache::{CacheOptions, CacheStats, PageCache, ReadPath};
 use parking_lot::Mutex;
 
@@ -278,9 +278,12 @@ impl DbBuilder {
     /// Opens the file at `path`, creating it if it does not exist or is empty.
     pub fn open(self, path: impl AsRef<Path>) -> Result<Db> {
         let path = path.as_ref();
-        let options = self.file.clone().with_create(true);
+        // The file's writers yield their core to one another while no read transaction is
+        // open (`FileOptions::bystanders`).
+        let reads = Arc::new(Bystanders::new());
+        let options = self.file.clone().with_create(true).with_bystanders(reads.clone());
         let backend: Arc<dyn Backend> = Arc::new(FileBackend::open_with(path, options)?);
-        self.open_over(backend, path, true)
+        self.open_over(backend, path, Some(reads))
     }
 
     /// Opens a database over any backend (an in-memory or crash-simulating one in tests);
@@ -288,12 +291,19 @@ impl DbBuilder {
     /// ([`Error::MmapNeedsOwnedFile`]): the caller keeps a handle to the backend, and a
     /// write or truncation through it could change or remove pages the store has mapped.
     pub fn open_backend(self, backend: Arc<dyn Backend>, label: impl AsRef<Path>) -> Result<Db> {
-        self.open_over(backend, label.as_ref(), false)
+        self.open_over(backend, label.as_ref(), None)
     }
 
-    /// [`DbBuilder::open_backend`]; `owned`: the store opened the backend itself and no one
-    /// else holds it, so the file may be mapped.
-    fn open_over(self, backend: Arc<dyn Backend>, label: &Path, owned: bool) -> Result<Db> {
+    /// [`DbBuilder::open_backend`]; `reads`, given when the store opened the backend itself
+    /// and no one else holds it (so the file may be mapped): the count of open read
+    /// transactions that the backend was given as its bystanders.
+    fn open_over(
+        self,
+        backend: Arc<dyn Backend>,
+        label: &Path,
+        reads: Option<Arc<Bystanders>>,
+    ) -> Result<Db> {
+        let owned = reads.is_some();
         if self.read_path == ReadPath::Mmap && !owned {
             return Err(Error::MmapNeedsOwnedFile {
                 path: label.to_path_buf(),
@@ -339,6 +349,7 @@ impl DbBuilder {
                 ReadPath::Cache => IndexCache::new(self.index_bytes, page_size).map(Arc::new),
                 _ => None,
             },
+            open_reads: reads.unwrap_or_default(),
             group: GroupSync::default(),
             files: Mutex::new(FileSpace::default()),
             poisoned: AtomicBool::new(false),
@@ -406,6 +417,10 @@ pub(crate) struct DbCore {
     pub hold_bytes: u64,
     /// [`DbBuilder::index_bytes`]: the indexed nodes of every column family's lookups.
     pub index: Option<Arc<IndexCache>>,
+    /// Read transactions open now, on every column family ([`crate::ReadTxn`]); the file's
+    /// writers yield their core to one another only while there are none
+    /// (`FileOptions::bystanders`).
+    pub open_reads: Arc<Bystanders>,
     group: GroupSync,
     files: Mutex<FileSpace>,
     poisoned: AtomicBool,

@@ -412,6 +412,14 @@ pub struct ReadTxn {
     cf: Arc<CfShared>,
     snapshot: Arc<Snapshot>,
     source: CacheSource,
+    /// Its shard in `DbCore::open_reads`, which counts it until it drops.
+    open_shard: usize,
+}
+
+impl Drop for ReadTxn {
+    fn drop(&mut self) {
+        self.cf.core.open_reads.leave(self.open_shard);
+    }
 }
 
 impl std::fmt::Debug for ReadTxn {
@@ -423,7 +431,13 @@ impl std::fmt::Debug for ReadTxn {
 impl ReadTxn {
     pub(crate) fn new(cf: Arc<CfShared>, snapshot: Arc<Snapshot>) -> ReadTxn {
         let source = cf.source();
-        ReadTxn { cf, snapshot, source }
+        let open_shard = cf.core.open_reads.enter();
+        ReadTxn {
+            cf,
+            snapshot,
+            source,
+            open_shard,
+        }
     }
 
     /// The table `name` as of this snapshot; [`Error::TableNotFound`] if it does not exist.
@@ -485,5 +499,33 @@ impl ReadTable<'_> {
     /// True when the table has no entries.
     pub fn is_empty(&self) -> bool {
         self.root.len == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{CfOptions, Db};
+
+    /// Read transactions count in the file's bystanders from begin to drop, on any column
+    /// family, whichever thread drops them: the file's writers yield to one another only
+    /// while none is open (`FileOptions::bystanders`).
+    #[test]
+    fn read_transactions_count_as_bystanders_while_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::builder().open(dir.path().join("f.cf")).unwrap();
+        let (a, b) = (
+            db.create_cf("a", CfOptions::default()).unwrap(),
+            db.create_cf("b", CfOptions::default()).unwrap(),
+        );
+        let open = || a.begin_read().unwrap().cf.core.open_reads.clone();
+        let reads = open();
+        assert!(!reads.any(), "the one begun above was dropped");
+        let first = a.begin_read().unwrap();
+        let second = b.begin_read().unwrap();
+        assert!(reads.any());
+        drop(first);
+        assert!(reads.any(), "one is still open");
+        std::thread::scope(|s| s.spawn(move || drop(second)).join().unwrap());
+        assert!(!reads.any());
     }
 }

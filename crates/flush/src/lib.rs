@@ -15,6 +15,7 @@
 //! ```
 
 mod backend;
+mod bystanders;
 mod config;
 mod error;
 mod executor;
@@ -26,6 +27,7 @@ mod stats;
 pub mod testing;
 
 pub use backend::{Backend, FileBackend, FileOptions, MemBackend, WriteCall};
+pub use bystanders::Bystanders;
 pub use config::{ByteSize, FlushConfig, MAX_GAP_LIMIT, MAX_RUN_LIMIT};
 pub use error::{FlushError, IoOp, Result, ACCEPTED_FORMS};
 pub use executor::{FlushReport, PlanExecutor};

@@ -6,11 +6,11 @@ use std::os::unix::fs::FileExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 
 use super::{total_len, Backend, WriteCall};
-use crate::{FlushError, IoOp, IoStats, Result, WriteLockWait};
+use crate::{Bystanders, FlushError, IoOp, IoStats, Result, WriteLockWait};
 
 /// Linux refuses to move more than this many bytes in one read or write call
 /// (`MAX_RW_COUNT`); larger requests come back short.
@@ -47,8 +47,16 @@ pub struct FileOptions {
     /// it yields rather than sleeps (default: twice the machine's cores, from
     /// `available_parallelism`). With fewer waiters, the cores a yield frees go to other
     /// work (readers, say) and the writer waits behind it: a soak of 4 writers and 2 readers
-    /// on 2 cores lost a quarter of its commits when every waiter yielded.
+    /// on 2 cores lost a quarter of its commits when every waiter yielded. While
+    /// [`FileOptions::bystanders`] reads zero, 1 is used instead.
     pub yield_min_queued: u32,
+    /// A count the file's owner keeps of its threads that want cores beside the writers
+    /// (cf-store: its open read transactions). While it counts none, [`FileOptions::
+    /// yield_min_queued`] is 1: every waiter yields, since the cores it gives up can only go
+    /// to other writers, or to threads the owner does not know of. While it reads more, a
+    /// yield could send the waiter behind those threads, and the rule above holds. Default
+    /// `None`: the rule above always holds.
+    pub bystanders: Option<Arc<Bystanders>>,
 }
 
 impl Default for FileOptions {
@@ -59,6 +67,7 @@ impl Default for FileOptions {
             serialize_writes: true,
             yield_wait: Duration::from_millis(2),
             yield_min_queued: 2 * std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+            bystanders: None,
         }
     }
 }
@@ -93,6 +102,12 @@ impl FileOptions {
         self.yield_min_queued = writers;
         self
     }
+
+    /// Sets [`FileOptions::bystanders`].
+    pub fn with_bystanders(mut self, count: Arc<Bystanders>) -> Self {
+        self.bystanders = Some(count);
+        self
+    }
 }
 
 /// A real file. Writes go straight to the kernel (no user-space buffering): `pwrite` for a
@@ -113,6 +128,8 @@ pub struct FileBackend {
     yield_wait: Duration,
     /// [`FileOptions::yield_min_queued`].
     yield_min_queued: u32,
+    /// [`FileOptions::bystanders`].
+    bystanders: Option<Arc<Bystanders>>,
     /// Writers waiting for the write lock now.
     queued_now: AtomicU32,
     /// Turns taken at the write lock so far, and the number of the last turn that had to
@@ -159,6 +176,7 @@ impl FileBackend {
             yield_wait: options.yield_wait,
             queued_now: AtomicU32::new(0),
             yield_min_queued: options.yield_min_queued.max(1),
+            bystanders: options.bystanders,
             turns: AtomicU64::new(0),
             last_queued_turn: AtomicU64::new(0),
         }
@@ -167,6 +185,15 @@ impl FileBackend {
     /// The path the file was opened at.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// How many writers must wait, a newcomer included, for it to yield: 1 while the
+    /// owner's bystanders are none, else [`FileOptions::yield_min_queued`].
+    fn yield_min_queued(&self) -> u32 {
+        match &self.bystanders {
+            Some(count) if !count.any() => 1,
+            _ => self.yield_min_queued,
+        }
     }
 
     /// The most slices one `pwritev` call carries.
@@ -189,7 +216,7 @@ impl FileBackend {
                 Err(TryLockError::WouldBlock) => {
                     self.last_queued_turn.fetch_max(turn, Ordering::Relaxed);
                     let queued = self.queued_now.fetch_add(1, Ordering::Relaxed) + 1;
-                    let give_up = if queued >= self.yield_min_queued {
+                    let give_up = if queued >= self.yield_min_queued() {
                         asked + self.yield_wait
                     } else {
                         asked
@@ -644,10 +671,15 @@ mod tests {
     /// A writer held up behind another's turn: it yields while the window lasts, and sleeps
     /// when the window is shorter than the wait.
     fn queue_behind_a_turn(yield_wait: Duration, min_queued: u32) -> IoStatsSnapshot {
+        queue_behind_a_turn_with(
+            FileOptions::default()
+                .with_yield_wait(yield_wait)
+                .with_yield_min_queued(min_queued),
+        )
+    }
+
+    fn queue_behind_a_turn_with(options: FileOptions) -> IoStatsSnapshot {
         let dir = tempfile::tempdir().unwrap();
-        let options = FileOptions::default()
-            .with_yield_wait(yield_wait)
-            .with_yield_min_queued(min_queued);
         let b = FileBackend::open_with(dir.path().join("f"), options).unwrap();
         std::thread::scope(|s| {
             let held = b.write_turn();
@@ -685,6 +717,37 @@ mod tests {
             (s.write_lock_turns, s.write_lock_queued, s.write_lock_parked),
             (2, 1, 1),
             "one waiter of the two needed to yield: slept at once"
+        );
+    }
+
+    /// With no bystanders a lone waiter yields whatever `yield_min_queued` says; with one it
+    /// follows `yield_min_queued`; a zero window still sleeps at once.
+    #[test]
+    fn a_queued_writer_yields_from_the_first_waiter_while_no_bystander_runs() {
+        let count = Arc::new(Bystanders::new());
+        let options = |wait: Duration| {
+            FileOptions::default()
+                .with_yield_wait(wait)
+                .with_yield_min_queued(2)
+                .with_bystanders(count.clone())
+        };
+        let lock = |s: IoStatsSnapshot| (s.write_lock_turns, s.write_lock_queued, s.write_lock_parked);
+        let forever = Duration::from_secs(600);
+        assert_eq!(
+            lock(queue_behind_a_turn_with(options(forever))),
+            (2, 1, 0),
+            "yielded"
+        );
+        assert_eq!(
+            lock(queue_behind_a_turn_with(options(Duration::ZERO))),
+            (2, 1, 1),
+            "no window: slept at once"
+        );
+        let _reading = count.enter();
+        assert_eq!(
+            lock(queue_behind_a_turn_with(options(forever))),
+            (2, 1, 1),
+            "a bystander: one waiter of the two needed, so it slept"
         );
     }
 
