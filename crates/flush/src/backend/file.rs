@@ -48,14 +48,14 @@ pub struct FileOptions {
     /// `available_parallelism`). With fewer waiters, the cores a yield frees go to other
     /// work (readers, say) and the writer waits behind it: a soak of 4 writers and 2 readers
     /// on 2 cores lost a quarter of its commits when every waiter yielded. While
-    /// [`FileOptions::bystanders`] reads zero, 1 is used instead.
+    /// [`FileOptions::bystanders`] counts none, 1 is used instead.
     pub yield_min_queued: u32,
     /// A count the file's owner keeps of its threads that want cores beside the writers
-    /// (cf-store: its open read transactions). While it counts none, [`FileOptions::
-    /// yield_min_queued`] is 1: every waiter yields, since the cores it gives up can only go
-    /// to other writers, or to threads the owner does not know of. While it reads more, a
-    /// yield could send the waiter behind those threads, and the rule above holds. Default
-    /// `None`: the rule above always holds.
+    /// (cf-store: its open read transactions). While it counts none, the threshold
+    /// [`FileOptions::yield_min_queued`] is 1: every waiter yields, since the cores it gives
+    /// up can only go to other writers, or to threads the owner does not know of. While it
+    /// counts some, a yield could send the waiter behind those threads, and the threshold
+    /// holds. Default `None`: the threshold always holds.
     pub bystanders: Option<Arc<Bystanders>>,
 }
 
