@@ -37,8 +37,9 @@ pub struct FileOptions {
     pub serialize_writes: bool,
     /// How long a writer that finds the write lock taken keeps yielding its core
     /// (`sched_yield`) and retrying before it sleeps on the lock (default 2 ms; zero sleeps
-    /// at once). It yields only while at least [`FileOptions::yield_min_queued`] writers
-    /// wait, itself included. A yielding waiter hands its core to any runnable thread and
+    /// at once), while [`FileOptions::bystanders`] counts some or is not given (else
+    /// [`FileOptions::lone_yield_wait`]). It yields only while at least
+    /// [`FileOptions::yield_min_queued`] writers wait, itself included. A yielding waiter hands its core to any runnable thread and
     /// takes the lock the moment it is free, with no futex wake-up and no idle vCPU; but a
     /// yield also sends it behind every other runnable thread on its core. Measured in
     /// ARCHITECTURE.md.
@@ -50,6 +51,14 @@ pub struct FileOptions {
     /// on 2 cores lost a quarter of its commits when every waiter yielded. While
     /// [`FileOptions::bystanders`] counts none, 1 is used instead.
     pub yield_min_queued: u32,
+    /// [`FileOptions::yield_wait`] while [`FileOptions::bystanders`] counts none (default
+    /// 20 ms). Then a yield can only hand the core to another writer, and sleeping costs
+    /// more than it spares: with more writers than cores, a waiter often waits longer than
+    /// 2 ms, and once one sleeps, the lock's hand-over goes through futex wake-ups of
+    /// sleepers that must then find a core. The window still ends, so a writer held up
+    /// behind a write the kernel stalls (dirty-page throttling, a slow disk) stops
+    /// spinning through yields. Measured in ARCHITECTURE.md.
+    pub lone_yield_wait: Duration,
     /// A count the file's owner keeps of its threads that want cores beside the writers
     /// (cf-store: its open read transactions). While it counts none, the threshold
     /// [`FileOptions::yield_min_queued`] is 1: every waiter yields, since the cores it gives
@@ -66,6 +75,7 @@ impl Default for FileOptions {
             max_bytes_per_call: LINUX_MAX_RW,
             serialize_writes: true,
             yield_wait: Duration::from_millis(2),
+            lone_yield_wait: Duration::from_millis(20),
             yield_min_queued: 2 * std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
             bystanders: None,
         }
@@ -94,6 +104,12 @@ impl FileOptions {
     /// Sets [`FileOptions::yield_wait`].
     pub fn with_yield_wait(mut self, wait: Duration) -> Self {
         self.yield_wait = wait;
+        self
+    }
+
+    /// Sets [`FileOptions::lone_yield_wait`].
+    pub fn with_lone_yield_wait(mut self, wait: Duration) -> Self {
+        self.lone_yield_wait = wait;
         self
     }
 
@@ -126,6 +142,8 @@ pub struct FileBackend {
     write_lock: Option<Mutex<()>>,
     /// [`FileOptions::yield_wait`].
     yield_wait: Duration,
+    /// [`FileOptions::lone_yield_wait`].
+    lone_yield_wait: Duration,
     /// [`FileOptions::yield_min_queued`].
     yield_min_queued: u32,
     /// [`FileOptions::bystanders`].
@@ -174,6 +192,7 @@ impl FileBackend {
             stats: IoStats::new(),
             write_lock: options.serialize_writes.then(|| Mutex::new(())),
             yield_wait: options.yield_wait,
+            lone_yield_wait: options.lone_yield_wait,
             queued_now: AtomicU32::new(0),
             yield_min_queued: options.yield_min_queued.max(1),
             bystanders: options.bystanders,
@@ -187,12 +206,14 @@ impl FileBackend {
         &self.path
     }
 
-    /// How many writers must wait, a newcomer included, for it to yield: 1 while the
-    /// owner's bystanders are none, else [`FileOptions::yield_min_queued`].
-    fn yield_min_queued(&self) -> u32 {
+    /// The yield-or-sleep rule now: how many writers must wait, a newcomer included, for
+    /// it to yield, and for how long. While the owner's bystanders are none, 1 and
+    /// [`FileOptions::lone_yield_wait`]; else [`FileOptions::yield_min_queued`] and
+    /// [`FileOptions::yield_wait`].
+    fn yield_rule(&self) -> (u32, Duration) {
         match &self.bystanders {
-            Some(count) if !count.any() => 1,
-            _ => self.yield_min_queued,
+            Some(count) if !count.any() => (1, self.lone_yield_wait),
+            _ => (self.yield_min_queued, self.yield_wait),
         }
     }
 
@@ -202,8 +223,10 @@ impl FileBackend {
     }
 
     /// Waits for the write lock, when writes are serialized: a writer that finds it taken
-    /// yields its core and retries for [`FileOptions::yield_wait`] if enough writers wait
-    /// ([`FileOptions::yield_min_queued`]), then sleeps on it. The
+    /// yields its core and retries while the rule of [`FileBackend::yield_rule`] lets it
+    /// (enough writers wait, and its window lasts), then sleeps on it. The rule is read
+    /// again after each yield, so a read transaction opened meanwhile shortens the window
+    /// to [`FileOptions::yield_wait`]. The
     /// turn ends when the returned guard drops, and the wait and the hold are added to
     /// [`IoStats`]. The lock guards no data, so a poisoned one is as good as a clean one.
     fn write_turn(&self) -> Option<WriteTurn<'_>> {
@@ -216,13 +239,9 @@ impl FileBackend {
                 Err(TryLockError::WouldBlock) => {
                     self.last_queued_turn.fetch_max(turn, Ordering::Relaxed);
                     let queued = self.queued_now.fetch_add(1, Ordering::Relaxed) + 1;
-                    let give_up = if queued >= self.yield_min_queued() {
-                        asked + self.yield_wait
-                    } else {
-                        asked
-                    };
                     let got = loop {
-                        if Instant::now() >= give_up {
+                        let (min_queued, window) = self.yield_rule();
+                        if queued < min_queued || asked.elapsed() >= window {
                             let guard = lock.lock().unwrap_or_else(PoisonError::into_inner);
                             break (guard, WriteLockWait::Parked);
                         }
@@ -720,34 +739,78 @@ mod tests {
         );
     }
 
-    /// With no bystanders a lone waiter yields whatever `yield_min_queued` says; with one it
-    /// follows `yield_min_queued`; a zero window still sleeps at once.
+    /// With no bystanders a lone waiter yields whatever `yield_min_queued` says, for
+    /// `lone_yield_wait` whatever `yield_wait` says; with one it follows `yield_min_queued`
+    /// and `yield_wait`. A zero window still sleeps at once.
     #[test]
     fn a_queued_writer_yields_from_the_first_waiter_while_no_bystander_runs() {
         let count = Arc::new(Bystanders::new());
-        let options = |wait: Duration| {
+        let options = |wait: Duration, lone_wait: Duration, min_queued: u32| {
             FileOptions::default()
                 .with_yield_wait(wait)
-                .with_yield_min_queued(2)
+                .with_lone_yield_wait(lone_wait)
+                .with_yield_min_queued(min_queued)
                 .with_bystanders(count.clone())
         };
         let lock = |s: IoStatsSnapshot| (s.write_lock_turns, s.write_lock_queued, s.write_lock_parked);
-        let forever = Duration::from_secs(600);
+        let (forever, zero) = (Duration::from_secs(600), Duration::ZERO);
         assert_eq!(
-            lock(queue_behind_a_turn_with(options(forever))),
+            lock(queue_behind_a_turn_with(options(zero, forever, 2))),
             (2, 1, 0),
-            "yielded"
+            "yielded through the lone window"
         );
         assert_eq!(
-            lock(queue_behind_a_turn_with(options(Duration::ZERO))),
+            lock(queue_behind_a_turn_with(options(forever, zero, 2))),
             (2, 1, 1),
-            "no window: slept at once"
+            "no lone window: slept at once"
         );
         let _reading = count.enter();
         assert_eq!(
-            lock(queue_behind_a_turn_with(options(forever))),
+            lock(queue_behind_a_turn_with(options(forever, forever, 2))),
             (2, 1, 1),
             "a bystander: one waiter of the two needed, so it slept"
+        );
+        assert_eq!(
+            lock(queue_behind_a_turn_with(options(zero, forever, 1))),
+            (2, 1, 1),
+            "a bystander: the window is yield_wait's, zero, so it slept"
+        );
+        assert_eq!(
+            lock(queue_behind_a_turn_with(options(forever, zero, 1))),
+            (2, 1, 0),
+            "a bystander: yielded through yield_wait's window"
+        );
+    }
+
+    /// The rule is read again after each yield: a bystander arriving while a writer yields
+    /// through the lone window ends it, and the writer sleeps.
+    #[test]
+    fn a_bystander_arriving_ends_a_lone_window() {
+        let count = Arc::new(Bystanders::new());
+        let options = FileOptions::default()
+            .with_yield_wait(Duration::ZERO)
+            .with_lone_yield_wait(Duration::from_secs(600))
+            .with_bystanders(count.clone());
+        let dir = tempfile::tempdir().unwrap();
+        let b = FileBackend::open_with(dir.path().join("f"), options).unwrap();
+        std::thread::scope(|s| {
+            let held = b.write_turn();
+            let writer = s.spawn(|| b.write_at(&[2; 4096], 0).unwrap());
+            while b.last_queued_turn.load(Ordering::Relaxed) == 0 {
+                std::thread::yield_now();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+            let _reading = count.enter();
+            // Long enough for the writer to see the bystander and go to sleep.
+            std::thread::sleep(Duration::from_millis(20));
+            drop(held);
+            writer.join().unwrap();
+        });
+        let s = b.stats().snapshot();
+        assert_eq!(
+            (s.write_lock_turns, s.write_lock_queued, s.write_lock_parked),
+            (2, 1, 1),
+            "yielded, then slept once the bystander came"
         );
     }
 
