@@ -51,13 +51,15 @@ pub struct FileOptions {
     /// on 2 cores lost a quarter of its commits when every waiter yielded. While
     /// [`FileOptions::bystanders`] counts none, 1 is used instead.
     pub yield_min_queued: u32,
-    /// [`FileOptions::yield_wait`] while [`FileOptions::bystanders`] counts none (default
-    /// 20 ms). Then a yield can only hand the core to another writer, and sleeping costs
-    /// more than it spares: with more writers than cores, a waiter often waits longer than
-    /// 2 ms, and once one sleeps, the lock's hand-over goes through futex wake-ups of
-    /// sleepers that must then find a core. The window still ends, so a writer held up
-    /// behind a write the kernel stalls (dirty-page throttling, a slow disk) stops
-    /// spinning through yields. Measured in ARCHITECTURE.md.
+    /// The window of a waiter while [`FileOptions::bystanders`] counts none (default
+    /// 20 ms), in place of [`FileOptions::yield_wait`], which then bounds only the turn
+    /// under way: the waiter sleeps once that turn has lasted `yield_wait`. A yield then
+    /// can only hand the core to another writer. With more writers than cores a waiter
+    /// waits out many short turns (W1 at 8 threads: about 3.7 ms behind turns of 0.3 ms),
+    /// and once one sleeps, the lock's hand-over goes through futex wake-ups of sleepers
+    /// that must then find a core; behind one long turn (a flush of many held pages) a
+    /// sleeper costs one wake-up, and a yielder only spins. The window still ends, so a
+    /// writer never spins through yields for long. Measured in ARCHITECTURE.md.
     pub lone_yield_wait: Duration,
     /// A count the file's owner keeps of its threads that want cores beside the writers
     /// (cf-store: its open read transactions). While it counts none, the threshold
@@ -144,6 +146,11 @@ pub struct FileBackend {
     yield_wait: Duration,
     /// [`FileOptions::lone_yield_wait`].
     lone_yield_wait: Duration,
+    /// When the backend was made: the zero of `turn_began`.
+    epoch: Instant,
+    /// When the turn under way began, in nanoseconds after `epoch` plus one; 0 while no
+    /// turn is under way.
+    turn_began: AtomicU64,
     /// [`FileOptions::yield_min_queued`].
     yield_min_queued: u32,
     /// [`FileOptions::bystanders`].
@@ -193,6 +200,8 @@ impl FileBackend {
             write_lock: options.serialize_writes.then(|| Mutex::new(())),
             yield_wait: options.yield_wait,
             lone_yield_wait: options.lone_yield_wait,
+            epoch: Instant::now(),
+            turn_began: AtomicU64::new(0),
             queued_now: AtomicU32::new(0),
             yield_min_queued: options.yield_min_queued.max(1),
             bystanders: options.bystanders,
@@ -206,14 +215,28 @@ impl FileBackend {
         &self.path
     }
 
-    /// The yield-or-sleep rule now: how many writers must wait, a newcomer included, for
-    /// it to yield, and for how long. While the owner's bystanders are none, 1 and
-    /// [`FileOptions::lone_yield_wait`]; else [`FileOptions::yield_min_queued`] and
-    /// [`FileOptions::yield_wait`].
-    fn yield_rule(&self) -> (u32, Duration) {
+    /// Whether a waiter that asked for the lock at `asked`, with `queued` writers waiting
+    /// then (itself included), should stop yielding and sleep. While the owner's
+    /// bystanders are none: once it has waited [`FileOptions::lone_yield_wait`], or the
+    /// turn under way has lasted [`FileOptions::yield_wait`]. Else: at once when fewer
+    /// than [`FileOptions::yield_min_queued`] wait, or once it has waited `yield_wait`.
+    fn should_sleep(&self, asked: Instant, queued: u32) -> bool {
         match &self.bystanders {
-            Some(count) if !count.any() => (1, self.lone_yield_wait),
-            _ => (self.yield_min_queued, self.yield_wait),
+            Some(count) if !count.any() => {
+                asked.elapsed() >= self.lone_yield_wait || self.turn_age() >= self.yield_wait
+            }
+            _ => queued < self.yield_min_queued || asked.elapsed() >= self.yield_wait,
+        }
+    }
+
+    /// How long the turn under way has lasted (zero when none is).
+    fn turn_age(&self) -> Duration {
+        match self.turn_began.load(Ordering::Relaxed) {
+            0 => Duration::ZERO,
+            began => self
+                .epoch
+                .elapsed()
+                .saturating_sub(Duration::from_nanos(began - 1)),
         }
     }
 
@@ -223,10 +246,9 @@ impl FileBackend {
     }
 
     /// Waits for the write lock, when writes are serialized: a writer that finds it taken
-    /// yields its core and retries while the rule of [`FileBackend::yield_rule`] lets it
-    /// (enough writers wait, and its window lasts), then sleeps on it. The rule is read
-    /// again after each yield, so a read transaction opened meanwhile shortens the window
-    /// to [`FileOptions::yield_wait`]. The
+    /// yields its core and retries until [`FileBackend::should_sleep`] says otherwise, then
+    /// sleeps on it. The rule is read again after each yield, so a read transaction opened
+    /// meanwhile ends the lone window. The
     /// turn ends when the returned guard drops, and the wait and the hold are added to
     /// [`IoStats`]. The lock guards no data, so a poisoned one is as good as a clean one.
     fn write_turn(&self) -> Option<WriteTurn<'_>> {
@@ -240,8 +262,7 @@ impl FileBackend {
                     self.last_queued_turn.fetch_max(turn, Ordering::Relaxed);
                     let queued = self.queued_now.fetch_add(1, Ordering::Relaxed) + 1;
                     let got = loop {
-                        let (min_queued, window) = self.yield_rule();
-                        if queued < min_queued || asked.elapsed() >= window {
+                        if self.should_sleep(asked, queued) {
                             let guard = lock.lock().unwrap_or_else(PoisonError::into_inner);
                             break (guard, WriteLockWait::Parked);
                         }
@@ -256,12 +277,19 @@ impl FileBackend {
                     got
                 }
             };
+            let got = Instant::now();
+            let began = got.saturating_duration_since(self.epoch).as_nanos();
+            self.turn_began.store(
+                u64::try_from(began).unwrap_or(u64::MAX - 1) + 1,
+                Ordering::Relaxed,
+            );
             WriteTurn {
                 _guard: guard,
+                began: &self.turn_began,
                 stats: &self.stats,
                 wait,
                 asked,
-                got: Instant::now(),
+                got,
             }
         })
     }
@@ -436,6 +464,8 @@ impl FileBackend {
 /// One writer's turn at a file's write lock.
 struct WriteTurn<'a> {
     _guard: MutexGuard<'a, ()>,
+    /// [`FileBackend`]'s `turn_began`, cleared as the turn ends (before the lock is free).
+    began: &'a AtomicU64,
     stats: &'a IoStats,
     wait: WriteLockWait,
     asked: Instant,
@@ -444,6 +474,7 @@ struct WriteTurn<'a> {
 
 impl Drop for WriteTurn<'_> {
     fn drop(&mut self) {
+        self.began.store(0, Ordering::Relaxed);
         let ns = |d: std::time::Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         self.stats
             .record_write_lock(self.wait, ns(self.got - self.asked), ns(self.got.elapsed()));
@@ -740,8 +771,8 @@ mod tests {
     }
 
     /// With no bystanders a lone waiter yields whatever `yield_min_queued` says, for
-    /// `lone_yield_wait` whatever `yield_wait` says; with one it follows `yield_min_queued`
-    /// and `yield_wait`. A zero window still sleeps at once.
+    /// `lone_yield_wait`, unless the turn under way has lasted `yield_wait`; with one it
+    /// follows `yield_min_queued` and `yield_wait`. A zero window still sleeps at once.
     #[test]
     fn a_queued_writer_yields_from_the_first_waiter_while_no_bystander_runs() {
         let count = Arc::new(Bystanders::new());
@@ -755,7 +786,7 @@ mod tests {
         let lock = |s: IoStatsSnapshot| (s.write_lock_turns, s.write_lock_queued, s.write_lock_parked);
         let (forever, zero) = (Duration::from_secs(600), Duration::ZERO);
         assert_eq!(
-            lock(queue_behind_a_turn_with(options(zero, forever, 2))),
+            lock(queue_behind_a_turn_with(options(forever, forever, 2))),
             (2, 1, 0),
             "yielded through the lone window"
         );
@@ -763,6 +794,16 @@ mod tests {
             lock(queue_behind_a_turn_with(options(forever, zero, 2))),
             (2, 1, 1),
             "no lone window: slept at once"
+        );
+        // The turn ahead lasts 20 ms or more.
+        assert_eq!(
+            lock(queue_behind_a_turn_with(options(
+                Duration::from_millis(5),
+                forever,
+                2
+            ))),
+            (2, 1, 1),
+            "the turn under way outlasted yield_wait: slept"
         );
         let _reading = count.enter();
         assert_eq!(
@@ -787,9 +828,11 @@ mod tests {
     #[test]
     fn a_bystander_arriving_ends_a_lone_window() {
         let count = Arc::new(Bystanders::new());
+        // With the bystander, two waiters are needed to yield.
         let options = FileOptions::default()
-            .with_yield_wait(Duration::ZERO)
+            .with_yield_wait(Duration::from_secs(600))
             .with_lone_yield_wait(Duration::from_secs(600))
+            .with_yield_min_queued(2)
             .with_bystanders(count.clone());
         let dir = tempfile::tempdir().unwrap();
         let b = FileBackend::open_with(dir.path().join("f"), options).unwrap();
