@@ -37,12 +37,13 @@ pub struct FileOptions {
     pub serialize_writes: bool,
     /// How long a writer that finds the write lock taken keeps yielding its core
     /// (`sched_yield`) and retrying before it sleeps on the lock (default 2 ms; zero sleeps
-    /// at once), while [`FileOptions::bystanders`] counts some or is not given (else
-    /// [`FileOptions::lone_yield_wait`]). It yields only while at least
-    /// [`FileOptions::yield_min_queued`] writers wait, itself included. A yielding waiter hands its core to any runnable thread and
-    /// takes the lock the moment it is free, with no futex wake-up and no idle vCPU; but a
-    /// yield also sends it behind every other runnable thread on its core. Measured in
-    /// ARCHITECTURE.md.
+    /// at once), while [`FileOptions::bystanders`] counts some or is not given. It yields
+    /// only while at least [`FileOptions::yield_min_queued`] writers wait, itself included.
+    /// While the bystanders count none, [`FileOptions::lone_yield_wait`] is the window, and
+    /// this bounds how long the turn under way may have lasted. A yielding waiter hands its
+    /// core to any runnable thread and takes the lock the moment it is free, with no futex
+    /// wake-up and no idle vCPU; but a yield also sends it behind every other runnable
+    /// thread on its core. Measured in ARCHITECTURE.md.
     pub yield_wait: Duration,
     /// How many writers must be waiting for the write lock, the newcomer included, before
     /// it yields rather than sleeps (default: twice the machine's cores, from
