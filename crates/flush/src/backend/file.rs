@@ -784,44 +784,57 @@ mod tests {
                 .with_yield_min_queued(min_queued)
                 .with_bystanders(count.clone())
         };
-        let lock = |s: IoStatsSnapshot| (s.write_lock_turns, s.write_lock_queued, s.write_lock_parked);
-        let (forever, zero) = (Duration::from_secs(600), Duration::ZERO);
-        assert_eq!(
-            lock(queue_behind_a_turn_with(options(forever, forever, 2))),
-            (2, 1, 0),
-            "yielded through the lone window"
-        );
-        assert_eq!(
-            lock(queue_behind_a_turn_with(options(forever, zero, 2))),
-            (2, 1, 1),
-            "no lone window: slept at once"
-        );
+        let (forever, zero, five_ms) = (Duration::from_secs(600), Duration::ZERO, Duration::from_millis(5));
+        // (yield_wait, lone_yield_wait, yield_min_queued, a bystander reading, times slept, why).
         // The turn ahead lasts 20 ms or more.
-        assert_eq!(
-            lock(queue_behind_a_turn_with(options(
-                Duration::from_millis(5),
+        let cases = [
+            (forever, forever, 2, false, 0, "yielded through the lone window"),
+            (forever, zero, 2, false, 1, "no lone window: slept at once"),
+            (
+                five_ms,
                 forever,
-                2
-            ))),
-            (2, 1, 1),
-            "the turn under way outlasted yield_wait: slept"
-        );
-        let _reading = count.enter();
-        assert_eq!(
-            lock(queue_behind_a_turn_with(options(forever, forever, 2))),
-            (2, 1, 1),
-            "a bystander: one waiter of the two needed, so it slept"
-        );
-        assert_eq!(
-            lock(queue_behind_a_turn_with(options(zero, forever, 1))),
-            (2, 1, 1),
-            "a bystander: the window is yield_wait's, zero, so it slept"
-        );
-        assert_eq!(
-            lock(queue_behind_a_turn_with(options(forever, zero, 1))),
-            (2, 1, 0),
-            "a bystander: yielded through yield_wait's window"
-        );
+                2,
+                false,
+                1,
+                "the turn under way outlasted yield_wait: slept",
+            ),
+            (
+                forever,
+                forever,
+                2,
+                true,
+                1,
+                "a bystander: one waiter of the two needed, so it slept",
+            ),
+            (
+                zero,
+                forever,
+                1,
+                true,
+                1,
+                "a bystander: the window is yield_wait's, zero, so it slept",
+            ),
+            (
+                forever,
+                zero,
+                1,
+                true,
+                0,
+                "a bystander: yielded through yield_wait's window",
+            ),
+        ];
+        for (wait, lone_wait, min_queued, reading, parked, why) in cases {
+            let shard = reading.then(|| count.enter());
+            let s = queue_behind_a_turn_with(options(wait, lone_wait, min_queued));
+            assert_eq!(
+                (s.write_lock_turns, s.write_lock_queued, s.write_lock_parked),
+                (2, 1, parked),
+                "{why}"
+            );
+            if let Some(shard) = shard {
+                count.leave(shard);
+            }
+        }
     }
 
     /// The rule is read again after each yield: a bystander arriving while a writer yields
