@@ -730,6 +730,13 @@ mod tests {
     }
 
     fn queue_behind_a_turn_with(options: FileOptions) -> IoStatsSnapshot {
+        // Long enough for a zero window to have put the writer to sleep.
+        queue_behind_a_turn_while(options, || std::thread::sleep(Duration::from_millis(20)))
+    }
+
+    /// The same, with `meanwhile` run while the writer waits (once it has queued), before the
+    /// turn ahead ends.
+    fn queue_behind_a_turn_while(options: FileOptions, meanwhile: impl FnOnce()) -> IoStatsSnapshot {
         let dir = tempfile::tempdir().unwrap();
         let b = FileBackend::open_with(dir.path().join("f"), options).unwrap();
         std::thread::scope(|s| {
@@ -738,8 +745,7 @@ mod tests {
             while b.last_queued_turn.load(Ordering::Relaxed) == 0 {
                 std::thread::yield_now();
             }
-            // Long enough for a zero window to have put the writer to sleep.
-            std::thread::sleep(Duration::from_millis(20));
+            meanwhile();
             drop(held);
             writer.join().unwrap();
         });
@@ -848,22 +854,12 @@ mod tests {
             .with_lone_yield_wait(Duration::from_secs(600))
             .with_yield_min_queued(2)
             .with_bystanders(count.clone());
-        let dir = tempfile::tempdir().unwrap();
-        let b = FileBackend::open_with(dir.path().join("f"), options).unwrap();
-        std::thread::scope(|s| {
-            let held = b.write_turn();
-            let writer = s.spawn(|| b.write_at(&[2; 4096], 0).unwrap());
-            while b.last_queued_turn.load(Ordering::Relaxed) == 0 {
-                std::thread::yield_now();
-            }
+        let s = queue_behind_a_turn_while(options, || {
             std::thread::sleep(Duration::from_millis(20));
-            let _reading = count.enter();
+            count.enter();
             // Long enough for the writer to see the bystander and go to sleep.
             std::thread::sleep(Duration::from_millis(20));
-            drop(held);
-            writer.join().unwrap();
         });
-        let s = b.stats().snapshot();
         assert_eq!(
             (s.write_lock_turns, s.write_lock_queued, s.write_lock_parked),
             (2, 1, 1),
