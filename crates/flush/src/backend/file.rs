@@ -158,6 +158,10 @@ pub struct FileBackend {
     bystanders: Option<Arc<Bystanders>>,
     /// Writers waiting for the write lock now.
     queued_now: AtomicU32,
+    /// Writers that have stopped yielding and sleep on the write lock now: what tests wait
+    /// for instead of a guessed sleep.
+    #[cfg(test)]
+    asleep_now: AtomicU32,
     /// Turns taken at the write lock so far, and the number of the last turn that had to
     /// queue behind another writer (0: none yet): [`Backend::writes_contend`].
     turns: AtomicU64,
@@ -204,6 +208,8 @@ impl FileBackend {
             epoch: Instant::now(),
             turn_began: AtomicU64::new(0),
             queued_now: AtomicU32::new(0),
+            #[cfg(test)]
+            asleep_now: AtomicU32::new(0),
             yield_min_queued: options.yield_min_queued.max(1),
             bystanders: options.bystanders,
             turns: AtomicU64::new(0),
@@ -264,7 +270,11 @@ impl FileBackend {
                     let queued = self.queued_now.fetch_add(1, Ordering::Relaxed) + 1;
                     let got = loop {
                         if self.should_sleep(asked, queued) {
+                            #[cfg(test)]
+                            self.asleep_now.fetch_add(1, Ordering::Relaxed);
                             let guard = lock.lock().unwrap_or_else(PoisonError::into_inner);
+                            #[cfg(test)]
+                            self.asleep_now.fetch_sub(1, Ordering::Relaxed);
                             break (guard, WriteLockWait::Parked);
                         }
                         std::thread::yield_now();
@@ -719,24 +729,49 @@ mod tests {
         readies_a_range(|b, at, len| b.populate(at, len), 2);
     }
 
+    /// Returns once a writer sleeps on `b`'s write lock; fails the test after a minute.
+    fn wait_until_asleep(b: &FileBackend) {
+        let since = Instant::now();
+        while b.asleep_now.load(Ordering::Relaxed) == 0 {
+            assert!(
+                since.elapsed() < Duration::from_secs(60),
+                "no writer went to sleep"
+            );
+            std::thread::yield_now();
+        }
+    }
+
     /// A writer held up behind another's turn: it yields while the window lasts, and sleeps
     /// when the window is shorter than the wait.
-    fn queue_behind_a_turn(yield_wait: Duration, min_queued: u32) -> IoStatsSnapshot {
+    fn queue_behind_a_turn(yield_wait: Duration, min_queued: u32, sleeps: bool) -> IoStatsSnapshot {
         queue_behind_a_turn_with(
             FileOptions::default()
                 .with_yield_wait(yield_wait)
                 .with_yield_min_queued(min_queued),
+            sleeps,
         )
     }
 
-    fn queue_behind_a_turn_with(options: FileOptions) -> IoStatsSnapshot {
-        // Long enough for a zero window to have put the writer to sleep.
-        queue_behind_a_turn_while(options, || std::thread::sleep(Duration::from_millis(20)))
+    /// The turn ahead lasts until the writer sleeps when it is expected to (so a slow
+    /// scheduler cannot end the turn first), and 20 ms otherwise: a writer expected to yield
+    /// all along has windows no run can outlast, so its count is the same however long the
+    /// turn lasts.
+    fn queue_behind_a_turn_with(options: FileOptions, sleeps: bool) -> IoStatsSnapshot {
+        queue_behind_a_turn_while(options, |b| {
+            if sleeps {
+                wait_until_asleep(b);
+            } else {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
     }
 
     /// The same, with `meanwhile` run while the writer waits (once it has queued), before the
     /// turn ahead ends.
-    fn queue_behind_a_turn_while(options: FileOptions, meanwhile: impl FnOnce()) -> IoStatsSnapshot {
+    fn queue_behind_a_turn_while(
+        options: FileOptions,
+        meanwhile: impl FnOnce(&FileBackend),
+    ) -> IoStatsSnapshot {
         let dir = tempfile::tempdir().unwrap();
         let b = FileBackend::open_with(dir.path().join("f"), options).unwrap();
         std::thread::scope(|s| {
@@ -745,7 +780,7 @@ mod tests {
             while b.last_queued_turn.load(Ordering::Relaxed) == 0 {
                 std::thread::yield_now();
             }
-            meanwhile();
+            meanwhile(&b);
             drop(held);
             writer.join().unwrap();
         });
@@ -757,19 +792,19 @@ mod tests {
 
     #[test]
     fn a_queued_writer_yields_within_its_window_and_only_behind_enough_others() {
-        let s = queue_behind_a_turn(Duration::from_secs(600), 1);
+        let s = queue_behind_a_turn(Duration::from_secs(600), 1, false);
         assert_eq!(
             (s.write_lock_turns, s.write_lock_queued, s.write_lock_parked),
             (2, 1, 0),
             "yielded all along"
         );
-        let s = queue_behind_a_turn(Duration::ZERO, 1);
+        let s = queue_behind_a_turn(Duration::ZERO, 1, true);
         assert_eq!(
             (s.write_lock_turns, s.write_lock_queued, s.write_lock_parked),
             (2, 1, 1),
             "slept at once"
         );
-        let s = queue_behind_a_turn(Duration::from_secs(600), 2);
+        let s = queue_behind_a_turn(Duration::from_secs(600), 2, true);
         assert_eq!(
             (s.write_lock_turns, s.write_lock_queued, s.write_lock_parked),
             (2, 1, 1),
@@ -792,7 +827,7 @@ mod tests {
         };
         let (forever, zero, five_ms) = (Duration::from_secs(600), Duration::ZERO, Duration::from_millis(5));
         // (yield_wait, lone_yield_wait, yield_min_queued, a bystander reading, times slept, why).
-        // The turn ahead lasts 20 ms or more.
+        // The turn ahead lasts until the writer sleeps, or 20 ms where it yields throughout.
         let cases = [
             (forever, forever, 2, false, 0, "yielded through the lone window"),
             (forever, zero, 2, false, 1, "no lone window: slept at once"),
@@ -831,7 +866,7 @@ mod tests {
         ];
         for (wait, lone_wait, min_queued, reading, parked, why) in cases {
             let shard = reading.then(|| count.enter());
-            let s = queue_behind_a_turn_with(options(wait, lone_wait, min_queued));
+            let s = queue_behind_a_turn_with(options(wait, lone_wait, min_queued), parked == 1);
             assert_eq!(
                 (s.write_lock_turns, s.write_lock_queued, s.write_lock_parked),
                 (2, 1, parked),
@@ -854,11 +889,11 @@ mod tests {
             .with_lone_yield_wait(Duration::from_secs(600))
             .with_yield_min_queued(2)
             .with_bystanders(count.clone());
-        let s = queue_behind_a_turn_while(options, || {
+        let s = queue_behind_a_turn_while(options, |b| {
+            // The writer yields now, and can yield for ten minutes without a bystander.
             std::thread::sleep(Duration::from_millis(20));
             count.enter();
-            // Long enough for the writer to see the bystander and go to sleep.
-            std::thread::sleep(Duration::from_millis(20));
+            wait_until_asleep(b);
         });
         assert_eq!(
             (s.write_lock_turns, s.write_lock_queued, s.write_lock_parked),
