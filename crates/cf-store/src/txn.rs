@@ -369,6 +369,18 @@ impl Table<'_> {
             .insert_with(source, key, value, &mut st.values)
     }
 
+    /// Inserts or replaces, like [`Table::insert`], without reading the value it replaces:
+    /// no copy of it, and no read of its overflow pages when it is large. Returns whether
+    /// `key` had a value.
+    pub fn put(&mut self, key: &[u8], value: &[u8]) -> Result<bool> {
+        let source = &self.txn.write_source();
+        let mut st = self.txn.state.borrow_mut();
+        self.tree
+            .as_mut()
+            .expect("a Table holds its tree until dropped")
+            .put_with(source, key, value, &mut st.values)
+    }
+
     /// Removes; returns the value it had.
     pub fn remove(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let source = &self.txn.write_source();

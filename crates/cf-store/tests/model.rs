@@ -22,6 +22,13 @@ enum TxnOp {
         value_len: usize,
         fill: u8,
     },
+    /// `Table::put`: an insert that says only whether the key had a value.
+    Put {
+        table: u8,
+        key: Vec<u8>,
+        value_len: usize,
+        fill: u8,
+    },
     Remove {
         table: u8,
         key: Vec<u8>,
@@ -67,6 +74,8 @@ fn txn_op() -> impl Strategy<Value = TxnOp> {
     prop_oneof![
         6 => (0u8..3, key(), prop_oneof![0usize..40, 0usize..3000], any::<u8>())
             .prop_map(|(table, key, value_len, fill)| TxnOp::Insert { table, key, value_len, fill }),
+        2 => (0u8..3, key(), prop_oneof![0usize..40, 0usize..3000], any::<u8>())
+            .prop_map(|(table, key, value_len, fill)| TxnOp::Put { table, key, value_len, fill }),
         2 => (0u8..3, key()).prop_map(|(table, key)| TxnOp::Remove { table, key }),
         2 => (0u8..3, key(), key(), any::<bool>()).prop_map(|(table, lo, hi, rev)| TxnOp::Range { table, lo, hi, rev }),
         1 => (0u8..3).prop_map(|table| TxnOp::DeleteTable { table }),
@@ -209,6 +218,18 @@ fn run(ops: Vec<Op>, page_size: u32, flush: FlushConfig, hold_bytes: u64) {
                             let old = txn.open_table(&t).unwrap().insert(&key, &v).unwrap();
                             let entries = pending.entry(t).or_default();
                             assert_eq!(old, entries.insert(key, v));
+                        }
+                        TxnOp::Put {
+                            table,
+                            key,
+                            value_len,
+                            fill,
+                        } => {
+                            let t = format!("t{table}");
+                            let v = value(value_len, fill);
+                            let had = txn.open_table(&t).unwrap().put(&key, &v).unwrap();
+                            let entries = pending.entry(t).or_default();
+                            assert_eq!(had, entries.insert(key, v).is_some());
                         }
                         TxnOp::Remove { table, key } => {
                             let t = format!("t{table}");

@@ -117,7 +117,7 @@ impl Writer for CfWriter {
         {
             let mut table = txn.open_table(TABLE)?;
             for &k in keys {
-                table.insert(&u64_key(k), value)?;
+                table.put(&u64_key(k), value)?;
             }
         }
         txn.commit()?;

@@ -41,6 +41,14 @@ use super::read::{lookup, read_node_to_replace, read_value, visit_pages, Range};
 use super::store::{FreshBuffers, InsertBuffers, NodePtr, PageId, PageSink, PageSource, TreeRoot};
 use crate::Result;
 
+/// Whether setting a key reads the value it replaces ([`WriteTree::insert_with`]) or not
+/// ([`WriteTree::put_with`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OldValue {
+    Read,
+    Skip,
+}
+
 /// How an insert's leaf splits when it is over its cap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum LeafSplit {
@@ -156,6 +164,30 @@ impl WriteTree {
         value: &[u8],
         bufs: &mut dyn InsertBuffers,
     ) -> Result<Option<Vec<u8>>> {
+        Ok(self.set(src, key, value, bufs, OldValue::Read)?.1)
+    }
+
+    /// [`WriteTree::insert_with`] without the old value: the replaced value is neither
+    /// copied nor, when it overflows, read from its pages. Returns whether `key` had one.
+    pub(crate) fn put_with(
+        &mut self,
+        src: &dyn PageSource,
+        key: &[u8],
+        value: &[u8],
+        bufs: &mut dyn InsertBuffers,
+    ) -> Result<bool> {
+        Ok(self.set(src, key, value, bufs, OldValue::Skip)?.0)
+    }
+
+    /// Sets `key` to `value`: whether it had a value, and that value when `old` asks for it.
+    fn set(
+        &mut self,
+        src: &dyn PageSource,
+        key: &[u8],
+        value: &[u8],
+        bufs: &mut dyn InsertBuffers,
+        want_old: OldValue,
+    ) -> Result<(bool, Option<Vec<u8>>)> {
         let page_size = src.page_size();
         check_sizes(key.len(), value.len(), page_size, MAX_VALUE_LEN)?;
         if self.root.is_none() {
@@ -165,7 +197,7 @@ impl WriteTree {
             };
             self.root = Some(Child::Dirty(self.push(Node::Leaf(vec![entry]), true)));
             self.len += 1;
-            return Ok(None);
+            return Ok((false, None));
         }
         // A key past the end of the rightmost leaf of an unchanged right edge goes there
         // without a descent: the descent would take the last child at every branch (every
@@ -180,11 +212,11 @@ impl WriteTree {
                 let found = search(self.leaf_of(&steps), key);
                 if rightmost && found == Err(self.leaf_of(&steps).len()) && seals(&steps, src) {
                     self.append_past_sealed(steps, key, value, page_size, bufs);
-                    return Ok(None);
+                    return Ok((false, None));
                 }
-                let old = match found {
-                    Ok(i) => Some(read_value(src, &self.leaf_of(&steps)[i].value)?),
-                    Err(_) => None,
+                let old = match (found, want_old) {
+                    (Ok(i), OldValue::Read) => Some(read_value(src, &self.leaf_of(&steps)[i].value)?),
+                    _ => None,
                 };
                 (self.adopt(steps, page_size), found, old, rightmost)
             }
@@ -238,7 +270,7 @@ impl WriteTree {
         if append && !split {
             self.right_edge = path;
         }
-        Ok(old)
+        Ok((found.is_ok(), old))
     }
 
     /// Inserts `key` and `value` in a new leaf after the sealed leaf that `steps` ends in
