@@ -162,6 +162,8 @@ pub struct CellConfig {
     pub value_size: usize,
     pub keys: KeyMode,
     pub durability: Durability,
+    /// The timed phase ends once every writer's commits are durable (`Writer::settle`).
+    pub durable_end: bool,
     pub seed: u64,
     /// Parent of the cell's temporary directory (`None`: the system temp dir).
     pub dir: Option<PathBuf>,
@@ -340,6 +342,9 @@ fn writer_thread(
     }
     // What the engine still holds of the timed commits goes to the OS inside the timed phase.
     writer.end_timed().context("ending the timed phase")?;
+    if config.durable_end {
+        writer.settle().context("making the timed commits durable")?;
+    }
     let end = Instant::now();
     Ok(ThreadTimes { start, end, commits })
 }

@@ -92,6 +92,13 @@ struct Cli {
     /// Commit durability: none (written to the OS, no sync) or immediate (synced per commit).
     #[arg(long, value_enum, default_value_t = Durability::None)]
     durability: Durability,
+    /// End the timed phase only once every writer's commits are durable (each engine's own
+    /// sync: cf-store's `ColumnFamily::sync`, a durable commit of redb and manifold,
+    /// fjall's `persist`). Without it the phase ends when the commits are in the OS, as far
+    /// as the engine lets the bench say so: redb keeps commits without durability in memory
+    /// until a durable one, and writes them after the phase.
+    #[arg(long)]
+    durable_end: bool,
     /// Directory under which the cell makes (and afterwards removes) its own temporary
     /// directory for the files [default: the system temp dir].
     #[arg(long, value_name = "PATH")]
@@ -177,6 +184,7 @@ impl Cli {
             value_size: self.value_size as usize,
             keys: self.keys,
             durability: self.durability,
+            durable_end: self.durable_end,
             seed: self.seed,
             dir: self.dir,
         })
@@ -257,6 +265,8 @@ struct Report {
     value_size: usize,
     keys: &'static str,
     durability: &'static str,
+    /// Whether the timed phase ended with every writer's commits durable (`--durable-end`).
+    durable_end: bool,
     seed: u64,
     /// Inserts timed: threads x txns x ops_per_txn.
     ops: u64,
@@ -330,6 +340,7 @@ fn report(config: &CellConfig, m: &cell::Measurement) -> Report {
         value_size: config.value_size,
         keys: config.keys.name(),
         durability: config.durability.name(),
+        durable_end: config.durable_end,
         seed: config.seed,
         ops,
         secs: m.secs,
@@ -408,6 +419,7 @@ mod tests {
         assert_eq!(c.value_size, 1024);
         assert_eq!(c.keys, KeyMode::Sequential);
         assert_eq!(c.durability, Durability::None);
+        assert!(!c.durable_end, "the timed phase ends with the commits in the OS");
         assert_eq!(c.seed, 42);
         assert_eq!(c.dir, None);
     }
@@ -555,5 +567,28 @@ mod tests {
         ])
         .unwrap_err();
         assert!(err.to_string().contains("--threads"), "{err}");
+    }
+
+    #[test]
+    fn durable_end_is_a_flag_reported_in_the_json() {
+        let c = config(&["--durable-end", "--engine", "raw"]).unwrap();
+        assert!(c.durable_end);
+        let m = cell::Measurement {
+            secs: 1.0,
+            p50_us: 0.0,
+            p99_us: 0.0,
+            cpu_secs: 0.0,
+            io: engines::IoCounters {
+                write_calls: 1,
+                vectored_calls: 0,
+                sync_calls: Some(1),
+                bytes_written: 4096,
+                write_lock: None,
+                populate_calls: None,
+                source: engines::SyscallSource::IoStats,
+            },
+        };
+        let json = serde_json::to_value(report(&c, &m)).unwrap();
+        assert_eq!(json["durable_end"], serde_json::Value::Bool(true));
     }
 }

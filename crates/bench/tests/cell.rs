@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 use serde_json::{Map, Value};
 
 /// Every field of schema 1, in order.
-const FIELDS: [&str; 37] = [
+const FIELDS: [&str; 38] = [
     "schema",
     "engine",
     "policy",
@@ -25,6 +25,7 @@ const FIELDS: [&str; 37] = [
     "value_size",
     "keys",
     "durability",
+    "durable_end",
     "seed",
     "ops",
     "secs",
@@ -373,5 +374,22 @@ fn peers_report_every_field() {
             let o = cell(engine, &["--durability", durability]);
             check(&o, engine, durability, 1024);
         }
+    }
+}
+
+/// `--durable-end` puts each writer's sync inside the timed phase: its `fdatasync` calls are
+/// counted, where without it a `Durability::None` run makes none.
+#[test]
+fn durable_end_syncs_inside_the_timed_phase() {
+    for engine in ["cf-store", "cf-store-files", "raw"] {
+        let plain = cell(engine, &[]);
+        assert_eq!(plain["durable_end"], false);
+        assert_eq!(int(&plain, "sync_calls"), 0, "{engine}: no sync without it");
+        let durable = cell(engine, &["--durable-end"]);
+        assert_eq!(durable["durable_end"], true);
+        assert!(
+            int(&durable, "sync_calls") >= 1,
+            "{engine}: the writers' syncs are in the timed phase: {durable:?}"
+        );
     }
 }

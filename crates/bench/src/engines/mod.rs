@@ -46,7 +46,9 @@ pub trait Writer: Send {
     /// Ends the timed phase: hands the OS what the engine's commits without durability still
     /// hold in memory by its own choice (cf-store's held pages), so that the timed phase
     /// pays for writing every commit. Peers that keep such commits in memory until a durable
-    /// commit (redb) or flush them in the background (fjall) are left as they are.
+    /// commit (redb) or flush them in the background (fjall) are left as they are: redb
+    /// then writes them after the timed phase, at its drop. `--durable-end` times every
+    /// engine to the same point instead, its commits durable (`settle`).
     fn end_timed(&mut self) -> Result<()> {
         Ok(())
     }
