@@ -8,7 +8,7 @@ use std::sync::Arc;
 use parking_lot::lock_api::ArcMutexGuard;
 use parking_lot::RawMutex;
 
-use crate::btree::{self, PageId, TreeRoot, WriteTree};
+use crate::btree::{self, OldValue, PageId, TreeRoot, WriteTree};
 use crate::cf::{CfShared, Snapshot};
 use crate::source::{CacheSource, CommitSink, ValuePool, WriteSource};
 use crate::space::Space;
@@ -361,24 +361,24 @@ impl Table<'_> {
 
     /// Inserts or replaces; returns the previous value.
     pub fn insert(&mut self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>> {
-        let source = &self.txn.write_source();
-        let mut st = self.txn.state.borrow_mut();
-        self.tree
-            .as_mut()
-            .expect("a Table holds its tree until dropped")
-            .insert_with(source, key, value, &mut st.values)
+        Ok(self.set(key, value, OldValue::Read)?.1)
     }
 
     /// Inserts or replaces, like [`Table::insert`], without reading the value it replaces:
     /// no copy of it, and no read of its overflow pages when it is large. Returns whether
     /// `key` had a value.
     pub fn put(&mut self, key: &[u8], value: &[u8]) -> Result<bool> {
+        Ok(self.set(key, value, OldValue::Skip)?.0)
+    }
+
+    /// [`WriteTree::set`] on this table's tree.
+    fn set(&mut self, key: &[u8], value: &[u8], old: OldValue) -> Result<(bool, Option<Vec<u8>>)> {
         let source = &self.txn.write_source();
         let mut st = self.txn.state.borrow_mut();
         self.tree
             .as_mut()
             .expect("a Table holds its tree until dropped")
-            .put_with(source, key, value, &mut st.values)
+            .set(source, key, value, &mut st.values, old)
     }
 
     /// Removes; returns the value it had.

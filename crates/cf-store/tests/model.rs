@@ -16,18 +16,14 @@ type Model = BTreeMap<String, Tables>;
 
 #[derive(Debug, Clone)]
 enum TxnOp {
+    /// `Table::insert`, or with `put` `Table::put`, which says only whether the key had a
+    /// value.
     Insert {
         table: u8,
         key: Vec<u8>,
         value_len: usize,
         fill: u8,
-    },
-    /// `Table::put`: an insert that says only whether the key had a value.
-    Put {
-        table: u8,
-        key: Vec<u8>,
-        value_len: usize,
-        fill: u8,
+        put: bool,
     },
     Remove {
         table: u8,
@@ -72,10 +68,8 @@ fn key() -> impl Strategy<Value = Vec<u8>> {
 
 fn txn_op() -> impl Strategy<Value = TxnOp> {
     prop_oneof![
-        6 => (0u8..3, key(), prop_oneof![0usize..40, 0usize..3000], any::<u8>())
-            .prop_map(|(table, key, value_len, fill)| TxnOp::Insert { table, key, value_len, fill }),
-        2 => (0u8..3, key(), prop_oneof![0usize..40, 0usize..3000], any::<u8>())
-            .prop_map(|(table, key, value_len, fill)| TxnOp::Put { table, key, value_len, fill }),
+        8 => (0u8..3, key(), prop_oneof![0usize..40, 0usize..3000], any::<u8>(), prop::bool::weighted(0.25))
+            .prop_map(|(table, key, value_len, fill, put)| TxnOp::Insert { table, key, value_len, fill, put }),
         2 => (0u8..3, key()).prop_map(|(table, key)| TxnOp::Remove { table, key }),
         2 => (0u8..3, key(), key(), any::<bool>()).prop_map(|(table, lo, hi, rev)| TxnOp::Range { table, lo, hi, rev }),
         1 => (0u8..3).prop_map(|table| TxnOp::DeleteTable { table }),
@@ -212,24 +206,19 @@ fn run(ops: Vec<Op>, page_size: u32, flush: FlushConfig, hold_bytes: u64) {
                             key,
                             value_len,
                             fill,
+                            put,
                         } => {
                             let t = format!("t{table}");
                             let v = value(value_len, fill);
-                            let old = txn.open_table(&t).unwrap().insert(&key, &v).unwrap();
+                            let mut table = txn.open_table(&t).unwrap();
                             let entries = pending.entry(t).or_default();
-                            assert_eq!(old, entries.insert(key, v));
-                        }
-                        TxnOp::Put {
-                            table,
-                            key,
-                            value_len,
-                            fill,
-                        } => {
-                            let t = format!("t{table}");
-                            let v = value(value_len, fill);
-                            let had = txn.open_table(&t).unwrap().put(&key, &v).unwrap();
-                            let entries = pending.entry(t).or_default();
-                            assert_eq!(had, entries.insert(key, v).is_some());
+                            if put {
+                                let had = table.put(&key, &v).unwrap();
+                                assert_eq!(had, entries.insert(key, v).is_some());
+                            } else {
+                                let old = table.insert(&key, &v).unwrap();
+                                assert_eq!(old, entries.insert(key, v));
+                            }
                         }
                         TxnOp::Remove { table, key } => {
                             let t = format!("t{table}");

@@ -23,4 +23,4 @@ pub(crate) use node::{max_key_len, MAX_LEAF_PAGES, MAX_VALUE_LEN};
 pub(crate) use read::{get, get_with_top, range, visit_pages, Range, TopLevels};
 pub(crate) use store::NodePtr;
 pub(crate) use store::{InsertBuffers, PageId, PageSink, PageSource, TreeRoot};
-pub(crate) use write::WriteTree;
+pub(crate) use write::{OldValue, WriteTree};

@@ -41,10 +41,10 @@ use super::read::{lookup, read_node_to_replace, read_value, visit_pages, Range};
 use super::store::{FreshBuffers, InsertBuffers, NodePtr, PageId, PageSink, PageSource, TreeRoot};
 use crate::Result;
 
-/// Whether setting a key reads the value it replaces ([`WriteTree::insert_with`]) or not
-/// ([`WriteTree::put_with`]).
+/// Whether setting a key reads the value it replaces (`Table::insert`) or not
+/// (`Table::put`): [`WriteTree::set`].
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum OldValue {
+pub(crate) enum OldValue {
     Read,
     Skip,
 }
@@ -167,20 +167,10 @@ impl WriteTree {
         Ok(self.set(src, key, value, bufs, OldValue::Read)?.1)
     }
 
-    /// [`WriteTree::insert_with`] without the old value: the replaced value is neither
-    /// copied nor, when it overflows, read from its pages. Returns whether `key` had one.
-    pub(crate) fn put_with(
-        &mut self,
-        src: &dyn PageSource,
-        key: &[u8],
-        value: &[u8],
-        bufs: &mut dyn InsertBuffers,
-    ) -> Result<bool> {
-        Ok(self.set(src, key, value, bufs, OldValue::Skip)?.0)
-    }
-
-    /// Sets `key` to `value`: whether it had a value, and that value when `old` asks for it.
-    fn set(
+    /// Sets `key` to `value`: whether it had a value, and that value when `want_old` asks
+    /// for it. With [`OldValue::Skip`] the replaced value is neither copied nor, when it
+    /// overflows, read from its pages.
+    pub(crate) fn set(
         &mut self,
         src: &dyn PageSource,
         key: &[u8],
