@@ -212,17 +212,26 @@ pub struct Workload {
     pub ops_per_txn: u64,
     /// Transactions per thread.
     pub txns: u64,
+    /// Whether each run's timed phase ends only once every writer's commits are durable
+    /// (`bench --durable-end`), so that engines that write their commits without durability
+    /// later (redb, at its drop) are timed to the same point as the others.
+    pub durable_end: bool,
 }
 
 impl Workload {
     /// One line for headings: `sequential keys, 1KiB values, 100 txns x 1000 ops per thread`.
     pub fn describe(&self) -> String {
         format!(
-            "{} keys, {} values, {} txns x {} ops per thread",
+            "{} keys, {} values, {} txns x {} ops per thread{}",
             self.keys,
             Size(self.value_size),
             self.txns,
-            self.ops_per_txn
+            self.ops_per_txn,
+            if self.durable_end {
+                ", timed until every writer's commits are durable"
+            } else {
+                ""
+            }
         )
     }
 }
@@ -306,6 +315,9 @@ impl Cell {
         for (flag, value) in pairs {
             args.push(flag.into());
             args.push(value.into());
+        }
+        if workload.durable_end {
+            args.push("--durable-end".into());
         }
         args.extend([
             "--dir".into(),
@@ -458,6 +470,7 @@ pub fn quick() -> Matrix {
             value_size: 1024,
             ops_per_txn: 1000,
             txns: 20,
+            durable_end: false,
         }],
     }
 }
@@ -516,6 +529,8 @@ struct RawWorkload {
     value_size: toml::Value,
     ops_per_txn: i64,
     txns: i64,
+    #[serde(default)]
+    durable_end: bool,
 }
 
 /// Checks that `list` holds only `accepted` values, each once.
@@ -683,6 +698,7 @@ fn check(raw: RawFile, file: &str) -> Result<Matrix, Vec<String>> {
             value_size,
             ops_per_txn,
             txns,
+            durable_end: w.durable_end,
         });
     }
 
@@ -1034,6 +1050,25 @@ txns = 100
         let raw = m.cells().into_iter().find(|c| c.engine == "raw").unwrap();
         let args = raw.bench_args(&m.workloads[0], 9, Path::new("/t"));
         assert!(!args.iter().any(|a| a == "--policy"));
+        assert!(!args.iter().any(|a| a == "--durable-end"), "not asked for");
+        let durable = Workload {
+            durable_end: true,
+            ..m.workloads[0].clone()
+        };
+        let args = raw.bench_args(&durable, 9, Path::new("/t"));
+        assert_eq!(args.iter().filter(|a| *a == "--durable-end").count(), 1);
+    }
+
+    #[test]
+    fn a_workload_may_ask_for_a_durable_end() {
+        let m = parse(GOOD, "cfg.toml").unwrap();
+        assert!(m.workloads.iter().all(|w| !w.durable_end), "off unless asked");
+        let asked = GOOD.replacen("[[workload]]", "[[workload]]\ndurable_end = true", 1);
+        let m = parse(&asked, "cfg.toml").unwrap();
+        assert!(m.workloads[0].durable_end);
+        assert!(m.workloads[0].describe().ends_with("durable"));
+        let bad = GOOD.replacen("[[workload]]", "[[workload]]\ndurable_end = 1", 1);
+        assert!(parse(&bad, "cfg.toml").is_err(), "a bool, or nothing");
     }
 
     #[test]

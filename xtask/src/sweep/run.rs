@@ -31,6 +31,9 @@ pub struct BenchResult {
     pub value_size: u64,
     pub keys: String,
     pub durability: String,
+    /// Absent in lines of a `bench` older than `--durable-end`: false.
+    #[serde(default)]
+    pub durable_end: bool,
     pub seed: u64,
     pub ops: u64,
     pub secs: f64,
@@ -71,7 +74,7 @@ pub struct BenchResult {
 }
 
 /// The fields of [`BenchResult`], in output order (the CSV columns after `round, workload`).
-pub const FIELDS: [&str; 30] = [
+pub const FIELDS: [&str; 31] = [
     "schema",
     "engine",
     "policy",
@@ -81,6 +84,7 @@ pub const FIELDS: [&str; 30] = [
     "value_size",
     "keys",
     "durability",
+    "durable_end",
     "seed",
     "ops",
     "secs",
@@ -389,6 +393,7 @@ fn check_echo(r: &BenchResult, cell: &Cell, matrix: &Matrix) -> Result<(), RunEr
         w.txns,
         w.ops_per_txn,
         w.value_size,
+        w.durable_end,
     );
     let got = (
         r.engine.as_str(),
@@ -398,11 +403,12 @@ fn check_echo(r: &BenchResult, cell: &Cell, matrix: &Matrix) -> Result<(), RunEr
         r.txns,
         r.ops_per_txn,
         r.value_size,
+        r.durable_end,
     );
     if asked != got {
         return Err(RunError::Failed(format!(
             "bench measured another cell: asked (engine, threads, durability, keys, txns, ops_per_txn, \
-             value_size) = {asked:?}, got {got:?}"
+             value_size, durable_end) = {asked:?}, got {got:?}"
         )));
     }
     Ok(())
@@ -515,6 +521,7 @@ pub(crate) mod tests {
             value_size: w.value_size,
             keys: w.keys.clone(),
             durability: cell.durability.clone(),
+            durable_end: w.durable_end,
             seed: m.seed,
             ops,
             secs: ops as f64 / ops_per_sec,
