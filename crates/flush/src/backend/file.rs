@@ -5,7 +5,7 @@ use std::io::{self, IoSlice};
 use std::os::unix::fs::FileExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 
@@ -166,6 +166,12 @@ pub struct FileBackend {
     /// queue behind another writer (0: none yet): [`Backend::writes_contend`].
     turns: AtomicU64,
     last_queued_turn: AtomicU64,
+    /// Ranges [`Backend::allocate`] was asked for: the next write turn allocates them before
+    /// its own calls, so that an allocation never queues for a turn of its own.
+    deferred: Mutex<Vec<(u64, u64)>>,
+    /// Whether `deferred` holds a range; changed only under its lock, read without it so
+    /// that a turn with nothing deferred costs one load.
+    has_deferred: AtomicBool,
 }
 
 /// [`Backend::writes_contend`] is true while one of this many latest write-lock turns had
@@ -214,6 +220,8 @@ impl FileBackend {
             bystanders: options.bystanders,
             turns: AtomicU64::new(0),
             last_queued_turn: AtomicU64::new(0),
+            deferred: Mutex::new(Vec::new()),
+            has_deferred: AtomicBool::new(false),
         }
     }
 
@@ -288,21 +296,58 @@ impl FileBackend {
                     got
                 }
             };
-            let got = Instant::now();
-            let began = got.saturating_duration_since(self.epoch).as_nanos();
-            self.turn_began.store(
-                u64::try_from(began).unwrap_or(u64::MAX - 1) + 1,
-                Ordering::Relaxed,
-            );
-            WriteTurn {
-                _guard: guard,
-                began: &self.turn_began,
-                stats: &self.stats,
-                wait,
-                asked,
-                got,
-            }
+            self.begin_turn(guard, wait, asked)
         })
+    }
+
+    /// Starts the turn of the writer that holds `guard`: marks when it began and first
+    /// allocates the ranges deferred to it.
+    fn begin_turn<'a>(
+        &'a self,
+        guard: MutexGuard<'a, ()>,
+        wait: WriteLockWait,
+        asked: Instant,
+    ) -> WriteTurn<'a> {
+        let got = Instant::now();
+        let began = got.saturating_duration_since(self.epoch).as_nanos();
+        self.turn_began.store(
+            u64::try_from(began).unwrap_or(u64::MAX - 1) + 1,
+            Ordering::Relaxed,
+        );
+        let turn = WriteTurn {
+            _guard: guard,
+            began: &self.turn_began,
+            stats: &self.stats,
+            wait,
+            asked,
+            got,
+        };
+        self.allocate_deferred();
+        turn
+    }
+
+    /// Allocates the ranges deferred to this turn (the caller holds it). A failure is
+    /// counted ([`IoStats`]: a call without bytes) and otherwise ignored, as the allocation
+    /// was advice: the writes into the range allocate their own blocks.
+    fn allocate_deferred(&self) {
+        if !self.has_deferred.load(Ordering::Relaxed) {
+            return;
+        }
+        let ranges = {
+            let mut deferred = self.deferred.lock().unwrap_or_else(PoisonError::into_inner);
+            self.has_deferred.store(false, Ordering::Relaxed);
+            std::mem::take(&mut *deferred)
+        };
+        for (offset, len) in ranges {
+            let _ = self.fallocate_in_turn(offset, len);
+        }
+    }
+
+    /// Queues `[offset, offset + len)` for the next write turn (see `deferred`).
+    fn allocate_in_next_turn(&self, offset: u64, len: u64) {
+        let mut deferred = self.deferred.lock().unwrap_or_else(PoisonError::into_inner);
+        deferred.push((offset, len));
+        self.has_deferred.store(true, Ordering::Relaxed);
     }
 
     /// One mode-0 `fallocate` of `[offset, offset + len)` in a write turn (ext4 serializes it
@@ -314,9 +359,15 @@ impl FileBackend {
             return Ok(false);
         }
         check_file_range(offset, len)?;
-        // In range: check_file_range bounds offset + len by i64::MAX.
-        let (pos, count) = (offset as libc::off_t, len as libc::off_t);
         let _turn = self.write_turn();
+        self.fallocate_in_turn(offset, len)
+    }
+
+    /// [`FileBackend::fallocate`]'s call, for a checked, non-empty range, by a caller that
+    /// holds the write turn (or whose writes are not serialized).
+    fn fallocate_in_turn(&self, offset: u64, len: u64) -> Result<bool> {
+        // In range: the caller checked offset + len against i64::MAX.
+        let (pos, count) = (offset as libc::off_t, len as libc::off_t);
         loop {
             // SAFETY: fallocate takes no pointers; the descriptor is owned by `self.file`
             // and open.
@@ -585,8 +636,24 @@ impl Backend for FileBackend {
     /// `fallocate` (mode 0: allocates the blocks and grows the file, never touching a
     /// written byte). A file system without `fallocate` allocates nothing: the writes
     /// allocate as usual.
+    ///
+    /// While writes are serialized (the default) it takes no turn of its own: the range is
+    /// left to the next write turn, which allocates it before its own calls (the caller's
+    /// flush that follows, or another writer's before it). Where writers queue, a turn
+    /// costs a hand-over between them, and the allocation still comes before the writes
+    /// into the range. Until that turn the file is as it was. A deferred allocation that
+    /// fails is counted and ignored (`Ok` was returned already), as is one still pending
+    /// when the backend is dropped: either only leaves the writes to allocate their blocks.
     fn allocate(&self, offset: u64, len: u64) -> Result<()> {
-        self.fallocate(offset, len).map(drop)
+        if len == 0 {
+            return Ok(());
+        }
+        check_file_range(offset, len)?;
+        if self.write_lock.is_none() {
+            return self.fallocate_in_turn(offset, len).map(drop);
+        }
+        self.allocate_in_next_turn(offset, len);
+        Ok(())
     }
 
     /// [`Backend::allocate`], then `readahead`, which fills the page cache with the range's
@@ -719,8 +786,75 @@ mod tests {
 
     #[test]
     fn allocate_grows_the_file_and_changes_no_written_byte() {
-        // One fallocate.
-        readies_a_range(|b, at, len| b.allocate(at, len), 1);
+        // One fallocate, made by the next turn (here an empty batch).
+        readies_a_range(
+            |b, at, len| {
+                b.allocate(at, len)?;
+                b.write_batch(&[])
+            },
+            1,
+        );
+    }
+
+    #[test]
+    fn an_allocation_takes_no_turn_and_the_next_turn_makes_it_before_its_writes() {
+        let (dir, b) = backend();
+        if !fallocate_works(dir.path()) {
+            return;
+        }
+        b.write_at(&[7; 4096], 0).unwrap();
+        let turns = |b: &FileBackend| b.stats().snapshot().write_lock_turns;
+        let before = turns(&b);
+        b.allocate(8192, 1 << 20).unwrap();
+        assert_eq!(b.len().unwrap(), 4096, "nothing allocated yet");
+        assert_eq!(b.stats().snapshot().populate_calls, 0);
+        assert_eq!(turns(&b), before, "no turn taken");
+        {
+            // Another writer's turn makes it first, whatever that writer came for.
+            let _held = b.write_turn();
+            assert_eq!(b.len().unwrap(), 8192 + (1 << 20));
+            // An allocation asked for during a turn returns at once all the same.
+            b.allocate(8192 + (1 << 20), 4096).unwrap();
+            assert_eq!(b.len().unwrap(), 8192 + (1 << 20), "left to the next turn");
+        }
+        // The next turn makes it before its own calls: the file covers the range, the
+        // write lands, and no byte outside it changed.
+        b.write_batch(&[WriteCall {
+            offset: 4096,
+            bufs: &[IoSlice::new(&[9; 4096])],
+        }])
+        .unwrap();
+        assert_eq!(turns(&b), before + 2);
+        assert_eq!(b.len().unwrap(), (1 << 20) + 3 * 4096);
+        let s = b.stats().snapshot();
+        assert_eq!((s.populate_calls, s.populated_bytes), (2, (1 << 20) + 4096));
+        let mut buf = vec![0u8; 3 * 4096];
+        b.read_at(&mut buf, 0).unwrap();
+        assert!(buf[..4096].iter().all(|&x| x == 7));
+        assert!(buf[4096..8192].iter().all(|&x| x == 9));
+        assert!(
+            buf[8192..].iter().all(|&x| x == 0),
+            "allocated bytes read as zeros"
+        );
+        // Allocated once: a later turn has nothing left to make.
+        b.write_at(&[1; 16], 0).unwrap();
+        assert_eq!(b.stats().snapshot().populate_calls, 2);
+    }
+
+    #[test]
+    fn without_serialized_writes_an_allocation_is_made_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        if !fallocate_works(dir.path()) {
+            return;
+        }
+        let b = FileBackend::open_with(
+            dir.path().join("f"),
+            FileOptions::default().with_serialize_writes(false),
+        )
+        .unwrap();
+        b.allocate(0, 1 << 20).unwrap();
+        assert_eq!(b.len().unwrap(), 1 << 20);
+        assert_eq!(b.stats().snapshot().populate_calls, 1);
     }
 
     #[test]

@@ -56,7 +56,9 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// come, so that they find their blocks reserved and skip the file system's delayed
     /// allocation of each block. It must never change a byte already in the file; it is
     /// meant for ranges never written. Where the backend can, the file grows to cover the
-    /// range (with zeros). Default: nothing, for backends without blocks to allocate.
+    /// range (with zeros). A backend may make the allocation later, as long as it comes
+    /// before the next write call it carries out (`FileBackend` leaves it to its next write
+    /// turn). Default: nothing, for backends without blocks to allocate.
     ///
     /// It is cheap (one `fallocate` per range for a `FileBackend`), and it shortens the
     /// write calls into the range, which matter most where writes to one file are serial:
@@ -82,8 +84,9 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
 
     /// True when recent write calls had to wait for another writer's call on this file, so
     /// that work moved out of write calls ([`Backend::populate`]) shortens everyone's wait.
-    /// A `FileBackend`'s `allocate` and `populate` take a write turn too (ext4 serializes
-    /// `fallocate` with writes), so they count here and in the write-lock counters.
+    /// A `FileBackend` makes `fallocate` in a write turn too (ext4 serializes it with
+    /// writes): `populate` takes a turn of its own, and `allocate` is made at the start of
+    /// the next turn, so its time counts in that turn's hold.
     /// Default: `false`. `FileBackend` can tell only while its writes are serialized
     /// (`FileOptions::serialize_writes`, the default); without that it reports `false`.
     fn writes_contend(&self) -> bool {
