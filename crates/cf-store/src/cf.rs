@@ -75,8 +75,8 @@ pub struct CfStats {
     /// Times readying new pages ahead of a flush failed and the flush went on without
     /// (see [`crate::Populate`]), as the backend's call reported it. A `FileBackend` with
     /// serialized writes (the default) makes an allocation at the start of its next write
-    /// turn, after the call returned, so such a failure shows only in its
-    /// [`flush::IoStats`] (a readying call that allocated no bytes).
+    /// turn, after the call returned, so such a failure is not counted here; its
+    /// [`flush::IoStats`] counts it as a readying call without bytes.
     pub populate_failures: u64,
     /// Pages in its extents.
     pub pages_total: u64,

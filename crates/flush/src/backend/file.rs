@@ -642,8 +642,9 @@ impl Backend for FileBackend {
     /// flush that follows, or another writer's before it). Where writers queue, a turn
     /// costs a hand-over between them, and the allocation still comes before the writes
     /// into the range. Until that turn the file is as it was. A deferred allocation that
-    /// fails is counted and ignored (`Ok` was returned already), as is one still pending
-    /// when the backend is dropped: either only leaves the writes to allocate their blocks.
+    /// fails is counted in [`IoStats`] and ignored (`Ok` was returned already), and one
+    /// still pending when the backend is dropped is never made: either only leaves the
+    /// writes to allocate their blocks.
     fn allocate(&self, offset: u64, len: u64) -> Result<()> {
         if len == 0 {
             return Ok(());

@@ -57,8 +57,9 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// allocation of each block. It must never change a byte already in the file; it is
     /// meant for ranges never written. Where the backend can, the file grows to cover the
     /// range (with zeros). A backend may make the allocation later, as long as it comes
-    /// before the next write call it carries out (`FileBackend` leaves it to its next write
-    /// turn). Default: nothing, for backends without blocks to allocate.
+    /// before the next write call the same thread makes through it (`FileBackend` leaves it
+    /// to its next write turn, the caller's or an earlier one). Default: nothing, for
+    /// backends without blocks to allocate.
     ///
     /// It is cheap (one `fallocate` per range for a `FileBackend`), and it shortens the
     /// write calls into the range, which matter most where writes to one file are serial:
