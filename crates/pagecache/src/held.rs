@@ -22,6 +22,10 @@ use parking_lot::RwLock;
 
 use crate::PageRef;
 
+/// About how many entries one walk passes for the cost of one search of the map
+/// ([`HeldPages::remove_ranges`]).
+const WALK_PER_SEARCH: usize = 16;
+
 /// Committed, unwritten pages of one writer, by offset: each entry one page or several
 /// contiguous pages, as the writer buffered them. Shared (`Arc`) between the writer's
 /// [`crate::WriteBuffer`] and its readers.
@@ -107,24 +111,54 @@ impl HeldPages {
     }
 
     /// Removes the entries that start in any of the byte ranges `[start, end)`, returning
-    /// them. One turn at the lock for all of them: a commit releases a run per freed node.
+    /// them in no particular order. One turn at the lock for all of them: a commit releases
+    /// a run per freed node.
+    ///
+    /// Few ranges are looked up one by one; many are met in one walk over the entries, as a
+    /// search costs about as much as passing [`WALK_PER_SEARCH`] entries. (A commit of
+    /// random inserts frees hundreds of runs, most of them written long ago; looking each
+    /// up, and again after each removal, took 5% of such a run's instructions.)
     pub(crate) fn remove_ranges(&self, ranges: &[(u64, u64)]) -> Vec<(u64, Bytes)> {
         if self.bytes() == 0 {
             return Vec::new();
         }
         let mut entries = self.entries.write();
         let mut removed = Vec::new();
-        let mut gone = 0;
-        for &(start, end) in ranges {
-            if start >= end {
-                continue;
+        if ranges.len().saturating_mul(WALK_PER_SEARCH) < entries.len() {
+            for &(start, end) in ranges {
+                if start >= end {
+                    continue;
+                }
+                let starts: Vec<u64> = entries.range(start..end).map(|(&o, _)| o).collect();
+                for offset in starts {
+                    let data = entries.remove(&offset).expect("just found");
+                    removed.push((offset, data));
+                }
             }
-            while let Some(offset) = entries.range(start..end).next().map(|(&o, _)| o) {
-                let data = entries.remove(&offset).expect("just found");
-                gone += data.len() as u64;
-                removed.push((offset, data));
-            }
+        } else {
+            let mut sorted: Vec<(u64, u64)> = ranges
+                .iter()
+                .copied()
+                .filter(|(start, end)| start < end)
+                .collect();
+            sorted.sort_unstable();
+            let mut next = 0;
+            entries.retain(|&offset, data| {
+                // Ranges that end at or before this entry cannot hold it or any later one.
+                while sorted.get(next).is_some_and(|&(_, end)| end <= offset) {
+                    next += 1;
+                }
+                // The range at `next` ends past `offset`; if it does not start by `offset`,
+                // no later range (sorted by start) does.
+                let inside = sorted.get(next).is_some_and(|&(start, _)| start <= offset);
+                if inside {
+                    // Taking leaves an empty `Bytes` (no allocation) in the entry dropped.
+                    removed.push((offset, std::mem::take(data)));
+                }
+                !inside
+            });
         }
+        let gone: u64 = removed.iter().map(|(_, d)| d.len() as u64).sum();
         self.bytes.fetch_sub(gone, Ordering::AcqRel);
         removed
     }
@@ -199,11 +233,64 @@ mod tests {
             .remove_ranges(&[(1100, 2000), (5000, 5000), (9000, 8000)])
             .is_empty());
         let gone = held.remove_ranges(&[(4096, 8193), (0, 1), (0, 1)]);
-        let offsets: Vec<u64> = gone.iter().map(|&(o, _)| o).collect();
-        assert_eq!(offsets, vec![4096, 8192, 0]);
+        let mut offsets: Vec<u64> = gone.iter().map(|&(o, _)| o).collect();
+        offsets.sort_unstable();
+        assert_eq!(offsets, vec![0, 4096, 8192]);
         assert_eq!(held.bytes(), 1536);
         assert_eq!(held.snapshot().len(), 1);
         assert!(held.read(1024, 512).is_some());
         assert!(HeldPages::default().remove_ranges(&[(0, 4096)]).is_empty());
+    }
+
+    proptest::proptest! {
+        /// Both ways of removing (a search per range, one walk over the entries) take exactly
+        /// the entries that start in some range, whatever the ranges (overlapping, empty,
+        /// reversed, unsorted), and keep the byte count exact. All the ranges in one call
+        /// take the walk; one range per call, with more than `WALK_PER_SEARCH` entries held,
+        /// takes the searches.
+        #[test]
+        fn remove_ranges_matches_a_model(
+            lens in proptest::collection::vec(0u64..4, 40..200),
+            ranges in proptest::collection::vec((0u64..220, 0u64..24), 0..40),
+        ) {
+            // Entries of 1-3 units of 8 bytes; a zero length leaves a unit's gap.
+            let (walked, searched) = (HeldPages::default(), HeldPages::default());
+            let mut model = BTreeMap::new();
+            let mut at = 0u64;
+            for len in lens {
+                if len > 0 {
+                    model.insert(at * 8, len * 8);
+                    for held in [&walked, &searched] {
+                        held.insert([(at * 8, Bytes::from(vec![len as u8; (len * 8) as usize]))]);
+                    }
+                }
+                at += len.max(1);
+            }
+            let ranges: Vec<(u64, u64)> =
+                ranges.iter().map(|&(s, l)| (s * 8 + l % 3, (s + l) * 8)).collect();
+            let want: Vec<u64> = model
+                .keys()
+                .copied()
+                .filter(|&o| ranges.iter().any(|&(s, e)| s <= o && o < e))
+                .collect();
+            let mut by_walk: Vec<u64> =
+                walked.remove_ranges(&ranges).iter().map(|&(o, _)| o).collect();
+            let mut by_search: Vec<u64> = ranges
+                .iter()
+                .flat_map(|r| searched.remove_ranges(std::slice::from_ref(r)))
+                .map(|(o, _)| o)
+                .collect();
+            by_walk.sort_unstable();
+            by_search.sort_unstable();
+            proptest::prop_assert_eq!(&by_walk, &want);
+            proptest::prop_assert_eq!(&by_search, &want);
+            for o in &want {
+                model.remove(o);
+            }
+            for held in [&walked, &searched] {
+                proptest::prop_assert_eq!(held.bytes(), model.values().sum::<u64>());
+                proptest::prop_assert_eq!(held.offsets().len(), model.len());
+            }
+        }
     }
 }
