@@ -246,8 +246,9 @@ mod tests {
         /// Both ways of removing (a search per range, one walk over the entries) take exactly
         /// the entries that start in some range, whatever the ranges (overlapping, empty,
         /// reversed, unsorted), and keep the byte count exact. All the ranges in one call
-        /// take the walk; one range per call, with more than `WALK_PER_SEARCH` entries held,
-        /// takes the searches.
+        /// take the walk, unless there are fewer than one range per `WALK_PER_SEARCH`
+        /// entries; one range per call, with more than `WALK_PER_SEARCH` entries held, takes
+        /// the searches.
         #[test]
         fn remove_ranges_matches_a_model(
             lens in proptest::collection::vec(0u64..4, 40..200),
