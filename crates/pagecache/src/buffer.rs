@@ -243,11 +243,11 @@ impl WriteBuffer {
     pub fn put(&mut self, offset: u64, data: Box<[u8]>) -> Result<()> {
         let len = data.len() as u64;
         let end = self.cache.check_entry(offset, len)?;
-        // One search: the last entry that starts before `end` is the only one that can
-        // share a byte with the new one. If it starts inside the new one, it overlaps. If it
-        // starts before, nothing else starts inside, and it overlaps when it reaches past
-        // `offset`. If it starts at `offset`, it is replaced, and as entries never overlap,
-        // none before it reaches past `offset`.
+        // One search: the last entry that starts before `end` is the only one to check, as
+        // if any entry overlaps the new one, that one does. If it starts inside the new one,
+        // it overlaps. If it starts before, nothing else starts inside, and it overlaps when
+        // it reaches past `offset`. If it starts at `offset`, it is replaced, and as entries
+        // never overlap, none before it reaches past `offset`.
         if let Some((&other, &other_end)) = self.ends.range(..end).next_back() {
             if other != offset && other_end > offset {
                 return Err(PageCacheError::OverlapsDirtyPage { offset, other });

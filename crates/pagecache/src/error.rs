@@ -75,7 +75,7 @@ pub enum PageCacheError {
     OverlapsDirtyPage {
         /// Where the new entry starts.
         offset: u64,
-        /// Where the entry it overlaps starts.
+        /// Where an entry it overlaps starts (the last by offset, when it overlaps several).
         other: u64,
     },
 }
