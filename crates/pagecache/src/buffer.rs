@@ -56,37 +56,6 @@ pub struct WriteBuffer {
     /// released or written since stay until they reach the front (or the queue is
     /// compacted) and are passed over then.
     held_order: VecDeque<u64>,
-    /// Buffers of held entries whose last `Bytes` was dropped ([`ReturningBuf`]), for the
-    /// next release or flush to keep as spares.
-    returns: Arc<Returns>,
-}
-
-/// Buffers given back by held entries as their last reader (or the writer) drops them.
-#[derive(Debug, Default)]
-struct Returns {
-    bufs: parking_lot::Mutex<Vec<Box<[u8]>>>,
-}
-
-/// The owner of a held entry's `Bytes` (`Bytes::from_owner`): when the last slice of it is
-/// dropped, its buffer goes back to the writer that made it instead of to the allocator.
-/// `bytes` hands a unique buffer back only as a `Vec`, by a copy of the buffer onto itself
-/// (1.4% of the samples of a random-keys run, session 27); this hands it back whole.
-struct ReturningBuf {
-    buf: Box<[u8]>,
-    returns: Arc<Returns>,
-}
-
-impl AsRef<[u8]> for ReturningBuf {
-    fn as_ref(&self) -> &[u8] {
-        &self.buf
-    }
-}
-
-impl Drop for ReturningBuf {
-    fn drop(&mut self) {
-        let buf = std::mem::take(&mut self.buf);
-        self.returns.bufs.lock().push(buf);
-    }
 }
 
 impl fmt::Debug for WriteBuffer {
@@ -118,7 +87,6 @@ impl WriteBuffer {
             spare_budget: 0,
             held: Arc::new(HeldPages::default()),
             held_order: VecDeque::new(),
-            returns: Arc::default(),
         }
     }
 
@@ -142,14 +110,8 @@ impl WriteBuffer {
         self.ends.clear();
         self.dirty_bytes = 0;
         self.held_order.extend(self.pages.keys().copied());
-        let returns = &self.returns;
-        self.held.insert(self.pages.drain(..).map(|(o, buf)| {
-            let owner = ReturningBuf {
-                buf,
-                returns: Arc::clone(returns),
-            };
-            (o, Bytes::from_owner(owner))
-        }));
+        self.held
+            .insert(self.pages.drain(..).map(|(o, d)| (o, Bytes::from(d))));
         if self.held_order.len() > 2 * self.held.len() + 64 {
             self.compact_held_order();
         }
@@ -171,24 +133,21 @@ impl WriteBuffer {
 
     /// Drops the held entries that start in any of the byte ranges `[start, end)` without
     /// writing them (their pages were freed and no reader can reach them); their buffers are
-    /// kept for reuse, and one a reader still holds comes back when the reader drops it, for
-    /// a later release or flush to keep. Returns the bytes dropped.
+    /// kept for reuse when no reader still holds them. Returns the bytes dropped.
     pub fn release_held(&mut self, ranges: &[(u64, u64)]) -> u64 {
         let gone = self.held.remove_ranges(ranges);
+        if gone.is_empty() {
+            return 0;
+        }
         let bytes = gone.iter().map(|(_, d)| d.len() as u64).sum();
-        drop(gone);
-        let returned = self.take_returns();
+        let most = SPARE_MAX_PAGES * self.cache.page_size() as usize;
+        let returned: Vec<Box<[u8]>> = gone
+            .into_iter()
+            .filter_map(|(_, data)| unique_buffer(data))
+            .filter(|buf| buf.len() <= most)
+            .collect();
         self.keep_spares(returned);
         bytes
-    }
-
-    /// The buffers held entries gave back since the last call, of at most
-    /// [`SPARE_MAX_PAGES`] pages (longer ones are freed).
-    fn take_returns(&mut self) -> Vec<Box<[u8]>> {
-        let most = SPARE_MAX_PAGES * self.cache.page_size() as usize;
-        let mut bufs = std::mem::take(&mut *self.returns.bufs.lock());
-        bufs.retain(|buf| buf.len() <= most);
-        bufs
     }
 
     /// Takes the spare buffers of `pages` pages out, for a writer that encodes pages before
@@ -484,9 +443,12 @@ impl WriteBuffer {
                     }
                     // The read cache agrees with the file now: readers may stop finding them here.
                     drop(self.held.remove(held.iter().map(|&(o, _)| o)));
+                    returned.extend(
+                        held.into_iter()
+                            .filter_map(|(_, data)| unique_buffer(data))
+                            .filter(|buf| buf.len() <= most),
+                    );
                 }
-                drop(held);
-                returned.extend(self.take_returns());
                 self.keep_spares(returned);
                 self.trim_spare_budget();
                 Ok(report)
@@ -503,6 +465,12 @@ impl WriteBuffer {
             }
         }
     }
+}
+
+/// The buffer behind `data` when nothing else shares it (no reader holds a slice), without
+/// copying; `None` otherwise.
+fn unique_buffer(data: Bytes) -> Option<Box<[u8]>> {
+    data.is_unique().then(|| Vec::<u8>::from(data).into_boxed_slice())
 }
 
 #[cfg(test)]
@@ -764,8 +732,7 @@ mod tests {
     }
 
     /// A released entry's buffer comes back from `page_buffer` unless a reader still holds
-    /// a slice of it; once the reader drops it, the next release brings it back, the same
-    /// memory, not a copy.
+    /// a slice of it.
     #[test]
     fn released_buffers_are_reused_unless_read() {
         let cache = read_through_over(Arc::new(MemBackend::new()));
@@ -782,27 +749,6 @@ mod tests {
             "the unread buffer is reused"
         );
         assert_eq!(&b.page_buffer()[..], &[0u8; 512][..], "the read one is not");
-        let at = reader.as_ptr();
-        drop(reader);
-        assert_eq!(b.release_held(&[(0, 4096)]), 0, "nothing left to release");
-        let back = b.page_buffer();
-        assert_eq!(&back[..], &[8u8; 512][..], "the read one once its reader is gone");
-        assert_eq!(back.as_ptr(), at, "its own memory");
-    }
-
-    /// Held entries written by a flush give their buffers back too, without a copy.
-    #[test]
-    fn written_held_buffers_are_reused() {
-        let cache = read_through_over(Arc::new(MemBackend::new()));
-        let mut b = cache.write_buffer();
-        b.put_copy(0, &[5; 512]).unwrap();
-        b.hold();
-        let at = b.held().read(0, 512).unwrap().as_ptr();
-        b.flush(&PerPage, &NoFreeSpace).unwrap();
-        assert!(b.held().is_empty());
-        let back = b.page_buffer();
-        assert_eq!(&back[..], &[5u8; 512][..]);
-        assert_eq!(back.as_ptr(), at);
     }
 
     #[test]
