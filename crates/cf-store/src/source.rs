@@ -7,7 +7,7 @@ use std::sync::Arc;
 use pagecache::{HeldPages, PageCache, PageRef, WriteBuffer};
 
 use crate::alloc::SpaceAllocator;
-use crate::btree::{BranchCache, IndexCache, Node, NodePtr, PageId, PageSink, PageSource};
+use crate::btree::{BranchCache, IndexCache, KeptBranch, NodePtr, PageId, PageSink, PageSource};
 use crate::format::Extent;
 use crate::{Error, Result};
 
@@ -122,12 +122,12 @@ impl PageSource for WriteSource<'_> {
         self.pages.mark_checked(first, run);
     }
 
-    fn take_branch(&self, ptr: NodePtr) -> Option<Node> {
+    fn take_branch(&self, ptr: NodePtr) -> Option<KeptBranch> {
         self.branches.borrow_mut().take(ptr)
     }
 
-    fn return_branch(&self, ptr: NodePtr, node: Node) {
-        self.branches.borrow_mut().keep(ptr, node);
+    fn return_branch(&self, ptr: NodePtr, kept: KeptBranch) {
+        self.branches.borrow_mut().keep(ptr, kept);
     }
 }
 
@@ -255,9 +255,9 @@ impl PageSink for CommitSink<'_> {
         Ok(self.buffer.put(page * page_size, bytes)?)
     }
 
-    fn keep_branch(&mut self, ptr: NodePtr, node: Node) {
+    fn keep_branch(&mut self, ptr: NodePtr, kept: KeptBranch) {
         if let Some(branches) = self.branches {
-            branches.borrow_mut().keep(ptr, node);
+            branches.borrow_mut().keep(ptr, kept);
         }
     }
 

@@ -16,16 +16,29 @@
 //! table. The proptest `kept_branches_build_what_decoded_pages_build` fails with both
 //! guards removed. Leaves are not kept: they are most of a tree's bytes and, at random,
 //! rarely revisited.
+//!
+//! Each branch is kept with the page it was written as (its image), so that the next commit
+//! that changes only its children's pointers writes it by patching a copy of that page
+//! ([`super::node::patch_branch_image`]) instead of encoding every separator again.
 
 use quick_cache::unsync::Cache;
 
-use super::node::Node;
+use super::node::{BranchImage, Node};
 use super::store::{NodePtr, PageId};
+
+/// A branch as a commit wrote it: decoded, and (usually) the bytes of its page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct KeptBranch {
+    pub(crate) node: Node,
+    /// The page `node` was written as, byte for byte, unless the commit that wrote it found it
+    /// not worth keeping (a branch that takes many separators a commit).
+    pub(crate) image: Option<BranchImage>,
+}
 
 /// Decoded branches of one space, by page; see the module doc.
 pub(crate) struct BranchCache {
-    /// Page -> (crc32c of its bytes, the branch decoded).
-    map: Cache<PageId, (u32, Node)>,
+    /// Page -> (crc32c of its bytes, the branch kept).
+    map: Cache<PageId, (u32, KeptBranch)>,
     capacity: usize,
     /// Branches taken out so far.
     taken: u64,
@@ -52,20 +65,20 @@ impl BranchCache {
 
     /// Takes the branch `ptr` points to out of the cache, if it was kept under that very
     /// pointer.
-    pub(crate) fn take(&mut self, ptr: NodePtr) -> Option<Node> {
-        let (_, (crc, node)) = self.map.remove(&ptr.page)?;
-        let node = (crc == ptr.crc).then_some(node)?;
+    pub(crate) fn take(&mut self, ptr: NodePtr) -> Option<KeptBranch> {
+        let (_, (crc, kept)) = self.map.remove(&ptr.page)?;
+        let kept = (crc == ptr.crc).then_some(kept)?;
         self.taken += 1;
-        Some(node)
+        Some(kept)
     }
 
-    /// Keeps `node`, a branch just written at `ptr` (or taken from there and not changed).
-    pub(crate) fn keep(&mut self, ptr: NodePtr, node: Node) {
-        debug_assert!(matches!(node, Node::Branch { .. }), "only branches are kept");
+    /// Keeps `kept`, a branch just written at `ptr` (or taken from there and not changed).
+    pub(crate) fn keep(&mut self, ptr: NodePtr, kept: KeptBranch) {
+        debug_assert!(matches!(kept.node, Node::Branch { .. }), "only branches are kept");
         if self.capacity == 0 {
             return;
         }
-        self.map.insert(ptr.page, (ptr.crc, node));
+        self.map.insert(ptr.page, (ptr.crc, kept));
     }
 
     /// Drops the entries of pages `first..first + count`, about to be rewritten.
@@ -99,14 +112,19 @@ mod tests {
     use super::*;
     use crate::btree::node::{Child, Key};
 
-    fn branch(tag: u8) -> Node {
-        Node::Branch {
+    fn branch(tag: u8) -> KeptBranch {
+        let node = Node::Branch {
             keys: vec![Key::from_slice(&[tag])],
             children: vec![
                 Child::Clean(NodePtr { page: 100, crc: 1 }),
                 Child::Clean(NodePtr { page: 101, crc: 2 }),
             ],
-        }
+        };
+        let image = Some(BranchImage {
+            page: node.encode(512),
+            used: node.encoded_len(),
+        });
+        KeptBranch { node, image }
     }
 
     #[test]

@@ -429,8 +429,9 @@ impl Node {
     /// pages of `page_size` bytes: the node, then zeros to the end. Appending to a vector
     /// (with the room reserved) writes each byte once, where a zeroed buffer writes it twice.
     /// The check that the node needed exactly `pages` pages comes after encoding, from the
-    /// count of bytes written, so it costs no pass over the entries.
-    pub(crate) fn encode_into(&self, page: &mut Vec<u8>, pages: usize, page_size: usize) {
+    /// count of bytes written, so it costs no pass over the entries. Returns that count (the
+    /// bytes before the zeros).
+    pub(crate) fn encode_into(&self, page: &mut Vec<u8>, pages: usize, page_size: usize) -> usize {
         assert!(
             (1..=max_leaf_pages(page_size)).contains(&pages),
             "a node of {pages} pages"
@@ -465,6 +466,7 @@ impl Node {
             "node of {at} bytes encoded into {pages} pages"
         );
         page.resize(pages * page_size, 0);
+        at
     }
 
     /// Decodes one node (`bytes`: its pages of `page_size` bytes) with [`parse`], copying
@@ -639,6 +641,103 @@ impl Node {
         pieces.reverse();
         pieces
     }
+}
+
+/// Makes `image`, the page of a branch whose separators are those of `children`' branch,
+/// hold the pointers of children `changed` (ascending positions; every other child's pointer
+/// must already be in the image): each child's twelve bytes are overwritten in place, found
+/// by walking the separators' length fields up to the last one changed. So a commit that
+/// changed a branch's children (rewrote some, split some: [`insert_into_branch_image`]) writes
+/// it for a copy of one page and a store per child changed, instead of encoding every
+/// separator again. Returns false when `image` does not have that layout (another count,
+/// too short), a position is out of order or range, or a changed child is still dirty; the
+/// image is then partly patched and must be dropped.
+pub(crate) fn patch_branch_image(image: &mut [u8], children: &[Child], changed: &[usize]) -> bool {
+    let count = image
+        .get(2..4)
+        .map(|b| usize::from(u16::from_le_bytes([b[0], b[1]])));
+    if image.first() != Some(&BRANCH) || count.map(|n| n + 1) != Some(children.len()) {
+        return false;
+    }
+    // `at`: where the pointer of child `child` starts.
+    let (mut child, mut at) = (0, HEADER_LEN);
+    for &pos in changed {
+        if pos < child {
+            return false;
+        }
+        while child < pos {
+            at += CHILD_LEN;
+            let Some(len) = image.get(at..at + 2) else {
+                return false;
+            };
+            at += 2 + usize::from(u16::from_le_bytes([len[0], len[1]]));
+            child += 1;
+        }
+        let (Some(Child::Clean(ptr)), Some(slot)) = (children.get(pos), image.get_mut(at..at + CHILD_LEN))
+        else {
+            return false;
+        };
+        slot[..8].copy_from_slice(&ptr.page.to_le_bytes());
+        slot[8..].copy_from_slice(&ptr.crc.to_le_bytes());
+    }
+    true
+}
+
+/// A branch's page as it was written, edited as the branch changes (separators inserted,
+/// children repointed), and how many of its bytes the branch takes (the rest are zeros).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BranchImage {
+    pub(crate) page: Box<[u8]>,
+    pub(crate) used: usize,
+}
+
+/// Inserts `seps` into `image` right after child `pos`, each followed by a child pointer of
+/// zeros for the write to patch ([`patch_branch_image`]): the image's side of a branch taking
+/// separators at `pos` (`keys` at `pos`, `children` after `pos`). The bytes after them move
+/// up, as in a page edited in place; an insert at the end (appends) finds its place without
+/// walking the separators. Returns false when the image is not a branch of more than `pos`
+/// children or the separators do not fit in its page; the image is then unchanged.
+pub(crate) fn insert_into_branch_image(image: &mut BranchImage, pos: usize, seps: &[Key]) -> bool {
+    let BranchImage { page, used } = image;
+    let Some(count) = page
+        .get(2..4)
+        .map(|b| usize::from(u16::from_le_bytes([b[0], b[1]])))
+    else {
+        return false;
+    };
+    let Ok(new_count) = u16::try_from(count + seps.len()) else {
+        return false;
+    };
+    if page.first() != Some(&BRANCH) || pos > count || *used > page.len() {
+        return false;
+    }
+    // `at`: the end of child `pos`, where the separators go.
+    let mut at = HEADER_LEN + CHILD_LEN;
+    if pos == count {
+        at = *used;
+    } else {
+        for _ in 0..pos {
+            let Some(len) = page.get(at..at + 2) else {
+                return false;
+            };
+            at += 2 + usize::from(u16::from_le_bytes([len[0], len[1]])) + CHILD_LEN;
+        }
+    }
+    let size: usize = seps.iter().map(|k| 2 + k.len() + CHILD_LEN).sum();
+    if at > *used || *used + size > page.len() {
+        return false;
+    }
+    page.copy_within(at..*used, at + size);
+    for sep in seps {
+        page[at..at + 2].copy_from_slice(&(sep.len() as u16).to_le_bytes());
+        page[at + 2..at + 2 + sep.len()].copy_from_slice(sep);
+        at += 2 + sep.len();
+        page[at..at + CHILD_LEN].fill(0);
+        at += CHILD_LEN;
+    }
+    page[2..4].copy_from_slice(&new_count.to_le_bytes());
+    *used += size;
+    true
 }
 
 /// Appends to a page buffer during [`Node::encode_into`], which checks the size after.

@@ -1,6 +1,6 @@
 //! What the B+tree needs from the store: reading committed pages, allocating and writing new ones.
 
-use super::node::Node;
+use super::branches::KeptBranch;
 use crate::Result;
 
 /// A page number: byte offset / page size.
@@ -110,13 +110,13 @@ pub trait PageSource {
     /// The decoded branch `ptr` points to, taken out of the writer's [`super::BranchCache`]
     /// when it is there (a write transaction's descent, about to copy the branch into its
     /// arena). The default keeps none.
-    fn take_branch(&self, _ptr: NodePtr) -> Option<Node> {
+    fn take_branch(&self, _ptr: NodePtr) -> Option<KeptBranch> {
         None
     }
 
     /// Gives back a branch [`PageSource::take_branch`] returned that was not changed after
     /// all. The default drops it.
-    fn return_branch(&self, _ptr: NodePtr, _node: Node) {}
+    fn return_branch(&self, _ptr: NodePtr, _kept: KeptBranch) {}
 }
 
 /// Where a committing tree puts its new pages. Implemented by the store over the column
@@ -144,9 +144,9 @@ pub trait PageSink {
     /// pages than the image had room for), for later node buffers. The default frees it.
     fn recycle_leaf_buffer(&mut self, _buf: Vec<u8>) {}
 
-    /// Takes the decoded form of a branch just written at `ptr`, for later transactions'
-    /// descents ([`super::BranchCache`]). The default drops it.
-    fn keep_branch(&mut self, _ptr: NodePtr, _node: Node) {}
+    /// Takes a branch just written at `ptr`, decoded and as its page, for later
+    /// transactions' descents ([`super::BranchCache`]). The default drops it.
+    fn keep_branch(&mut self, _ptr: NodePtr, _kept: KeptBranch) {}
 }
 
 /// Where a write transaction's inserts get their memory: the tree's copy of each value that
