@@ -226,7 +226,7 @@ impl SpaceAllocator {
     /// The commit being built failed: its allocations are free again.
     pub fn rollback(&mut self) {
         self.cursor = None;
-        for (s, n) in std::mem::take(&mut self.in_flight) {
+        for (s, n) in self.in_flight.drain(..) {
             self.free.insert(s, s + n);
         }
     }
@@ -238,13 +238,20 @@ impl SpaceAllocator {
     /// that is recorded last, after this commit's own pages joined the set.
     pub fn committed(&mut self, txn: u64, durable: bool, guard: Weak<Epoch>, freed: Vec<(PageId, u64)>) {
         self.cursor = None;
-        for (s, n) in std::mem::take(&mut self.in_flight) {
+        for (s, n) in self.in_flight.drain(..) {
             self.undurable.insert(s, s + n);
         }
-        // Runs no durable state reaches need only the snapshot guard (`freed_by` 0).
-        let (only_guard, needs_durable): (Vec<_>, Vec<_>) = freed
-            .into_iter()
-            .partition(|&(s, n)| self.undurable.remove(s, s + n));
+        // Runs no durable state reaches need only the snapshot guard (`freed_by` 0); they
+        // stay in `freed`'s own memory.
+        let mut only_guard = freed;
+        let mut needs_durable = Vec::new();
+        only_guard.retain(|&(s, n)| {
+            let undurable = self.undurable.remove(s, s + n);
+            if !undurable {
+                needs_durable.push((s, n));
+            }
+            undurable
+        });
         for (freed_by, runs) in [(0, only_guard), (txn, needs_durable)] {
             if !runs.is_empty() {
                 self.pending.push_back(PendingFree {

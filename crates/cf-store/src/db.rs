@@ -608,6 +608,7 @@ fn new_space(
         ),
         values: ValuePool::default(),
         branches: RefCell::new(BranchCache::new(core.kept_branches)),
+        reclaimed: Vec::new(),
         root: TreeRoot::default(),
         aux: 0,
         last_txn: 0,

@@ -63,6 +63,9 @@ pub struct Space {
     pub values: ValuePool,
     /// Branches this space's commits wrote, for its next transactions' descents.
     pub branches: RefCell<BranchCache>,
+    /// The byte ranges [`Space::reclaim`] made reusable, kept empty between calls for its
+    /// memory.
+    pub reclaimed: Vec<(u64, u64)>,
     /// Root of the newest commit.
     pub root: TreeRoot,
     /// Slot field `aux`: next column-family id (catalog) or the catalog txn that created the
@@ -237,7 +240,7 @@ impl Space {
         let page_size = u64::from(self.buffer.cache().page_size());
         let holding = self.buffer.held_bytes() != 0;
         // A run made reusable may cover several nodes (adjacent frees merge).
-        let mut runs = Vec::new();
+        let mut runs = std::mem::take(&mut self.reclaimed);
         self.alloc
             .reclaim(self.durable_txn, &mut |page: PageId, pages: u64| {
                 if holding {
@@ -249,6 +252,8 @@ impl Space {
             self.held_dropped_bytes += dropped;
             self.hold.dropped(dropped);
         }
+        runs.clear();
+        self.reclaimed = runs;
     }
 
     /// Writes the pages this space's commits hold (no slot, no sync).

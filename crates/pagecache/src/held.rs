@@ -123,17 +123,13 @@ impl HeldPages {
             return Vec::new();
         }
         let mut entries = self.entries.write();
-        let mut removed = Vec::new();
+        let mut removed = Vec::with_capacity(ranges.len());
         if ranges.len().saturating_mul(WALK_PER_SEARCH) < entries.len() {
             for &(start, end) in ranges {
                 if start >= end {
                     continue;
                 }
-                let starts: Vec<u64> = entries.range(start..end).map(|(&o, _)| o).collect();
-                for offset in starts {
-                    let data = entries.remove(&offset).expect("just found");
-                    removed.push((offset, data));
-                }
+                removed.extend(entries.extract_if(start..end, |_, _| true));
             }
         } else {
             let mut sorted: Vec<(u64, u64)> = ranges

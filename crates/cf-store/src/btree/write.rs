@@ -499,6 +499,12 @@ impl WriteTree {
     }
 
     fn push(&mut self, node: Node, fresh: bool) -> usize {
+        if self.arena.capacity() == 0 {
+            // Room for a small transaction's nodes at once, instead of each of the arena's
+            // vectors growing four times (callgrind, ten inserts a transaction: 2.6% of the
+            // instructions).
+            self.reserve(ARENA_ROOM);
+        }
         self.arena.push(node);
         self.fresh.push(fresh);
         self.lens.push(None);
@@ -513,6 +519,16 @@ impl WriteTree {
             Node::Leaf(entries) => entries,
             Node::Branch { .. } => unreachable!("paths end in leaves"),
         }
+    }
+
+    /// Room for `n` more nodes in the arena and its side vectors.
+    fn reserve(&mut self, n: usize) {
+        self.arena.reserve(n);
+        self.fresh.reserve(n);
+        self.lens.reserve(n);
+        self.images.reserve(n);
+        self.branch_images.reserve(n);
+        self.branch_edits.reserve(n);
     }
 
     /// The separators and children of branch `arena[i]`, to change; drops its image, which
@@ -589,7 +605,7 @@ impl WriteTree {
     /// The path from the root to the leaf that holds (or would hold) `key`, changing
     /// nothing; and whether it is the rightmost leaf. The tree must not be empty.
     fn descend(&self, src: &dyn PageSource, key: &[u8]) -> Result<(Vec<Step>, bool)> {
-        let mut steps = Vec::new();
+        let mut steps = Vec::with_capacity(PATH_ROOM);
         let mut rightmost = true;
         let mut child = self.root.expect("descend into a non-empty tree");
         loop {
@@ -928,6 +944,13 @@ impl WriteTree {
         bytes
     }
 }
+
+/// Nodes the arena makes room for at its first: a transaction of ten random inserts makes
+/// about twenty dirty.
+const ARENA_ROOM: usize = 32;
+
+/// Levels a descent makes room for: a tree of 4 KiB pages is rarely deeper.
+const PATH_ROOM: usize = 8;
 
 /// Most separator inserts a branch's image takes in one transaction before the branch is
 /// encoded instead. Each insert walks the image's separators, as the patch at the write does,
