@@ -188,8 +188,9 @@ impl DbBuilder {
     /// every node on its path, and the upper branches are on nearly every path: a kept
     /// branch is taken as it is instead of read from its page and decoded (with ten random
     /// inserts a transaction, 1.6x the commits a second; ARCHITECTURE.md, "Kept
-    /// branches"). A decoded branch of 4 KiB with 8-byte keys takes about 9 KiB, so the
-    /// default costs a column family with a large tree up to about 2.5 MiB; a tree of N
+    /// branches"). A decoded branch of 4 KiB with 8-byte keys takes about 9 KiB, and most
+    /// are kept with their page as well (4 KiB; ARCHITECTURE.md, "Branch images"), so the
+    /// default costs a column family with a large tree up to about 3.5 MiB; a tree of N
     /// leaves has about N / 180 branches.
     pub fn kept_branches(mut self, branches: usize) -> Self {
         self.kept_branches = branches;

@@ -255,6 +255,10 @@ impl PageSink for CommitSink<'_> {
         Ok(self.buffer.put(page * page_size, bytes)?)
     }
 
+    fn keeps_branches(&self) -> bool {
+        self.branches.is_some_and(|b| b.borrow().keeps())
+    }
+
     fn keep_branch(&mut self, ptr: NodePtr, kept: KeptBranch) {
         if let Some(branches) = self.branches {
             branches.borrow_mut().keep(ptr, kept);

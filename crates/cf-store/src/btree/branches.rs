@@ -96,6 +96,11 @@ impl BranchCache {
         }
     }
 
+    /// Whether it keeps any branch (its capacity is not 0).
+    pub(crate) fn keeps(&self) -> bool {
+        self.capacity > 0
+    }
+
     /// Branches it holds now.
     pub(crate) fn len(&self) -> usize {
         self.map.len()

@@ -650,8 +650,8 @@ impl Node {
 /// changed a branch's children (rewrote some, split some: [`insert_into_branch_image`]) writes
 /// it for a copy of one page and a store per child changed, instead of encoding every
 /// separator again. Returns false when `image` does not have that layout (another count,
-/// too short), a position is out of order or range, or a changed child is still dirty; the
-/// image is then partly patched and must be dropped.
+/// too short), a position is out of range or below the one before it (repeats are fine),
+/// or a changed child is still dirty; the image is then partly patched and must be dropped.
 pub(crate) fn patch_branch_image(image: &mut [u8], children: &[Child], changed: &[usize]) -> bool {
     let count = image
         .get(2..4)

@@ -147,6 +147,16 @@ pub trait PageSink {
     /// Takes a branch just written at `ptr`, decoded and as its page, for later
     /// transactions' descents ([`super::BranchCache`]). The default drops it.
     fn keep_branch(&mut self, _ptr: NodePtr, _kept: KeptBranch) {}
+
+    /// Whether [`PageSink::keep_branch`] keeps anything: a commit copies each branch it
+    /// encodes into an image only then. The default keeps nothing.
+    fn keeps_branches(&self) -> bool {
+        false
+    }
+
+    /// Told each time a commit writes a branch by patching its kept page instead of
+    /// encoding it (what tests check happens). The default ignores it.
+    fn branch_patched(&mut self) {}
 }
 
 /// Where a write transaction's inserts get their memory: the tree's copy of each value that

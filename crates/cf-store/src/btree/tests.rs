@@ -664,6 +664,8 @@ proptest! {
             let reversed: Vec<usize> = changed.iter().rev().copied().collect();
             prop_assert!(!patch_branch_image(&mut image.page.clone(), &children, &reversed));
         }
+        // Another count of children than the page's is refused, whatever the positions.
+        prop_assert!(!patch_branch_image(&mut image.page.clone(), &children[..children.len() - 1], &[]));
         prop_assert!(patch_branch_image(&mut image.page, &children, &changed));
         let expected = Node::Branch { keys, children: children.clone() }.encode(page_size);
         prop_assert_eq!(&image.page[..], &expected[..]);
@@ -1558,6 +1560,8 @@ struct Reusing {
     branches: Option<RefCell<super::BranchCache>>,
     /// Branches taken from the cache.
     hits: Cell<usize>,
+    /// Branches written by patching their kept pages.
+    patched: Cell<usize>,
 }
 
 impl PageSource for Reusing {
@@ -1634,6 +1638,14 @@ impl PageSink for &Reusing {
             b.borrow_mut().keep(ptr, kept);
         }
     }
+
+    fn keeps_branches(&self) -> bool {
+        self.branches.as_ref().is_some_and(|b| b.borrow().keeps())
+    }
+
+    fn branch_patched(&mut self) {
+        self.patched.set(self.patched.get() + 1);
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -1669,7 +1681,9 @@ fn churn_key(k: u16) -> Vec<u8> {
     key
 }
 
-fn run_churn(ops: &[ChurnOp], capacity: Option<usize>) -> (ChurnRun, usize) {
+/// Runs `ops`; returns what they read and committed, the branches taken from the cache
+/// and the branches written by patching their pages.
+fn run_churn(ops: &[ChurnOp], capacity: Option<usize>) -> (ChurnRun, usize, usize) {
     let store = Reusing {
         page_size: 512,
         pages: RefCell::default(),
@@ -1679,6 +1693,7 @@ fn run_churn(ops: &[ChurnOp], capacity: Option<usize>) -> (ChurnRun, usize) {
         writes_left: Cell::new(None),
         branches: capacity.map(|c| RefCell::new(super::BranchCache::new(c))),
         hits: Cell::new(0),
+        patched: Cell::new(0),
     };
     let mut root = TreeRoot::default();
     let mut tree = WriteTree::new(root);
@@ -1722,7 +1737,7 @@ fn run_churn(ops: &[ChurnOp], capacity: Option<usize>) -> (ChurnRun, usize) {
     for k in 0u16..600 {
         results.push(get(&store, &root, &churn_key(k)).unwrap());
     }
-    ((results, roots), store.hits.get())
+    ((results, roots), store.hits.get(), store.patched.get())
 }
 
 proptest! {
@@ -1736,8 +1751,8 @@ proptest! {
         ops in prop::collection::vec(churn_op_strategy(), 1..400),
         capacity in prop::sample::select(vec![0usize, 1, 4, 256]),
     ) {
-        let (plain, _) = run_churn(&ops, None);
-        let (cached, _) = run_churn(&ops, Some(capacity));
+        let (plain, _, _) = run_churn(&ops, None);
+        let (cached, _, _) = run_churn(&ops, Some(capacity));
         prop_assert_eq!(plain, cached);
     }
 }
@@ -1762,8 +1777,9 @@ fn patched_branches_follow_collapses() {
             ops.extend(chunk.iter().map(|&k| ChurnOp::Remove(k)));
             ops.push(ChurnOp::Commit);
         }
-        let (cached, hits) = run_churn(&ops, Some(256));
+        let (cached, hits, patched) = run_churn(&ops, Some(256));
         assert!(hits > 40, "only {hits} branches taken from the cache");
+        assert!(patched > 40, "only {patched} branches written by patches");
         assert_eq!(cached, run_churn(&ops, None).0, "removing in the order {keys:?}");
     }
 }
@@ -1778,7 +1794,8 @@ fn churn_takes_kept_branches() {
         }
         ops.push(ChurnOp::Commit);
     }
-    let (cached, hits) = run_churn(&ops, Some(256));
+    let (cached, hits, patched) = run_churn(&ops, Some(256));
     assert!(hits >= 19, "only {hits} branches taken from the cache");
+    assert!(patched >= 10, "only {patched} branches written by patches");
     assert_eq!(cached, run_churn(&ops, None).0);
 }

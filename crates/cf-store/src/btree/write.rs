@@ -118,8 +118,9 @@ pub(crate) struct WriteTree {
     /// pointed at another committed node, must drop it: [`WriteTree::branch_mut`] does, and
     /// [`WriteTree::children_mut`] (a child made dirty) leaves it.
     branch_images: Vec<Option<BranchImage>>,
-    /// `branch_edits[i]`: separator inserts made into `branch_images[i]` so far; past
-    /// [`MAX_BRANCH_IMAGE_EDITS`] the image is dropped and the branch encoded.
+    /// `branch_edits[i]`: how many times branch `arena[i]` took separators in this
+    /// transaction (image or not); past [`MAX_BRANCH_IMAGE_EDITS`] its image is dropped and
+    /// the branch encoded, and kept without one.
     branch_edits: Vec<u8>,
     /// Branch images dropped by changes, whose memory the next full encodings keep theirs in.
     spare_images: Vec<Box<[u8]>>,
@@ -836,6 +837,7 @@ impl WriteTree {
                 match &branch_image {
                     Some(kept) if patched => {
                         bytes.extend_from_slice(&kept.page);
+                        sink.branch_patched();
                         // Tests check every patched branch against its encoding.
                         #[cfg(debug_assertions)]
                         {
@@ -846,11 +848,12 @@ impl WriteTree {
                     }
                     _ => {
                         let used = node.encode_into(&mut bytes, pages, page_size);
-                        // A branch that took more separators than its image would have is
-                        // likely to again (the right edge of appends, the upper branches of
-                        // large random commits): it is kept without an image.
+                        // A branch split under more often than its image would have taken is
+                        // likely to be again (the right edge of appends, the upper branches
+                        // of large random commits): it is kept without an image. Nor is an
+                        // image made where no branch is kept.
                         let stale = branch_image.take();
-                        if self.branch_edits[i] <= MAX_BRANCH_IMAGE_EDITS {
+                        if self.branch_edits[i] <= MAX_BRANCH_IMAGE_EDITS && sink.keeps_branches() {
                             branch_image = Some(self.branch_image_of(&bytes, used, stale));
                         } else if let Some(stale) = stale {
                             self.spare_images.push(stale.page);
@@ -952,8 +955,9 @@ const ARENA_ROOM: usize = 32;
 /// Levels a descent makes room for: a tree of 4 KiB pages is rarely deeper.
 const PATH_ROOM: usize = 8;
 
-/// Most separator inserts a branch's image takes in one transaction before the branch is
-/// encoded instead. Each insert walks the image's separators, as the patch at the write does,
+/// Most times a branch's image takes separators (one split below, one call of
+/// [`WriteTree::insert_in_branch`], may bring several) in one transaction before the branch
+/// is encoded instead. Each insert walks the image's separators, as the patch at the write does,
 /// for about a seventh of what encoding the branch costs (callgrind: random keys, a thousand
 /// inserts a commit, spent 5% more instructions than encoding when every insert edited the
 /// image; ten inserts a commit 15% fewer).
