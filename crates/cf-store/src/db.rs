@@ -5,6 +5,7 @@
 //! catalog commit: its pages and the superblock slot are written, then one group sync.
 
 use std::cell::RefCell;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
@@ -284,7 +285,14 @@ impl DbBuilder {
         let reads = Arc::new(Bystanders::new());
         let options = self.file.clone().with_create(true).with_bystanders(reads.clone());
         let backend: Arc<dyn Backend> = Arc::new(FileBackend::open_with(path, options)?);
-        self.open_over(backend, path, Some(reads))
+        let (db, created) = self.open_over(backend, path, Some(reads))?;
+        if created {
+            // The file's first slot is on disk; now its name: a new directory entry is
+            // durable only once the directory is synced (POSIX; ext4 happens to persist it
+            // with the file's sync, other file systems need not).
+            sync_parent_dir(path)?;
+        }
+        Ok(db)
     }
 
     /// Opens a database over any backend (an in-memory or crash-simulating one in tests);
@@ -292,18 +300,19 @@ impl DbBuilder {
     /// ([`Error::MmapNeedsOwnedFile`]): the caller keeps a handle to the backend, and a
     /// write or truncation through it could change or remove pages the store has mapped.
     pub fn open_backend(self, backend: Arc<dyn Backend>, label: impl AsRef<Path>) -> Result<Db> {
-        self.open_over(backend, label.as_ref(), None)
+        self.open_over(backend, label.as_ref(), None).map(|(db, _)| db)
     }
 
     /// [`DbBuilder::open_backend`]; `reads`, given when the store opened the backend itself
     /// and no one else holds it (so the file may be mapped): the count of open read
-    /// transactions that the backend was given as its bystanders.
+    /// transactions that the backend was given as its bystanders. Also returns whether the
+    /// database was created (the file was new).
     fn open_over(
         self,
         backend: Arc<dyn Backend>,
         label: &Path,
         reads: Option<Arc<Bystanders>>,
-    ) -> Result<Db> {
+    ) -> Result<(Db, bool)> {
         let owned = reads.is_some();
         if self.read_path == ReadPath::Mmap && !owned {
             return Err(Error::MmapNeedsOwnedFile {
@@ -313,7 +322,9 @@ impl DbBuilder {
         self.flush.validate()?;
         let path = label.to_path_buf();
         let len = backend.len()?;
-        let page_size = if len == 0 {
+        // A new file: empty, or left by a creation cut short, which holds nothing to lose.
+        let fresh = len == 0 || is_unfinished_creation(&*backend, len)?;
+        let page_size = if fresh {
             self.page_size
         } else {
             find_page_size(&*backend, len, &path)?
@@ -329,7 +340,7 @@ impl DbBuilder {
                 .with_cache_on_flush(self.cache_written_pages)
                 .with_read_path(self.read_path),
         )?;
-        if len > 0 && len < SUPERBLOCK_PAGES * page_size as u64 {
+        if !fresh && len < SUPERBLOCK_PAGES * page_size as u64 {
             return Err(Error::NotADatabase {
                 path,
                 what: format!("truncated: {len} bytes, a superblock needs {}", 2 * page_size),
@@ -355,15 +366,61 @@ impl DbBuilder {
             files: Mutex::new(FileSpace::default()),
             poisoned: AtomicBool::new(false),
         });
-        let shared = if len == 0 {
+        let shared = if fresh {
+            if len > 0 {
+                // Start from nothing, as for an empty file: a crash from here on leaves an
+                // empty file or the same kind of remnant, and no bytes of the old page size
+                // stay behind in the new slot 1.
+                core.backend.set_len(0)?;
+            }
             create(core, &self)?
         } else {
             recover(core, &self)?
         };
-        Ok(Db {
+        let db = Db {
             shared: Arc::new(shared),
-        })
+        };
+        Ok((db, fresh))
     }
+}
+
+/// Syncs the directory that holds `path`, so a file just created there keeps its name
+/// through a crash.
+fn sync_parent_dir(path: &Path) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|source| Error::DirectorySync {
+            dir: dir.to_path_buf(),
+            source,
+        })
+}
+
+/// True when the file is a creation cut short: exactly two pages at some page size, the
+/// second all zeros, and the first holding no more than parts of a new file's first
+/// superblock (each byte zero or that slot's byte there, so a write torn at any
+/// granularity qualifies) without being all of it. Such a file was never a database that
+/// held anything, so opening it creates one in its place. A complete first slot is a
+/// database (an empty one) and opens as such.
+fn is_unfinished_creation(backend: &dyn Backend, len: u64) -> Result<bool> {
+    let mut ps = pagecache::MIN_PAGE_SIZE;
+    while ps <= pagecache::MAX_PAGE_SIZE {
+        if len == SUPERBLOCK_PAGES * u64::from(ps) {
+            let Some(slot) = Slot::new_file_superblock().encode(ps as usize) else {
+                return Ok(false);
+            };
+            let mut bytes = vec![0u8; len as usize];
+            backend.read_at(&mut bytes, 0)?;
+            let (first, rest) = bytes.split_at(ps as usize);
+            let partial = first.iter().zip(slot.iter()).all(|(&b, &s)| b == 0 || b == s);
+            return Ok(partial && first != &slot[..] && rest.iter().all(|&b| b == 0));
+        }
+        ps *= 2;
+    }
+    Ok(false)
 }
 
 /// Finds the page size of an existing file from its superblock (slot 0, else slot 1).
@@ -634,11 +691,15 @@ fn create(core: Arc<DbCore>, b: &DbBuilder) -> Result<DbShared> {
     };
     let alloc = SpaceAllocator::new(Vec::new(), &PageRuns::default(), b.initial_extent_pages);
     let mut space = new_space(&core, 0, SUPERBLOCK_MAGIC, [0, 1], alloc, b.flush);
-    space.aux = 1;
+    // The first commit writes exactly `Slot::new_file_superblock`, which is how a reopen
+    // tells a creation cut short from a damaged database (`is_unfinished_creation`).
+    let first = Slot::new_file_superblock();
+    space.aux = first.aux;
+    space.last_txn = first.txn - 1;
     // Both superblock slots exist from the start (slot 1 zeroed), so any file shorter than
     // two pages is truncated.
     core.backend.set_len(SUPERBLOCK_PAGES * core.page_size as u64)?;
-    space.commit(&core, TreeRoot::default(), Vec::new(), true, Weak::new())?;
+    space.commit(&core, first.root, Vec::new(), true, Weak::new())?;
     Ok(DbShared {
         core,
         catalog: Mutex::new(Catalog { space, next_cf_id: 1 }),

@@ -129,6 +129,16 @@ pub enum Error {
     /// refuses every write until it is reopened (the sync is never retried).
     #[error("an fsync failed earlier; the database refuses writes until it is reopened")]
     SyncFailed,
+    /// The directory of a file [`crate::DbBuilder::open`] had just created could not be
+    /// synced, so the file's name might not survive a crash. The file itself is a complete
+    /// database, and opening it again does not sync the directory (only a creation does).
+    #[error("syncing directory {} after creating a database in it: {source}", dir.display())]
+    DirectorySync {
+        /// The directory.
+        dir: PathBuf,
+        /// The failure.
+        source: std::io::Error,
+    },
 }
 
 impl From<pagecache::PageCacheError> for Error {

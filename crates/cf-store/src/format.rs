@@ -92,6 +92,21 @@ pub fn max_extents(page_size: usize) -> usize {
 }
 
 impl Slot {
+    /// The superblock a new file's first commit writes into slot 0: txn 1, an empty catalog,
+    /// next column-family id 1, no extents. The store writes nothing else before it, so a
+    /// file that holds no more than parts of this page is a creation cut short
+    /// (`db::is_unfinished_creation`).
+    pub fn new_file_superblock() -> Slot {
+        Slot {
+            magic: SUPERBLOCK_MAGIC,
+            owner: 0,
+            txn: 1,
+            root: TreeRoot::default(),
+            aux: 1,
+            extents: Vec::new(),
+        }
+    }
+
     /// Encodes into one page. `None` if the extents do not fit.
     pub fn encode(&self, page_size: usize) -> Option<Box<[u8]>> {
         if self.extents.len() > max_extents(page_size) {
