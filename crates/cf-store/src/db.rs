@@ -277,7 +277,12 @@ impl DbBuilder {
         self
     }
 
-    /// Opens the file at `path`, creating it if it does not exist or is empty.
+    /// Opens the file at `path`, creating a database there if the file does not exist, is
+    /// empty, or is what a creation cut short by a crash leaves (two pages holding no more
+    /// than part of a new file's first slot; [`Db::recovery_notes`] then says so). A
+    /// creation syncs the file's directory after the file, so its name survives a crash;
+    /// where that sync fails with an I/O error the open fails with
+    /// [`Error::DirectorySync`] (the file is complete, and opens).
     pub fn open(self, path: impl AsRef<Path>) -> Result<Db> {
         let path = path.as_ref();
         // The file's writers yield their core to one another while no read transaction is
@@ -368,12 +373,20 @@ impl DbBuilder {
         });
         let shared = if fresh {
             if len > 0 {
-                // Start from nothing, as for an empty file: a crash from here on leaves an
-                // empty file or the same kind of remnant, and no bytes of the old page size
-                // stay behind in the new slot 1.
+                // Start from nothing, as for an empty file, and make that durable: a crash
+                // from here on leaves an empty file or the same kind of remnant, never the
+                // new slot over old bytes, and no bytes of the old page size stay behind in
+                // the new slot 1.
                 core.backend.set_len(0)?;
+                core.backend.sync_data()?;
             }
-            create(core, &self)?
+            let mut shared = create(core, &self)?;
+            if len > 0 {
+                shared.recovery_notes.push(format!(
+                    "a creation cut short ({len} bytes, no commit) was replaced by a new database"
+                ));
+            }
+            shared
         } else {
             recover(core, &self)?
         };
@@ -384,19 +397,35 @@ impl DbBuilder {
     }
 }
 
-/// Syncs the directory that holds `path`, so a file just created there keeps its name
-/// through a crash.
+/// Syncs the directory that holds the file at `path` (through symlinks: the directory of the
+/// file itself), so a file just created there keeps its name through a crash.
+///
+/// Best effort where a directory cannot be synced at all, as PostgreSQL's `fsync_fname`
+/// is: a directory that may be written but not read (`EACCES` opening it), or a file system
+/// that refuses `fsync` on a directory (`EINVAL`, `ENOTSUP`, `EISDIR`), is skipped. Any
+/// other failure, an I/O error above all, is [`Error::DirectorySync`].
 fn sync_parent_dir(path: &Path) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
+    use std::io::ErrorKind;
+    let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let dir = match real.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
     };
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|source| Error::DirectorySync {
-            dir: dir.to_path_buf(),
-            source,
-        })
+    let cannot_sync = |e: &std::io::Error, opening: bool| {
+        matches!(
+            e.kind(),
+            ErrorKind::InvalidInput | ErrorKind::Unsupported | ErrorKind::IsADirectory
+        ) || (opening && e.kind() == ErrorKind::PermissionDenied)
+    };
+    let result = match File::open(&dir) {
+        Err(e) if cannot_sync(&e, true) => return Ok(()),
+        Err(e) => Err(e),
+        Ok(d) => match d.sync_all() {
+            Err(e) if cannot_sync(&e, false) => return Ok(()),
+            other => other,
+        },
+    };
+    result.map_err(|source| Error::DirectorySync { dir, source })
 }
 
 /// True when the file is a creation cut short: exactly two pages at some page size, the
