@@ -229,13 +229,6 @@ fn creation_strace_child() {
     drop(Db::open(links.join("link.cf")).unwrap());
 }
 
-fn strace_unusable(reason: String) {
-    if std::env::var("CF_REQUIRE_STRACE").as_deref() == Ok("1") {
-        panic!("strace is required here (CF_REQUIRE_STRACE=1) but {reason}");
-    }
-    eprintln!("creating_a_file_syncs_its_directory: not checked: {reason}");
-}
-
 /// In the trace lines `lines`, the successful `fdatasync`/`fsync` of `file` (a path shown by
 /// `strace -y`) and the `fsync`s of `dir`, by line number.
 fn syncs_of(lines: &[(usize, &str)], file: &Path, dir: &Path) -> (Vec<usize>, Vec<usize>) {
@@ -258,18 +251,8 @@ fn syncs_of(lines: &[(usize, &str)], file: &Path, dir: &Path) -> (Vec<usize>, Ve
 
 #[test]
 fn creating_a_file_syncs_its_directory() {
-    match Command::new("strace")
-        .args(["-f", "-o", "/dev/null", "true"])
-        .output()
-    {
-        Err(e) => return strace_unusable(format!("strace cannot be run ({e})")),
-        Ok(out) if !out.status.success() => {
-            return strace_unusable(format!(
-                "strace cannot trace here: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ))
-        }
-        Ok(_) => {}
+    if !flush::testing::strace_usable("creating_a_file_syncs_its_directory") {
+        return;
     }
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().canonicalize().unwrap();

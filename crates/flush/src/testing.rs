@@ -1,12 +1,35 @@
 //! Test doubles around a `Backend`: `RecordingBackend` logs writes and readying calls,
 //! `FaultBackend` fails chosen calls, `CrashBackend` produces the images a power cut could
-//! leave.
+//! leave; and `strace_usable`, for tests that trace themselves.
 
 use std::io::{self, IoSlice};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use crate::{Backend, FlushError, IoOp, IoStats, MemBackend, Result};
+
+/// Whether `strace -f` can trace here, for a test (named `test`) that re-runs itself under
+/// it. When it cannot (strace missing, or no ptrace in a sandbox) the test should return
+/// without checking: this says so on stderr, or panics when `CF_REQUIRE_STRACE=1` (set by
+/// `.ci/run`) makes not checking a failure.
+pub fn strace_usable(test: &str) -> bool {
+    let reason = match std::process::Command::new("strace")
+        .args(["-f", "-o", "/dev/null", "true"])
+        .output()
+    {
+        Ok(out) if out.status.success() => return true,
+        Ok(out) => format!(
+            "strace cannot trace here: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+        Err(e) => format!("strace cannot be run ({e})"),
+    };
+    if std::env::var("CF_REQUIRE_STRACE").as_deref() == Ok("1") {
+        panic!("{test}: strace is required here (CF_REQUIRE_STRACE=1) but {reason}");
+    }
+    eprintln!("{test}: not checked: {reason}");
+    false
+}
 
 /// One write that reached the inner backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -79,27 +79,10 @@ fn calls_of(table: &str, syscall: &str) -> u64 {
         .sum()
 }
 
-fn strace_unusable(reason: String) {
-    if std::env::var("CF_REQUIRE_STRACE").as_deref() == Ok("1") {
-        panic!("strace is required here (CF_REQUIRE_STRACE=1) but {reason}");
-    }
-    eprintln!("stats_match_strace: not checked: {reason}");
-}
-
 #[test]
 fn stats_match_strace() {
-    let probe = Command::new("strace")
-        .args(["-f", "-c", "-o", "/dev/null", "true"])
-        .output();
-    match probe {
-        Err(e) => return strace_unusable(format!("strace cannot be run ({e})")),
-        Ok(out) if !out.status.success() => {
-            return strace_unusable(format!(
-                "strace cannot trace here: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ))
-        }
-        Ok(_) => {}
+    if !flush::testing::strace_usable("stats_match_strace") {
+        return;
     }
     let dir = tempfile::tempdir().unwrap();
     let table_path = dir.path().join("strace.txt");
