@@ -1,6 +1,7 @@
 //! Creating a database survives a crash: a file left by a creation cut short opens as a new
-//! database instead of `NotADatabase`, anything else stays foreign and untouched, and a
-//! created file's directory is synced after its first slot.
+//! database (it used to be refused), anything else that is not a database is still refused
+//! (`NotADatabase` or `Corruption`) and left untouched, and a created file's directory is
+//! synced after its first slot.
 
 use std::path::Path;
 use std::process::Command;
