@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use flush::{DirtyPage, DirtyPages, FlushPolicy, FlushReport, GapOracle, PlanExecutor};
 use indexmap::IndexMap;
+use rustc_hash::{FxBuildHasher, FxHashSet};
 
 use bytes::Bytes;
 
@@ -36,7 +37,7 @@ pub const SPARE_MAX_PAGES: usize = 16;
 pub struct WriteBuffer {
     cache: Arc<PageCache>,
     /// offset -> bytes, in insertion order.
-    pages: IndexMap<u64, Box<[u8]>>,
+    pages: IndexMap<u64, Box<[u8]>, FxBuildHasher>,
     /// offset -> end of each entry, by offset: the overlap check in `O(log n)`.
     ends: BTreeMap<u64, u64>,
     dirty_bytes: u64,
@@ -79,7 +80,7 @@ impl WriteBuffer {
     pub(crate) fn new(cache: Arc<PageCache>) -> Self {
         Self {
             cache,
-            pages: IndexMap::new(),
+            pages: IndexMap::default(),
             ends: BTreeMap::new(),
             dirty_bytes: 0,
             executor: PlanExecutor::new(),
@@ -121,7 +122,7 @@ impl WriteBuffer {
     /// freed and held again is queued again, and its age is that of its newest hold).
     fn compact_held_order(&mut self) {
         let live = self.held.offsets();
-        let mut seen = std::collections::HashSet::with_capacity(live.len());
+        let mut seen = FxHashSet::with_capacity_and_hasher(live.len(), FxBuildHasher);
         let mut kept = VecDeque::with_capacity(live.len());
         for &offset in self.held_order.iter().rev() {
             if live.contains(&offset) && seen.insert(offset) {
@@ -374,7 +375,7 @@ impl WriteBuffer {
     ) -> Result<FlushReport> {
         let (mut picked, mut sum) = (Vec::new(), 0u64);
         // An offset held again after a release is in the queue twice: take it once.
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = FxHashSet::default();
         while sum < bytes {
             let Some(offset) = self.held_order.pop_front() else {
                 break;

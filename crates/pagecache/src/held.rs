@@ -59,7 +59,7 @@ impl HeldPages {
     }
 
     /// The offsets of every held entry.
-    pub(crate) fn offsets(&self) -> std::collections::HashSet<u64> {
+    pub(crate) fn offsets(&self) -> rustc_hash::FxHashSet<u64> {
         self.entries.read().keys().copied().collect()
     }
 

@@ -985,10 +985,15 @@ pub(crate) fn child_at(page: PageId, bytes: &[u8], at: usize) -> Result<NodePtr>
 /// Whether every byte is zero. OR-ing 64 bytes at a time has no branch per byte, so it
 /// vectorizes; a byte loop that stops at the first nonzero byte does not, and it was most
 /// of the instructions of decoding a leaf of three 1 KiB entries (a quarter page of zeros).
+/// The chunks are exact (`chunks_exact`), so the compiler knows each is 64 bytes and
+/// unrolls the fold: over `chunks(64)` it took about 760 instructions a leaf decoded in
+/// small transactions (callgrind, leaves of two or three 1 KiB entries).
 fn all_zero(bytes: &[u8]) -> bool {
-    bytes
-        .chunks(64)
-        .all(|chunk| chunk.iter().fold(0u8, |acc, &b| acc | b) == 0)
+    let mut chunks = bytes.chunks_exact(64);
+    let whole = chunks
+        .by_ref()
+        .all(|chunk| chunk.iter().fold(0u8, |acc, &b| acc | b) == 0);
+    whole && chunks.remainder().iter().all(|&b| b == 0)
 }
 
 /// The index `m` where a node of entries with encoded `sizes` splits: entries `..m` go left
