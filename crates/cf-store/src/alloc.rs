@@ -15,8 +15,13 @@ use crate::epoch::Epoch;
 use crate::format::Extent;
 use crate::Result;
 
-/// Largest extent a space grows by: 2^18 pages (1 GiB at 4 KiB pages).
+/// Largest extent a space grows by while it doubles: 2^18 pages (1 GiB at 4 KiB pages).
+/// Past eight of them a space grows by an eighth of its size ([`SpaceAllocator::alloc`]).
 pub const MAX_EXTENT_PAGES: u64 = 1 << 18;
+
+/// Extents a space keeps in hand, of those its commit slot can name, for growing by its
+/// whole size: once no more than this many are left, each new extent doubles the space.
+const LAST_EXTENTS: usize = 8;
 
 /// Disjoint runs of pages, merged, keyed by start.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -132,14 +137,20 @@ pub struct SpaceAllocator {
     undurable: PageRuns,
     /// Extents taken by the commit being built (kept on rollback: they are ours now).
     initial_extent_pages: u64,
+    /// Pages of the last extent this space took (not of the entry it merged into): the next
+    /// one doubles it, up to [`MAX_EXTENT_PAGES`].
+    grown: u64,
+    /// Most extents a commit slot of this space can name ([`crate::format::max_extents`]).
+    max_extents: usize,
     /// Where the commit being built takes its next pages if they are free: just past its
     /// previous allocation, so its pages stay contiguous (see [`SpaceAllocator::alloc`]).
     cursor: Option<PageId>,
 }
 
 impl SpaceAllocator {
-    /// A space holding `extents`, of which every page not in `used` is free.
-    pub fn new(extents: Vec<Extent>, used: &PageRuns, initial_extent_pages: u64) -> Self {
+    /// A space holding `extents`, of which every page not in `used` is free, whose commit
+    /// slot names at most `max_extents` extents.
+    pub fn new(extents: Vec<Extent>, used: &PageRuns, initial_extent_pages: u64, max_extents: usize) -> Self {
         let mut free = PageRuns::default();
         for e in &extents {
             // Free = the extent minus the used runs inside it.
@@ -153,6 +164,9 @@ impl SpaceAllocator {
             }
             free.insert(at, e.end());
         }
+        // A reopened space doubles from its last entry, which may be several extents merged:
+        // it grows a little sooner than it would have, never past the cap.
+        let grown = extents.last().map_or(0, |e| e.pages.min(MAX_EXTENT_PAGES));
         Self {
             extents,
             free,
@@ -160,6 +174,8 @@ impl SpaceAllocator {
             in_flight: Vec::new(),
             undurable: PageRuns::default(),
             initial_extent_pages: initial_extent_pages.max(4),
+            grown,
+            max_extents,
             cursor: None,
         }
     }
@@ -186,9 +202,10 @@ impl SpaceAllocator {
 
     /// Allocates `n` contiguous pages for the commit being built: right after its previous
     /// allocation when those pages are free (so an overflow run that skipped a short hole
-    /// does not send the next node back into it), else first fit from the lowest address; when no free run is long enough, takes a new
-    /// extent through `grow` (sizes double from the initial extent up to
-    /// [`MAX_EXTENT_PAGES`], and are at least `n`).
+    /// does not send the next node back into it), else first fit from the lowest address;
+    /// when no free run is long enough, takes a new extent through `grow`, of
+    /// [`SpaceAllocator::next_extent_pages`]. An extent that starts where the space's last
+    /// one ends joins it, so a space that grows alone holds one entry.
     pub fn alloc(&mut self, n: u64, grow: &mut dyn FnMut(u64) -> Result<Extent>) -> Result<PageId> {
         let next = self.cursor.filter(|&c| self.free.contains(c, c + n));
         let start = match next {
@@ -199,13 +216,12 @@ impl SpaceAllocator {
             None => match self.free.take_first_fit(n) {
                 Some(s) => s,
                 None => {
-                    let want = self
-                        .extents
-                        .last()
-                        .map_or(self.initial_extent_pages, |e| (e.pages * 2).min(MAX_EXTENT_PAGES))
-                        .max(n);
-                    let e = grow(want)?;
-                    self.extents.push(e);
+                    let e = grow(self.next_extent_pages(n))?;
+                    self.grown = e.pages;
+                    match self.extents.last_mut() {
+                        Some(last) if last.end() == e.start => last.pages += e.pages,
+                        _ => self.extents.push(e),
+                    }
                     self.free.insert(e.start, e.end());
                     self.free
                         .take_first_fit(n)
@@ -216,6 +232,27 @@ impl SpaceAllocator {
         self.cursor = Some(start + n);
         self.in_flight.push((start, n));
         Ok(start)
+    }
+
+    /// Pages of the next extent, for a run of `n` pages that no free run holds. Extents
+    /// double from the initial one up to [`MAX_EXTENT_PAGES`]; past eight of those a space
+    /// grows by an eighth of its size, so that its extents stay few (43 for a space of 100
+    /// GiB at 4 KiB pages); and once no more than [`LAST_EXTENTS`] entries are left of those
+    /// its slot can name, by its whole size. An extent is only address space until its
+    /// pages are written (readying allocates at most 64 MiB ahead), so a large one costs a
+    /// sparse stretch of the file, not disk. Adjacent extents take one entry (`alloc`), so
+    /// only spaces that grow in turn with others use up entries; even then a slot of
+    /// 512-byte pages (27 entries) reaches about 192 GiB (1.75 GiB when extents stopped at the
+    /// cap), and one of 4 KiB pages (251) the last page a file can address. At least `n`.
+    pub fn next_extent_pages(&self, n: u64) -> u64 {
+        if self.extents.is_empty() {
+            return self.initial_extent_pages.max(n);
+        }
+        let doubled = self.grown.saturating_mul(2).min(MAX_EXTENT_PAGES);
+        let total = self.total_pages();
+        let left = self.max_extents.saturating_sub(self.extents.len());
+        let share = if left > LAST_EXTENTS { total / 8 } else { total };
+        doubled.max(share).max(n)
     }
 
     /// Gap oracle: every page of `[start, end)` is free now.
@@ -316,13 +353,18 @@ impl ExtentAllocator {
     }
 
     /// Takes an extent of `pages` pages: first fit among freed extents, else at the end.
-    pub fn take(&mut self, pages: u64) -> Extent {
-        let start = self.free.take_first_fit(pages).unwrap_or_else(|| {
-            let s = self.end;
-            self.end += pages;
-            s
-        });
-        Extent { start, pages }
+    /// `None`, taking nothing, when the extent would reach past page `limit` (the pages a
+    /// file of this page size can address).
+    pub fn take(&mut self, pages: u64, limit: PageId) -> Option<Extent> {
+        let start = match self.free.take_first_fit(pages) {
+            Some(s) => s,
+            None => {
+                let s = self.end;
+                self.end = s.checked_add(pages).filter(|&end| end <= limit)?;
+                s
+            }
+        };
+        Some(Extent { start, pages })
     }
 
     /// First page past every extent handed out so far: an extent taken at or past it was
@@ -415,20 +457,22 @@ mod tests {
     #[test]
     fn space_allocates_adjacent_pages_grows_and_defers_frees() {
         let mut extents_taken = ExtentAllocator::new(2, &[]);
-        let mut grow = |n: u64| Ok(extents_taken.take(n));
-        let mut a = SpaceAllocator::new(Vec::new(), &PageRuns::default(), 4);
+        let mut grow = |n: u64| Ok(extents_taken.take(n, NO_LIMIT).expect("room"));
+        let mut a = SpaceAllocator::new(Vec::new(), &PageRuns::default(), 4, 251);
         let pages: Vec<_> = (0..4).map(|_| a.alloc(1, &mut grow).unwrap()).collect();
         assert_eq!(pages, vec![2, 3, 4, 5], "adjacent, in the first extent");
-        // Full: the next extent doubles.
+        // Full: the next extent doubles, and as it starts where the first ends, it joins it.
         assert_eq!(a.alloc(1, &mut grow).unwrap(), 6);
+        assert_eq!(a.extents(), &[Extent { start: 2, pages: 12 }]);
         assert_eq!(
-            a.extents(),
-            &[Extent { start: 2, pages: 4 }, Extent { start: 6, pages: 8 }]
+            a.next_extent_pages(1),
+            16,
+            "doubling the last extent taken, not the entry"
         );
         // A run longer than any free run takes a new extent of at least that size; the new
         // extent is adjacent to the last one, so the run starts in the old extent's free tail.
         assert_eq!(a.alloc(20, &mut grow).unwrap(), 7);
-        assert_eq!(a.extents()[2], Extent { start: 14, pages: 20 });
+        assert_eq!(a.extents(), &[Extent { start: 2, pages: 32 }]);
         a.rollback();
         assert_eq!(
             a.free_pages(),
@@ -455,8 +499,8 @@ mod tests {
     #[test]
     fn pages_born_after_the_last_durable_commit_need_only_the_guard() {
         let mut x = ExtentAllocator::new(2, &[]);
-        let mut grow = |n: u64| Ok(x.take(n));
-        let mut a = SpaceAllocator::new(Vec::new(), &PageRuns::default(), 16);
+        let mut grow = |n: u64| Ok(x.take(n, NO_LIMIT).expect("room"));
+        let mut a = SpaceAllocator::new(Vec::new(), &PageRuns::default(), 16, 251);
         let dead = Weak::new();
         let old = a.alloc(1, &mut grow).unwrap();
         a.committed(1, true, dead.clone(), vec![]); // durable: `old` is in a durable state
@@ -477,9 +521,102 @@ mod tests {
             &[Extent { start: 2, pages: 16 }, Extent { start: 40, pages: 8 }],
         );
         assert_eq!(x.free_pages(), 22, "the hole 18..40");
-        assert_eq!(x.take(16), Extent { start: 18, pages: 16 });
-        assert_eq!(x.take(16), Extent { start: 48, pages: 16 });
+        assert_eq!(x.take(16, NO_LIMIT), Some(Extent { start: 18, pages: 16 }));
+        assert_eq!(x.take(16, NO_LIMIT), Some(Extent { start: 48, pages: 16 }));
         x.release(Extent { start: 2, pages: 16 });
-        assert_eq!(x.take(8), Extent { start: 2, pages: 8 });
+        assert_eq!(x.take(8, NO_LIMIT), Some(Extent { start: 2, pages: 8 }));
+        // Past the limit, or past the largest page number: nothing is taken.
+        assert_eq!(x.take(40, 100), None);
+        assert_eq!(x.take(u64::MAX, NO_LIMIT), None);
+        assert_eq!(x.end(), 64, "a refused extent leaves the end where it was");
+        assert_eq!(x.take(36, 100), Some(Extent { start: 64, pages: 36 }));
+    }
+
+    const NO_LIMIT: PageId = u64::MAX;
+
+    /// Grows `spaces` in turn (so their extents never touch), each time filling one's free
+    /// pages and then asking for one more, until the first cannot grow: its slot names no
+    /// more extents, or the file no more pages. Returns the first space's bytes and slot
+    /// entries at `page_size`, and whether the file's last addressable page stopped it.
+    /// Gives up after 1,000 extents each (a growth rule that stalls fails the caller's
+    /// asserts instead of running for ever).
+    fn grow_in_turn(spaces: usize, page_size: u64) -> (u64, usize, bool) {
+        let limit = u64::MAX / page_size;
+        let max = crate::format::max_extents(page_size as usize);
+        let mut file = ExtentAllocator::new(2, &[]);
+        let mut all: Vec<SpaceAllocator> = (0..spaces)
+            .map(|_| SpaceAllocator::new(Vec::new(), &PageRuns::default(), 16, max))
+            .collect();
+        for _ in 0..1_000 {
+            for (i, a) in all.iter_mut().enumerate() {
+                if i == 0 && a.extents().len() == max {
+                    return (a.total_pages() * page_size, max, false);
+                }
+                let free = a.free_pages();
+                if free > 0 {
+                    a.alloc(free, &mut |_| unreachable!("the free pages are one run"))
+                        .expect("free pages");
+                }
+                let grew = a.alloc(1, &mut |n| {
+                    file.take(n, limit)
+                        .ok_or(crate::Error::ExtentTooLarge { pages: n, end: 0 })
+                });
+                if i == 0 && grew.is_err() {
+                    return (a.total_pages() * page_size, a.extents().len(), true);
+                }
+            }
+        }
+        let first = &all[0];
+        (first.total_pages() * page_size, first.extents().len(), false)
+    }
+
+    #[test]
+    fn spaces_growing_in_turn_stay_within_their_slots() {
+        // Alone, a space's extents all join its first entry.
+        let (_, entries, at_limit) = grow_in_turn(1, 4096);
+        assert_eq!(entries, 1);
+        assert!(at_limit, "a lone space grows to the last addressable page");
+        // In turn with another, every extent takes an entry. 512-byte slots name 27: the last
+        // eight double the space, so it reaches about 192 GiB (1.75 GiB without that).
+        let (bytes, entries, at_limit) = grow_in_turn(2, 512);
+        assert_eq!(entries, 27, "every entry used");
+        assert!(!at_limit);
+        assert!(bytes > 191 << 30, "{bytes} bytes");
+        // 4 KiB slots name 251, and the space reaches the last page the file can address
+        // first.
+        let (bytes, entries, at_limit) = grow_in_turn(2, 4096);
+        assert!(at_limit && entries < 251, "{entries} entries");
+        assert!(bytes > 1 << 60, "{bytes} bytes");
+    }
+
+    #[test]
+    fn extents_double_to_the_cap_then_grow_by_an_eighth() {
+        let mut file = ExtentAllocator::new(2, &[]);
+        let mut other = SpaceAllocator::new(Vec::new(), &PageRuns::default(), 16, 251);
+        let mut a = SpaceAllocator::new(Vec::new(), &PageRuns::default(), 16, 251);
+        let mut sizes = Vec::new();
+        while a.total_pages() < 20 * MAX_EXTENT_PAGES {
+            let free = a.free_pages();
+            if free > 0 {
+                a.alloc(free, &mut |_| unreachable!()).unwrap();
+            }
+            a.alloc(1, &mut |n| Ok(file.take(n, NO_LIMIT).expect("room")))
+                .unwrap();
+            sizes.push(a.extents().last().unwrap().pages);
+            // Another space takes an extent between each two of this one's.
+            other
+                .alloc(other.free_pages() + 1, &mut |n| {
+                    Ok(file.take(n, NO_LIMIT).unwrap())
+                })
+                .unwrap();
+        }
+        let doubling: Vec<u64> = (4..=18).map(|b| 1 << b).collect();
+        assert_eq!(sizes[..15], doubling[..], "16 pages doubling to the cap");
+        // Then the cap while the space is under eight of them, an eighth of it after.
+        let total_before = |i: usize| sizes[..i].iter().sum::<u64>();
+        for (i, &pages) in sizes.iter().enumerate().skip(15) {
+            assert_eq!(pages, MAX_EXTENT_PAGES.max(total_before(i) / 8), "extent {i}");
+        }
+        assert!(sizes.len() < 30, "{} extents for 20 caps", sizes.len());
     }
 }

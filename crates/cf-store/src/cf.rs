@@ -84,7 +84,7 @@ pub struct CfStats {
     pub pages_free: u64,
     /// Pages freed but kept for older snapshots or until a durable commit.
     pub pages_pending: u64,
-    /// Extents it holds.
+    /// Entries of its slot's extent list: extents it holds, adjacent ones counted once.
     pub extents: usize,
     /// Branches its write transactions took from the kept branches
     /// ([`crate::DbBuilder::kept_branches`]) instead of reading and decoding their pages.

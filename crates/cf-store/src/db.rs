@@ -19,7 +19,7 @@ use crate::alloc::{ExtentAllocator, PageRuns, SpaceAllocator};
 use crate::btree::{self, BranchCache, IndexCache, IndexStats, PageId, TreeRoot, WriteTree};
 use crate::cf::{CfShared, ColumnFamily, Snapshot};
 use crate::epoch::Epoch;
-use crate::format::{self, Extent, Slot, SlotProblem, CF_SLOT_MAGIC, SUPERBLOCK_MAGIC};
+use crate::format::{self, max_extents, Extent, Slot, SlotProblem, CF_SLOT_MAGIC, SUPERBLOCK_MAGIC};
 use crate::hold::HoldGate;
 use crate::source::{CacheSource, CommitSink, ValuePool};
 use crate::space::Space;
@@ -271,7 +271,9 @@ impl DbBuilder {
     }
 
     /// Pages of a new column family's first extent (default 16; at least 4). Later extents
-    /// double, up to 1 GiB at 4 KiB pages.
+    /// double, up to 1 GiB at 4 KiB pages, and then grow with the column family (an eighth
+    /// of its size). An extent past the last page the file can address is
+    /// [`Error::ExtentTooLarge`] at [`Db::create_cf`].
     pub fn initial_extent_pages(mut self, pages: u64) -> Self {
         self.initial_extent_pages = pages.max(4);
         self
@@ -557,13 +559,19 @@ impl DbCore {
         }
     }
 
-    /// Takes an extent of `pages` pages from the file.
-    pub fn take_extent(&self, pages: u64) -> (Extent, bool) {
+    /// Takes an extent of `pages` pages from the file, and says whether it lies past every
+    /// extent the file knew of. [`Error::ExtentTooLarge`], taking nothing, when it would
+    /// reach past the last page a file of this page size can address.
+    pub fn take_extent(&self, pages: u64) -> Result<(Extent, bool)> {
         let mut files = self.files.lock();
         files.release_ready();
         let end = files.extents.end();
-        let e = files.extents.take(pages);
-        (e, e.start >= end)
+        let limit = u64::MAX / u64::from(self.page_size);
+        let e = files
+            .extents
+            .take(pages, limit)
+            .ok_or(Error::ExtentTooLarge { pages, end })?;
+        Ok((e, e.start >= end))
     }
 
     /// Returns `extents` to the file once no snapshot keeps `guard` alive.
@@ -718,7 +726,12 @@ fn create(core: Arc<DbCore>, b: &DbBuilder) -> Result<DbShared> {
         extents: ExtentAllocator::new(SUPERBLOCK_PAGES, &[]),
         waiting: Vec::new(),
     };
-    let alloc = SpaceAllocator::new(Vec::new(), &PageRuns::default(), b.initial_extent_pages);
+    let alloc = SpaceAllocator::new(
+        Vec::new(),
+        &PageRuns::default(),
+        b.initial_extent_pages,
+        max_extents(core.page_size as usize),
+    );
     let mut space = new_space(&core, 0, SUPERBLOCK_MAGIC, [0, 1], alloc, b.flush);
     // The first commit writes exactly `Slot::new_file_superblock`, which is how a reopen
     // tells a creation cut short from a damaged database (`is_unfinished_creation`).
@@ -957,7 +970,12 @@ fn load_catalog(
         ),
         waiting: Vec::new(),
     };
-    let alloc = SpaceAllocator::new(slot.extents.clone(), &used, b.initial_extent_pages);
+    let alloc = SpaceAllocator::new(
+        slot.extents.clone(),
+        &used,
+        b.initial_extent_pages,
+        max_extents(core.page_size as usize),
+    );
     let mut space = new_space(core, 0, SUPERBLOCK_MAGIC, [0, 1], alloc, b.flush);
     space.root = slot.root;
     space.aux = slot.aux;
@@ -1011,7 +1029,12 @@ fn recover_cf(
                     continue;
                 }
                 used.insert(record.slot_page, record.slot_page + 2);
-                let alloc = SpaceAllocator::new(slot.extents.clone(), &used, b.initial_extent_pages);
+                let alloc = SpaceAllocator::new(
+                    slot.extents.clone(),
+                    &used,
+                    b.initial_extent_pages,
+                    max_extents(core.page_size as usize),
+                );
                 let mut space = new_space(core, record.id, CF_SLOT_MAGIC, pages, alloc, b.flush);
                 space.root = slot.root;
                 space.aux = record.created;
@@ -1087,7 +1110,7 @@ impl Db {
             .max(4);
         // The first extent holds the column family's two slots, which the catalog's commit
         // writes; its other pages are readied like any fresh extent's (below).
-        let (extent, fresh) = core.take_extent(initial);
+        let (extent, fresh) = core.take_extent(initial)?;
         let record = CfRecord {
             id: catalog.next_cf_id,
             slot_page: extent.start,
@@ -1128,7 +1151,7 @@ impl Db {
         catalog.next_cf_id += 1;
         let mut used = PageRuns::default();
         used.insert(extent.start, extent.start + 2);
-        let alloc = SpaceAllocator::new(vec![extent], &used, initial);
+        let alloc = SpaceAllocator::new(vec![extent], &used, initial, max_extents(core.page_size as usize));
         let mut space = new_space(
             core,
             record.id,

@@ -117,6 +117,19 @@ pub enum Error {
         /// How many extents it holds.
         extents: usize,
     },
+    /// A space asked for an extent reaching past the last page a file of its page size can
+    /// address (`u64::MAX / page_size`): an initial extent too large
+    /// ([`crate::CfOptions::with_initial_extent_pages`], [`crate::DbBuilder::
+    /// initial_extent_pages`]), or a space that has grown that far. Nothing was taken.
+    #[error(
+        "an extent of {pages} pages past page {end} would reach past the last page the file can address"
+    )]
+    ExtentTooLarge {
+        /// The pages asked for.
+        pages: u64,
+        /// The first page past every extent taken so far.
+        end: u64,
+    },
     /// [`crate::ReadPath::Mmap`] was asked of [`crate::DbBuilder::open_backend`]: the store
     /// maps only a file it opened itself ([`crate::DbBuilder::open`]), since a write or
     /// truncation through another handle could change or remove mapped pages.

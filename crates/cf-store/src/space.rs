@@ -107,7 +107,7 @@ impl Space {
         fresh: &'a mut Option<Extent>,
     ) -> impl FnMut(u64) -> Result<Extent> + 'a {
         move |pages| {
-            let (e, is_fresh) = core.take_extent(pages);
+            let (e, is_fresh) = core.take_extent(pages)?;
             if is_fresh {
                 *fresh = Some(e);
             }
