@@ -16,7 +16,8 @@ use crate::format::Extent;
 use crate::Result;
 
 /// Largest extent a space grows by while it doubles: 2^18 pages (1 GiB at 4 KiB pages).
-/// Past eight of them a space grows by an eighth of its size ([`SpaceAllocator::alloc`]).
+/// Once a space holds more than eight times this, it grows by an eighth of its size
+/// ([`SpaceAllocator::next_extent_pages`]).
 pub const MAX_EXTENT_PAGES: u64 = 1 << 18;
 
 /// Extents a space keeps in hand, of those its commit slot can name, for growing by its
@@ -135,7 +136,8 @@ pub struct SpaceAllocator {
     /// Allocated by commits after the newest durable one: no durable state reaches them, so
     /// freeing them waits only for older snapshots, never for a durable commit.
     undurable: PageRuns,
-    /// Extents taken by the commit being built (kept on rollback: they are ours now).
+    /// Pages of the space's first extent. (Extents taken by the commit being built are kept
+    /// on rollback: they are ours now.)
     initial_extent_pages: u64,
     /// Pages of the last extent this space took (not of the entry it merged into): the next
     /// one doubles it, up to [`MAX_EXTENT_PAGES`].
@@ -205,7 +207,7 @@ impl SpaceAllocator {
     /// does not send the next node back into it), else first fit from the lowest address;
     /// when no free run is long enough, takes a new extent through `grow`, of
     /// [`SpaceAllocator::next_extent_pages`]. An extent that starts where the space's last
-    /// one ends joins it, so a space that grows alone holds one entry.
+    /// one ends joins it, so a space that grows alone adds no entry.
     pub fn alloc(&mut self, n: u64, grow: &mut dyn FnMut(u64) -> Result<Extent>) -> Result<PageId> {
         let next = self.cursor.filter(|&c| self.free.contains(c, c + n));
         let start = match next {
@@ -235,15 +237,16 @@ impl SpaceAllocator {
     }
 
     /// Pages of the next extent, for a run of `n` pages that no free run holds. Extents
-    /// double from the initial one up to [`MAX_EXTENT_PAGES`]; past eight of those a space
-    /// grows by an eighth of its size, so that its extents stay few (43 for a space of 100
+    /// double from the initial one up to [`MAX_EXTENT_PAGES`]; once the space holds more
+    /// than eight times that, it grows by an eighth of its size, so that its extents stay few (43 for a space of 100
     /// GiB at 4 KiB pages); and once no more than [`LAST_EXTENTS`] entries are left of those
     /// its slot can name, by its whole size. An extent is only address space until its
     /// pages are written (readying allocates at most 64 MiB ahead), so a large one costs a
     /// sparse stretch of the file, not disk. Adjacent extents take one entry (`alloc`), so
     /// only spaces that grow in turn with others use up entries; even then a slot of
-    /// 512-byte pages (27 entries) reaches about 192 GiB (1.75 GiB when extents stopped at the
-    /// cap), and one of 4 KiB pages (251) the last page a file can address. At least `n`.
+    /// 512-byte pages (27 entries) lasts to about 192 GiB (1.75 GiB when extents stopped at
+    /// the cap; past it a durable commit fails with `SpaceFull`), and one of 4 KiB pages
+    /// (251) outlasts the 2^62 bytes the store addresses. At least `n`.
     pub fn next_extent_pages(&self, n: u64) -> u64 {
         if self.extents.is_empty() {
             return self.initial_extent_pages.max(n);
@@ -537,11 +540,11 @@ mod tests {
     /// Grows `spaces` in turn (so their extents never touch), each time filling one's free
     /// pages and then asking for one more, until the first cannot grow: its slot names no
     /// more extents, or the file no more pages. Returns the first space's bytes and slot
-    /// entries at `page_size`, and whether the file's last addressable page stopped it.
+    /// entries at `page_size`, and whether the last page the store addresses stopped it.
     /// Gives up after 1,000 extents each (a growth rule that stalls fails the caller's
     /// asserts instead of running for ever).
     fn grow_in_turn(spaces: usize, page_size: u64) -> (u64, usize, bool) {
-        let limit = u64::MAX / page_size;
+        let limit = (1 << 62) / page_size;
         let max = crate::format::max_extents(page_size as usize);
         let mut file = ExtentAllocator::new(2, &[]);
         let mut all: Vec<SpaceAllocator> = (0..spaces)
@@ -575,15 +578,15 @@ mod tests {
         // Alone, a space's extents all join its first entry.
         let (_, entries, at_limit) = grow_in_turn(1, 4096);
         assert_eq!(entries, 1);
-        assert!(at_limit, "a lone space grows to the last addressable page");
+        assert!(at_limit, "a lone space grows to the last page the store addresses");
         // In turn with another, every extent takes an entry. 512-byte slots name 27: the last
         // eight double the space, so it reaches about 192 GiB (1.75 GiB without that).
         let (bytes, entries, at_limit) = grow_in_turn(2, 512);
         assert_eq!(entries, 27, "every entry used");
         assert!(!at_limit);
         assert!(bytes > 191 << 30, "{bytes} bytes");
-        // 4 KiB slots name 251, and the space reaches the last page the file can address
-        // first.
+        // 4 KiB slots name 251, and the space reaches the last page the store addresses
+        // (2^62 bytes) first.
         let (bytes, entries, at_limit) = grow_in_turn(2, 4096);
         assert!(at_limit && entries < 251, "{entries} entries");
         assert!(bytes > 1 << 60, "{bytes} bytes");

@@ -561,12 +561,13 @@ impl DbCore {
 
     /// Takes an extent of `pages` pages from the file, and says whether it lies past every
     /// extent the file knew of. [`Error::ExtentTooLarge`], taking nothing, when it would
-    /// reach past the last page a file of this page size can address.
+    /// reach past byte 2^62: the file backend writes no byte past `i64::MAX`, and recovery
+    /// refuses a column family whose slots lie past 2^62 bytes.
     pub fn take_extent(&self, pages: u64) -> Result<(Extent, bool)> {
         let mut files = self.files.lock();
         files.release_ready();
         let end = files.extents.end();
-        let limit = u64::MAX / u64::from(self.page_size);
+        let limit = (1 << 62) / u64::from(self.page_size);
         let e = files
             .extents
             .take(pages, limit)

@@ -117,8 +117,8 @@ pub enum Error {
         /// How many extents it holds.
         extents: usize,
     },
-    /// A space asked for an extent reaching past the last page a file of its page size can
-    /// address (`u64::MAX / page_size`): an initial extent too large
+    /// A space asked for an extent reaching past byte 2^62 of the file, the most the store
+    /// addresses (a file offset is at most `i64::MAX`): an initial extent too large
     /// ([`crate::CfOptions::with_initial_extent_pages`], [`crate::DbBuilder::
     /// initial_extent_pages`]), or a space that has grown that far. Nothing was taken.
     #[error(

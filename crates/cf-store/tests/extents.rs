@@ -1,6 +1,6 @@
 //! Extents: a column family that grows alone adds no entries to its slot's extent list, across
 //! commits, crashes and reopens; one that grows in turn with another takes an entry per extent; an
-//! extent past the last page the file can address is a typed error that takes nothing.
+//! extent past the 2^62 bytes the store addresses is a typed error that takes nothing.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -70,7 +70,7 @@ fn a_column_family_growing_alone_adds_no_extent_entries() {
     );
     assert_eq!(stats.extents, 2, "every extent joined the last entry");
     // Growth by commits without durability, then a crash: the durable state is there, and
-    // the space still has one entry.
+    // the space still has its two entries.
     let pages = stats.pages_total;
     let mut more = a.clone();
     let mut k = 1800;
@@ -84,7 +84,7 @@ fn a_column_family_growing_alone_adds_no_extent_entries() {
         let crashed = reopen(backend.crash_image(seed));
         assert_eq!(read_all(&crashed, "a"), a, "seed {seed}");
         assert_eq!(crashed.cf("a").unwrap().stats().extents, 2, "seed {seed}");
-        // It grows on, into one entry still.
+        // It grows on, into the same entries.
         let mut after = a.clone();
         commit(&crashed, "a", &mut after, 50_000..51_000, Durability::Immediate);
         assert_eq!(read_all(&crashed, "a"), after);
@@ -145,8 +145,8 @@ fn an_extent_past_the_addressable_file_is_an_error_that_takes_nothing() {
     let small = db.create_cf("small", CfOptions::default()).unwrap();
     let mut state = State::new();
     commit(&db, "small", &mut state, 0..100, Durability::Immediate);
-    // 2^52 pages of 4 KiB is past the last byte a u64 offset names.
-    for pages in [u64::MAX, 1 << 52] {
+    // 2^52 pages of 4 KiB is past the last byte a u64 offset names, 2^50 past byte 2^62.
+    for pages in [u64::MAX, 1 << 52, 1 << 50] {
         match db.create_cf("huge", CfOptions::default().with_initial_extent_pages(pages)) {
             Err(Error::ExtentTooLarge { pages: asked, .. }) => assert_eq!(asked, pages),
             other => panic!("expected ExtentTooLarge, got {:?}", other.map(|_| ())),
