@@ -578,7 +578,10 @@ mod tests {
         // Alone, a space's extents all join its first entry.
         let (_, entries, at_limit) = grow_in_turn(1, 4096);
         assert_eq!(entries, 1);
-        assert!(at_limit, "a lone space grows to the last page the store addresses");
+        assert!(
+            at_limit,
+            "a lone space grows to the last page the store addresses"
+        );
         // In turn with another, every extent takes an entry. 512-byte slots name 27: the last
         // eight double the space, so it reaches about 192 GiB (1.75 GiB without that).
         let (bytes, entries, at_limit) = grow_in_turn(2, 512);
