@@ -2,41 +2,14 @@
 //! commits, crashes and reopens; one that grows in turn with another takes an entry per extent; an
 //! extent past the 2^62 bytes the store addresses is a typed error that takes nothing.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use cf_store::{u64_key, CfOptions, Db, Durability, Error};
+use cf_store::{CfOptions, Db, Durability, Error};
 use flush::testing::CrashBackend;
-use flush::MemBackend;
 
-type State = BTreeMap<Vec<u8>, Vec<u8>>;
+mod common;
 
-fn commit(db: &Db, cf: &str, state: &mut State, keys: std::ops::Range<u64>, durability: Durability) {
-    let handle = db.cf(cf).unwrap();
-    let mut txn = handle.begin_write().unwrap();
-    txn.set_durability(durability);
-    {
-        let mut t = txn.open_table("t").unwrap();
-        for k in keys {
-            let v = vec![(k % 251) as u8; 700];
-            t.insert(&u64_key(k), &v).unwrap();
-            state.insert(u64_key(k).to_vec(), v);
-        }
-    }
-    txn.commit().unwrap();
-}
-
-fn read_all(db: &Db, cf: &str) -> State {
-    let read = db.cf(cf).unwrap().begin_read().unwrap();
-    let t = read.open_table("t").unwrap();
-    t.iter().map(|e| e.unwrap()).collect()
-}
-
-fn reopen(image: Vec<u8>) -> Db {
-    Db::builder()
-        .open_backend(Arc::new(MemBackend::from_bytes(image)), "image")
-        .unwrap()
-}
+use common::{commit, read_all, reopen, State};
 
 #[test]
 fn a_column_family_growing_alone_adds_no_extent_entries() {
@@ -50,7 +23,7 @@ fn a_column_family_growing_alone_adds_no_extent_entries() {
     // The first commit grows the space past its first extent, which the catalog's own first
     // extent follows (the catalog commit that created the column family took it): two
     // entries. After that every extent starts where the last one ends.
-    commit(&db, "a", &mut a, 0..300, Durability::Immediate);
+    commit(&db, "a", &mut a, 0..300, 0, Durability::Immediate);
     let first = db.cf("a").unwrap().stats();
     assert_eq!(first.extents, 2);
     for round in 1..6u64 {
@@ -59,6 +32,7 @@ fn a_column_family_growing_alone_adds_no_extent_entries() {
             "a",
             &mut a,
             round * 300..(round + 1) * 300,
+            round,
             Durability::Immediate,
         );
     }
@@ -76,7 +50,7 @@ fn a_column_family_growing_alone_adds_no_extent_entries() {
     let mut k = 1800;
     while db.cf("a").unwrap().stats().pages_total == pages {
         assert!(k < 20_000, "the space never grew");
-        commit(&db, "a", &mut more, k..k + 300, Durability::None);
+        commit(&db, "a", &mut more, k..k + 300, 0, Durability::None);
         k += 300;
     }
     assert_eq!(db.cf("a").unwrap().stats().extents, 2);
@@ -86,7 +60,14 @@ fn a_column_family_growing_alone_adds_no_extent_entries() {
         assert_eq!(crashed.cf("a").unwrap().stats().extents, 2, "seed {seed}");
         // It grows on, into the same entries.
         let mut after = a.clone();
-        commit(&crashed, "a", &mut after, 50_000..51_000, Durability::Immediate);
+        commit(
+            &crashed,
+            "a",
+            &mut after,
+            50_000..51_000,
+            0,
+            Durability::Immediate,
+        );
         assert_eq!(read_all(&crashed, "a"), after);
         assert_eq!(crashed.cf("a").unwrap().stats().extents, 2, "seed {seed}");
     }
@@ -117,6 +98,7 @@ fn column_families_growing_in_turn_take_an_entry_per_extent() {
                 name,
                 state,
                 round * 300..(round + 1) * 300,
+                round,
                 Durability::Immediate,
             );
         }
@@ -144,7 +126,7 @@ fn an_extent_past_the_addressable_file_is_an_error_that_takes_nothing() {
     let db = Db::open(&path).unwrap();
     let small = db.create_cf("small", CfOptions::default()).unwrap();
     let mut state = State::new();
-    commit(&db, "small", &mut state, 0..100, Durability::Immediate);
+    commit(&db, "small", &mut state, 0..100, 0, Durability::Immediate);
     // 2^52 pages of 4 KiB is past the last byte a u64 offset names, 2^50 past byte 2^62.
     for pages in [u64::MAX, 1 << 52, 1 << 50] {
         match db.create_cf("huge", CfOptions::default().with_initial_extent_pages(pages)) {
@@ -155,9 +137,9 @@ fn an_extent_past_the_addressable_file_is_an_error_that_takes_nothing() {
     assert_eq!(db.list_cfs(), ["small"]);
     // Nothing was taken: the next column family's first extent follows the small one's.
     let next = db.create_cf("next", CfOptions::default()).unwrap();
-    commit(&db, "next", &mut State::new(), 0..10, Durability::Immediate);
+    commit(&db, "next", &mut State::new(), 0..10, 0, Durability::Immediate);
     assert_eq!(next.stats().extents, 1);
-    commit(&db, "small", &mut state, 100..200, Durability::Immediate);
+    commit(&db, "small", &mut state, 100..200, 0, Durability::Immediate);
     let file_bytes = db.stats().unwrap().file_bytes;
     assert!(file_bytes < 64 << 20, "{file_bytes} bytes");
     // The builder's default goes through the same check.

@@ -9,50 +9,9 @@ use cf_store::{u64_key, CfOptions, Db, Durability, Error};
 use flush::testing::{CrashBackend, FaultBackend};
 use flush::{Backend, MemBackend};
 
-type State = BTreeMap<Vec<u8>, Vec<u8>>;
+mod common;
 
-fn value(k: u64, version: u64, len: usize) -> Vec<u8> {
-    (0..len)
-        .map(|i| (k as usize * 7 + version as usize * 13 + i) as u8)
-        .collect()
-}
-
-fn read_all(db: &Db, cf: &str) -> State {
-    let read = db.cf(cf).unwrap().begin_read().unwrap();
-    match read.open_table("t") {
-        Ok(t) => t.iter().map(|e| e.unwrap()).collect(),
-        Err(Error::TableNotFound { .. }) => State::new(),
-        Err(e) => panic!("{e}"),
-    }
-}
-
-fn commit(
-    db: &Db,
-    cf: &str,
-    state: &mut State,
-    keys: std::ops::Range<u64>,
-    version: u64,
-    durability: Durability,
-) {
-    let handle = db.cf(cf).unwrap();
-    let mut txn = handle.begin_write().unwrap();
-    txn.set_durability(durability);
-    {
-        let mut t = txn.open_table("t").unwrap();
-        for k in keys {
-            let v = value(k, version, 1024);
-            t.insert(&u64_key(k), &v).unwrap();
-            state.insert(u64_key(k).to_vec(), v);
-        }
-    }
-    txn.commit().unwrap();
-}
-
-fn reopen(image: Vec<u8>) -> Db {
-    Db::builder()
-        .open_backend(Arc::new(MemBackend::from_bytes(image)), "image")
-        .unwrap()
-}
+use common::{commit, read_all, reopen, value, State};
 
 #[test]
 fn growth_extents_survive_clean_close_crash_and_reopen() {
