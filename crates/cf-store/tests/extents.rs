@@ -9,7 +9,7 @@ use flush::testing::CrashBackend;
 
 mod common;
 
-use common::{commit, read_all, reopen, State};
+use common::{close_and_reopen, commit, read_all, reopen, State};
 
 #[test]
 fn a_column_family_growing_alone_adds_no_extent_entries() {
@@ -71,14 +71,7 @@ fn a_column_family_growing_alone_adds_no_extent_entries() {
         assert_eq!(read_all(&crashed, "a"), after);
         assert_eq!(crashed.cf("a").unwrap().stats().extents, 2, "seed {seed}");
     }
-    db.close().unwrap();
-    drop(db);
-    let reopened = reopen(backend.contents());
-    assert!(
-        reopened.recovery_notes().is_empty(),
-        "{:?}",
-        reopened.recovery_notes()
-    );
+    let reopened = close_and_reopen(db, &backend);
     assert_eq!(read_all(&reopened, "a"), more);
     assert_eq!(reopened.cf("a").unwrap().stats().extents, 2);
 }

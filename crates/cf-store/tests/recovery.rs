@@ -11,7 +11,7 @@ use flush::{Backend, MemBackend};
 
 mod common;
 
-use common::{commit, read_all, reopen, value, State};
+use common::{close_and_reopen, commit, read_all, reopen, value, State};
 
 #[test]
 fn growth_extents_survive_clean_close_crash_and_reopen() {
@@ -78,14 +78,7 @@ fn growth_extents_survive_clean_close_crash_and_reopen() {
     assert_eq!(read_all(&crashed, "a"), a2);
 
     // Clean close: everything, the None commit included, is there.
-    db.close().unwrap();
-    drop(db);
-    let reopened = reopen(backend.contents());
-    assert!(
-        reopened.recovery_notes().is_empty(),
-        "{:?}",
-        reopened.recovery_notes()
-    );
+    let reopened = close_and_reopen(db, &backend);
     assert_eq!(read_all(&reopened, "a"), a_more);
     assert_eq!(read_all(&reopened, "b"), b);
     assert!(reopened.cf("a").unwrap().stats().pages_total > pages);

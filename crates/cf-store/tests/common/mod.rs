@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use cf_store::{u64_key, Db, Durability, Error};
+use flush::testing::CrashBackend;
 use flush::MemBackend;
 
 /// One table's contents.
@@ -18,6 +19,20 @@ pub fn read_all(db: &Db, cf: &str) -> State {
         Err(Error::TableNotFound { .. }) => State::new(),
         Err(e) => panic!("{e}"),
     }
+}
+
+/// Closes `db` over `backend` and opens what the backend holds, asserting that recovery had
+/// nothing to note.
+pub fn close_and_reopen(db: Db, backend: &CrashBackend) -> Db {
+    db.close().unwrap();
+    drop(db);
+    let reopened = reopen(backend.contents());
+    assert!(
+        reopened.recovery_notes().is_empty(),
+        "{:?}",
+        reopened.recovery_notes()
+    );
+    reopened
 }
 
 /// The database in `image`, opened from memory.
