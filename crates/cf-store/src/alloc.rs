@@ -238,15 +238,16 @@ impl SpaceAllocator {
 
     /// Pages of the next extent, for a run of `n` pages that no free run holds. Extents
     /// double from the initial one up to [`MAX_EXTENT_PAGES`]; once the space holds more
-    /// than eight times that, it grows by an eighth of its size, so that its extents stay few (43 for a space of 100
-    /// GiB at 4 KiB pages); and once no more than [`LAST_EXTENTS`] entries are left of those
-    /// its slot can name, by its whole size. An extent is only address space until its
-    /// pages are written (readying allocates at most 64 MiB ahead), so a large one costs a
-    /// sparse stretch of the file, not disk. Adjacent extents take one entry (`alloc`), so
-    /// only spaces that grow in turn with others use up entries; even then a slot of
-    /// 512-byte pages (27 entries) lasts to about 192 GiB (1.75 GiB when extents stopped at
-    /// the cap; past it a durable commit fails with `SpaceFull`), and one of 4 KiB pages
-    /// (251) outlasts the 2^62 bytes the store addresses. At least `n`.
+    /// than eight times that, it grows by an eighth of its size, so that its extents stay
+    /// few (43 for a space of 100 GiB at 4 KiB pages); and once no more than
+    /// [`LAST_EXTENTS`] entries are left of those its slot can name, by its whole size.
+    /// An extent is only address space until its pages are written (readying allocates at
+    /// most 64 MiB ahead), so a large one costs a sparse stretch of the file, not disk.
+    /// Adjacent extents take one entry (`alloc`), so only spaces that grow in turn with
+    /// others use up entries; even then a slot of 512-byte pages (27 entries) lasts to
+    /// about 192 GiB (1.75 GiB when extents stopped at the cap; past it a durable commit
+    /// fails with `SpaceFull`), and one of 4 KiB pages (251) outlasts the 2^62 bytes the
+    /// store addresses. At least `n`.
     pub fn next_extent_pages(&self, n: u64) -> u64 {
         if self.extents.is_empty() {
             return self.initial_extent_pages.max(n);
@@ -356,8 +357,8 @@ impl ExtentAllocator {
     }
 
     /// Takes an extent of `pages` pages: first fit among freed extents, else at the end.
-    /// `None`, taking nothing, when the extent would reach past page `limit` (the pages a
-    /// file of this page size can address).
+    /// `None`, taking nothing, when the extent would reach past page `limit` (the pages the
+    /// store addresses at this page size).
     pub fn take(&mut self, pages: u64, limit: PageId) -> Option<Extent> {
         let start = match self.free.take_first_fit(pages) {
             Some(s) => s,

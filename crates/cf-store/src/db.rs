@@ -272,7 +272,7 @@ impl DbBuilder {
 
     /// Pages of a new column family's first extent (default 16; at least 4). Later extents
     /// double, up to 1 GiB at 4 KiB pages, and then grow with the column family (an eighth
-    /// of its size). An extent past the last page the file can address is
+    /// of its size). An extent reaching past byte 2^62 of the file is
     /// [`Error::ExtentTooLarge`] at [`Db::create_cf`].
     pub fn initial_extent_pages(mut self, pages: u64) -> Self {
         self.initial_extent_pages = pages.max(4);
