@@ -91,6 +91,10 @@ pub struct CfStats {
     pub kept_branches_taken: u64,
     /// Decoded branches it keeps now.
     pub kept_branches_held: usize,
+    /// Sealed leaves at a tree's right edge its write transactions appended past without
+    /// reading them, from the last key the commit that wrote each kept (with the kept
+    /// branches; none when [`crate::DbBuilder::kept_branches`] is 0).
+    pub sealed_edges_taken: u64,
     /// Bytes of its commits' pages it holds unwritten now ([`crate::DbBuilder::hold_bytes`]).
     pub held_bytes: u64,
     /// Bytes of held pages freed before they were written, so never written.
@@ -165,6 +169,7 @@ impl CfShared {
             extents: space.alloc.extents().len(),
             kept_branches_taken: space.branches.borrow().taken(),
             kept_branches_held: space.branches.borrow().len(),
+            sealed_edges_taken: space.branches.borrow().edges_taken(),
         };
     }
 

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use pagecache::{HeldPages, PageCache, PageRef, WriteBuffer};
 
 use crate::alloc::SpaceAllocator;
-use crate::btree::{BranchCache, IndexCache, KeptBranch, NodePtr, PageId, PageSink, PageSource};
+use crate::btree::{
+    BranchCache, IndexCache, KeptBranch, Key, NodePtr, PageId, PageSink, PageSource, SealedEdge,
+};
 use crate::format::Extent;
 use crate::{Error, Result};
 
@@ -128,6 +130,10 @@ impl PageSource for WriteSource<'_> {
 
     fn return_branch(&self, ptr: NodePtr, kept: KeptBranch) {
         self.branches.borrow_mut().keep(ptr, kept);
+    }
+
+    fn take_sealed_edge(&self, ptr: NodePtr) -> Option<Key> {
+        self.branches.borrow_mut().take_sealed_edge(ptr)
     }
 }
 
@@ -262,6 +268,12 @@ impl PageSink for CommitSink<'_> {
     fn keep_branch(&mut self, ptr: NodePtr, kept: KeptBranch) {
         if let Some(branches) = self.branches {
             branches.borrow_mut().keep(ptr, kept);
+        }
+    }
+
+    fn keep_sealed_edge(&mut self, edge: SealedEdge) {
+        if let Some(branches) = self.branches {
+            branches.borrow_mut().keep_sealed_edge(edge);
         }
     }
 

@@ -20,10 +20,16 @@
 //! Each branch is kept with the page it was written as (its image), so that the next commit
 //! that changes only its children's pointers writes it by patching a copy of that page
 //! ([`super::node::patch_branch_image`]) instead of encoding every separator again.
+//!
+//! One kind of leaf is remembered, by its last key only: a sealed leaf a commit wrote at the
+//! right edge of its tree ([`SealedEdge`]). An append past it starts a new leaf and leaves it
+//! unwritten, so the next commit of appends needs nothing of it but that key, and the key
+//! spares reading, checking and decoding the whole leaf (up to sixteen pages) to learn it.
+//! The same two guards keep these coherent.
 
 use quick_cache::unsync::Cache;
 
-use super::node::{BranchImage, Node};
+use super::node::{BranchImage, Key, Node};
 use super::store::{NodePtr, PageId};
 
 /// A branch as a commit wrote it: decoded, and (usually) the bytes of its page.
@@ -35,6 +41,18 @@ pub(crate) struct KeptBranch {
     pub(crate) image: Option<BranchImage>,
 }
 
+/// A sealed leaf a commit wrote at the right edge of a tree: where it is and its last key
+/// (see the module doc).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SealedEdge {
+    pub(crate) ptr: NodePtr,
+    pub(crate) last: Key,
+}
+
+/// Sealed edges kept at most: one a table being appended to, and few spaces append to more
+/// tables than this at once. The oldest goes first.
+const SEALED_EDGES: usize = 8;
+
 /// Decoded branches of one space, by page; see the module doc.
 pub(crate) struct BranchCache {
     /// Page -> (crc32c of its bytes, the branch kept).
@@ -42,6 +60,10 @@ pub(crate) struct BranchCache {
     capacity: usize,
     /// Branches taken out so far.
     taken: u64,
+    /// Sealed leaves at right edges, oldest first.
+    edges: Vec<SealedEdge>,
+    /// Sealed edges taken out so far.
+    edges_taken: u64,
 }
 
 impl std::fmt::Debug for BranchCache {
@@ -60,6 +82,8 @@ impl BranchCache {
             map: Cache::new(capacity.max(1)),
             capacity,
             taken: 0,
+            edges: Vec::new(),
+            edges_taken: 0,
         }
     }
 
@@ -81,8 +105,35 @@ impl BranchCache {
         self.map.insert(ptr.page, (ptr.crc, kept));
     }
 
+    /// Keeps `edge`, a sealed leaf a commit just wrote at the right edge of its tree.
+    pub(crate) fn keep_sealed_edge(&mut self, edge: SealedEdge) {
+        if self.capacity == 0 {
+            return;
+        }
+        self.edges.retain(|kept| kept.ptr.page != edge.ptr.page);
+        if self.edges.len() == SEALED_EDGES {
+            self.edges.remove(0);
+        }
+        self.edges.push(edge);
+    }
+
+    /// The last key of the sealed leaf `ptr` points to, taken out, if it was kept under that
+    /// very pointer.
+    pub(crate) fn take_sealed_edge(&mut self, ptr: NodePtr) -> Option<Key> {
+        let at = self.edges.iter().position(|kept| kept.ptr.page == ptr.page)?;
+        let edge = self.edges.remove(at);
+        (edge.ptr.crc == ptr.crc).then(|| {
+            self.edges_taken += 1;
+            edge.last
+        })
+    }
+
     /// Drops the entries of pages `first..first + count`, about to be rewritten.
     pub(crate) fn forget(&mut self, first: PageId, count: u64) {
+        if !self.edges.is_empty() {
+            let end = first.saturating_add(count);
+            self.edges.retain(|kept| !(first..end).contains(&kept.ptr.page));
+        }
         if self.map.is_empty() {
             return;
         }
@@ -109,6 +160,11 @@ impl BranchCache {
     /// Branches taken out so far (each one a page not read and decoded).
     pub(crate) fn taken(&self) -> u64 {
         self.taken
+    }
+
+    /// Sealed edges taken out so far (each one a leaf not read and decoded).
+    pub(crate) fn edges_taken(&self) -> u64 {
+        self.edges_taken
     }
 }
 
@@ -169,6 +225,76 @@ mod tests {
         cache.keep(NodePtr { page: 1, crc: 0 }, branch(0));
         assert_eq!(cache.len(), 0);
         assert!(cache.take(NodePtr { page: 1, crc: 0 }).is_none());
+    }
+
+    fn edge(page: PageId, crc: u32, last: u8) -> SealedEdge {
+        SealedEdge {
+            ptr: NodePtr { page, crc },
+            last: Key::from_slice(&[last]),
+        }
+    }
+
+    #[test]
+    fn a_sealed_edge_comes_back_once_and_only_for_its_pointer() {
+        let mut cache = BranchCache::new(8);
+        cache.keep_sealed_edge(edge(7, 70, 1));
+        assert!(
+            cache.take_sealed_edge(NodePtr { page: 7, crc: 71 }).is_none(),
+            "other crc"
+        );
+        assert!(
+            cache.take_sealed_edge(NodePtr { page: 7, crc: 70 }).is_none(),
+            "a wrong take drops it"
+        );
+        cache.keep_sealed_edge(edge(7, 70, 1));
+        cache.keep_sealed_edge(edge(7, 72, 2));
+        assert_eq!(
+            cache.take_sealed_edge(NodePtr { page: 7, crc: 72 }),
+            Some(Key::from_slice(&[2])),
+            "the newer one at a page replaces the older"
+        );
+        assert!(
+            cache.take_sealed_edge(NodePtr { page: 7, crc: 72 }).is_none(),
+            "taken out"
+        );
+        assert_eq!(cache.edges_taken(), 1, "only the hit counts");
+    }
+
+    #[test]
+    fn forget_drops_sealed_edges_inside_the_run_and_few_are_kept() {
+        let mut cache = BranchCache::new(8);
+        for page in [3, 10, 20] {
+            cache.keep_sealed_edge(edge(page, 0, 0));
+        }
+        cache.forget(8, 4);
+        assert!(
+            cache.take_sealed_edge(NodePtr { page: 10, crc: 0 }).is_none(),
+            "10 in 8..12"
+        );
+        for page in [3, 20] {
+            assert!(
+                cache.take_sealed_edge(NodePtr { page, crc: 0 }).is_some(),
+                "page {page}"
+            );
+        }
+        for page in 0..100 {
+            cache.keep_sealed_edge(edge(page, 0, 0));
+        }
+        assert_eq!(cache.edges.len(), SEALED_EDGES);
+        assert!(
+            cache.take_sealed_edge(NodePtr { page: 99, crc: 0 }).is_some(),
+            "newest kept"
+        );
+        assert!(
+            cache.take_sealed_edge(NodePtr { page: 0, crc: 0 }).is_none(),
+            "oldest gone"
+        );
+        let mut none = BranchCache::new(0);
+        none.keep_sealed_edge(edge(1, 0, 0));
+        assert!(
+            none.take_sealed_edge(NodePtr { page: 1, crc: 0 }).is_none(),
+            "no capacity"
+        );
     }
 
     #[test]

@@ -15,10 +15,10 @@ mod store;
 mod tests;
 mod write;
 
-pub(crate) use branches::{BranchCache, KeptBranch};
+pub(crate) use branches::{BranchCache, KeptBranch, SealedEdge};
 pub(crate) use index::IndexCache;
 pub use index::IndexStats;
-pub(crate) use node::{max_key_len, MAX_LEAF_PAGES, MAX_VALUE_LEN};
+pub(crate) use node::{max_key_len, Key, MAX_LEAF_PAGES, MAX_VALUE_LEN};
 pub(crate) use read::{get, get_with_top, range, visit_pages, Range, TopLevels};
 pub(crate) use store::NodePtr;
 pub(crate) use store::{InsertBuffers, PageId, PageSink, PageSource, TreeRoot};

@@ -1,6 +1,7 @@
 //! What the B+tree needs from the store: reading committed pages, allocating and writing new ones.
 
-use super::branches::KeptBranch;
+use super::branches::{KeptBranch, SealedEdge};
+use super::node::Key;
 use crate::Result;
 
 /// A page number: byte offset / page size.
@@ -117,6 +118,14 @@ pub trait PageSource {
     /// Gives back a branch [`PageSource::take_branch`] returned that was not changed after
     /// all. The default drops it.
     fn return_branch(&self, _ptr: NodePtr, _kept: KeptBranch) {}
+
+    /// The last key of the sealed leaf `ptr` points to, taken out of the writer's
+    /// [`super::BranchCache`] when a commit kept it there ([`super::SealedEdge`]): a write
+    /// transaction's descent at the right edge, which then need not read the leaf. The
+    /// default keeps none.
+    fn take_sealed_edge(&self, _ptr: NodePtr) -> Option<Key> {
+        None
+    }
 }
 
 /// Where a committing tree puts its new pages. Implemented by the store over the column
@@ -147,6 +156,10 @@ pub trait PageSink {
     /// Takes a branch just written at `ptr`, decoded and as its page, for later
     /// transactions' descents ([`super::BranchCache`]). The default drops it.
     fn keep_branch(&mut self, _ptr: NodePtr, _kept: KeptBranch) {}
+
+    /// Takes the sealed leaf a commit just wrote at the right edge of its tree, for the next
+    /// transaction's descent ([`PageSource::take_sealed_edge`]). The default drops it.
+    fn keep_sealed_edge(&mut self, _edge: SealedEdge) {}
 
     /// Whether [`PageSink::keep_branch`] keeps anything: a commit copies each branch it
     /// encodes into an image only then. The default keeps nothing.

@@ -34,7 +34,7 @@ use std::ops::RangeBounds;
 
 use smallvec::SmallVec;
 
-use super::branches::KeptBranch;
+use super::branches::{KeptBranch, SealedEdge};
 use super::image::LeafImage;
 use super::node::{
     check_sizes, child_index, max_leaf_pages, overflow_pages, search, separator, Child, Entry, Node,
@@ -78,6 +78,16 @@ enum Loaded {
 struct Step {
     node: Loaded,
     pos: usize,
+}
+
+/// Where a descent ends.
+enum Descent {
+    /// At the leaf that holds (or would hold) the key; and whether it is the rightmost.
+    Leaf(Vec<Step>, bool),
+    /// Above the rightmost leaf, a sealed one whose last key the column family kept
+    /// ([`PageSource::take_sealed_edge`]) and the key is past: the branches down to its
+    /// parent, its pointer and that last key. Only [`WriteTree::set`] asks for this.
+    PastSealed(Vec<Step>, NodePtr, Key),
 }
 
 /// One table as a write transaction changes it. Reads see its own changes.
@@ -124,6 +134,10 @@ pub(crate) struct WriteTree {
     branch_edits: Vec<u8>,
     /// Branch images dropped by changes, whose memory the next full encodings keep theirs in.
     spare_images: Vec<Box<[u8]>>,
+    /// During commit, the rightmost leaf when it is dirty and the tree's leaves grow: if it is
+    /// written sealed, its last key is kept for the next transaction's appends
+    /// ([`SealedEdge`]).
+    edge_leaf: Option<usize>,
 }
 
 impl WriteTree {
@@ -143,6 +157,7 @@ impl WriteTree {
             branch_images: Vec::new(),
             branch_edits: Vec::new(),
             spare_images: Vec::new(),
+            edge_leaf: None,
         }
     }
 
@@ -223,10 +238,24 @@ impl WriteTree {
         let (path, found, old, rightmost) = match self.appends_to(&edge, key) {
             Some(at) => (edge, Err(at), None, true),
             None => {
-                let (steps, rightmost) = self.descend(src, key)?;
+                let (mut steps, rightmost) = match self.descend_with(src, key, true)? {
+                    Descent::Leaf(steps, rightmost) => (steps, rightmost),
+                    Descent::PastSealed(steps, sealed, last) => {
+                        self.append_past_sealed(steps, sealed, &last, key, value, page_size, bufs);
+                        return Ok((false, None));
+                    }
+                };
                 let found = search(self.leaf_of(&steps), key);
                 if rightmost && found == Err(self.leaf_of(&steps).len()) && seals(&steps, src) {
-                    self.append_past_sealed(steps, key, value, page_size, bufs);
+                    let Some(Step {
+                        node: Loaded::Clean(sealed, Node::Leaf(entries), _),
+                        ..
+                    }) = steps.pop()
+                    else {
+                        unreachable!("only a clean leaf is sealed")
+                    };
+                    let last = &entries.last().expect("a committed leaf has entries").key;
+                    self.append_past_sealed(steps, sealed, last, key, value, page_size, bufs);
                     return Ok((false, None));
                 }
                 let old = match (found, want_old) {
@@ -288,28 +317,23 @@ impl WriteTree {
         Ok((found.is_ok(), old))
     }
 
-    /// Inserts `key` and `value` in a new leaf after the sealed leaf that `steps` ends in
-    /// (committed, rightmost, and `key` past its last key: see [`seals`]). The sealed leaf
-    /// stays clean, its page and pointer as they were; the branches above it are copied and
-    /// take the new leaf after it, splitting as they must. The new leaf is fresh, so the
-    /// appends after it grow it.
+    /// Inserts `key` and `value` in a new leaf after the sealed leaf `sealed`, whose parent
+    /// `steps` ends in and whose last key is `last` (committed, rightmost, and `key` past
+    /// `last`: see [`seals`]). The sealed leaf stays clean, its page and pointer as they
+    /// were; the branches above it are copied and take the new leaf after it, splitting as
+    /// they must. The new leaf is fresh, so the appends after it grow it.
+    #[allow(clippy::too_many_arguments)]
     fn append_past_sealed(
         &mut self,
-        mut steps: Vec<Step>,
+        steps: Vec<Step>,
+        sealed: NodePtr,
+        last: &[u8],
         key: &[u8],
         value: &[u8],
         page_size: usize,
         bufs: &mut dyn InsertBuffers,
     ) {
-        let Some(Step {
-            node: Loaded::Clean(sealed, Node::Leaf(entries), _),
-            ..
-        }) = steps.pop()
-        else {
-            unreachable!("only a clean leaf is sealed")
-        };
-        let last = &entries.last().expect("a committed leaf has entries").key;
-        let sep = separator(last.as_slice(), key);
+        let sep = separator(last, key);
         let entry = Entry {
             key: Key::from_slice(key),
             value: Value::new(key.len(), bufs.copy_of(value), page_size),
@@ -481,10 +505,14 @@ impl WriteTree {
         if !self.is_dirty() {
             return Ok((self.base, Vec::new()));
         }
+        let page_size = src.page_size();
+        self.edge_leaf = (grow_cap(src) > page_size)
+            .then(|| self.rightmost_dirty_leaf())
+            .flatten();
         let root = match self.root {
             None => None,
             Some(Child::Clean(ptr)) => Some(ptr),
-            Some(Child::Dirty(i)) => Some(self.write_node(i, src.page_size(), sink)?),
+            Some(Child::Dirty(i)) => Some(self.write_node(i, page_size, sink)?),
         };
         let root = TreeRoot { root, len: self.len };
         Ok((root, merge_runs(self.freed)))
@@ -497,6 +525,20 @@ impl WriteTree {
             runs.push((page, count))
         })?;
         Ok(merge_runs(runs))
+    }
+
+    /// The rightmost leaf, when it and every branch above it are dirty.
+    fn rightmost_dirty_leaf(&self) -> Option<usize> {
+        let mut child = self.root?;
+        loop {
+            let Child::Dirty(i) = child else {
+                return None;
+            };
+            match &self.arena[i] {
+                Node::Leaf(_) => return Some(i),
+                Node::Branch { children, .. } => child = *children.last()?,
+            }
+        }
     }
 
     fn push(&mut self, node: Node, fresh: bool) -> usize {
@@ -606,16 +648,37 @@ impl WriteTree {
     /// The path from the root to the leaf that holds (or would hold) `key`, changing
     /// nothing; and whether it is the rightmost leaf. The tree must not be empty.
     fn descend(&self, src: &dyn PageSource, key: &[u8]) -> Result<(Vec<Step>, bool)> {
+        match self.descend_with(src, key, false)? {
+            Descent::Leaf(steps, rightmost) => Ok((steps, rightmost)),
+            Descent::PastSealed(..) => unreachable!("not asked for"),
+        }
+    }
+
+    /// [`WriteTree::descend`]; with `past_sealed`, a descent at the right edge that reaches
+    /// a committed node the column family kept as a sealed edge, with `key` past its last
+    /// key, stops above it ([`Descent::PastSealed`]) instead of reading it.
+    fn descend_with(&self, src: &dyn PageSource, key: &[u8], past_sealed: bool) -> Result<Descent> {
         let mut steps = Vec::with_capacity(PATH_ROOM);
         let mut rightmost = true;
         let mut child = self.root.expect("descend into a non-empty tree");
         loop {
             let node = match child {
                 Child::Dirty(i) => Loaded::Dirty(i),
-                Child::Clean(ptr) => match src.take_branch(ptr) {
-                    Some(KeptBranch { node, image }) => Loaded::Clean(ptr, node, image),
-                    None => Loaded::Clean(ptr, read_node_to_replace(src, ptr)?, None),
-                },
+                Child::Clean(ptr) => {
+                    if past_sealed && rightmost {
+                        // Taken out either way: a key not past it goes into that leaf,
+                        // which is then rewritten.
+                        if let Some(last) = src.take_sealed_edge(ptr) {
+                            if last.as_slice() < key {
+                                return Ok(Descent::PastSealed(steps, ptr, last));
+                            }
+                        }
+                    }
+                    match src.take_branch(ptr) {
+                        Some(KeptBranch { node, image }) => Loaded::Clean(ptr, node, image),
+                        None => Loaded::Clean(ptr, read_node_to_replace(src, ptr)?, None),
+                    }
+                }
             };
             let next = match &node {
                 Loaded::Dirty(i) => &self.arena[*i],
@@ -632,7 +695,7 @@ impl WriteTree {
             steps.push(Step { node, pos });
             match next {
                 Some(next) => child = next,
-                None => return Ok((steps, rightmost)),
+                None => return Ok(Descent::Leaf(steps, rightmost)),
             }
         }
     }
@@ -872,6 +935,9 @@ impl WriteTree {
         let crc = crate::checksum::crc32c(&bytes);
         sink.write(page, bytes)?;
         let ptr = NodePtr { page, crc };
+        if self.edge_leaf == Some(i) {
+            self.keep_if_sealed(i, &node, ptr, page_size, sink);
+        }
         match node {
             Node::Leaf(entries) => {
                 for entry in entries {
@@ -895,6 +961,20 @@ impl WriteTree {
             sink.recycle_leaf_buffer(image.into_buffer());
         }
         Ok(ptr)
+    }
+
+    /// Keeps the last key of leaf `arena[i]`, just written at `ptr` as the rightmost leaf,
+    /// when it is sealed ([`SealedEdge`]). Out of line: once a commit, at most.
+    #[inline(never)]
+    fn keep_if_sealed(&self, i: usize, node: &Node, ptr: NodePtr, page_size: usize, sink: &mut dyn PageSink) {
+        let Node::Leaf(entries) = node else {
+            return;
+        };
+        let len = self.lens[i].unwrap_or_else(|| node.encoded_len());
+        if let (true, Some(last)) = (sealed_len(len, page_size), entries.last()) {
+            let last = last.key.clone();
+            sink.keep_sealed_edge(SealedEdge { ptr, last });
+        }
     }
 
     /// A copy of `bytes`, a branch just encoded into its first `used` bytes, to keep as its
@@ -981,12 +1061,17 @@ fn seals(steps: &[Step], src: &dyn PageSource) -> bool {
     let page_size = src.page_size();
     match steps.last().map(|step| &step.node) {
         Some(Loaded::Clean(_, node @ Node::Leaf(_), _)) if grow_cap(src) > page_size => {
-            let len = node.encoded_len();
-            let pages = len.div_ceil(page_size);
-            pages > 1 && 4 * len >= 3 * pages * page_size
+            sealed_len(node.encoded_len(), page_size)
         }
         _ => false,
     }
+}
+
+/// Whether a leaf of `len` encoded bytes is sealed once committed (in a tree whose leaves
+/// grow): longer than a page and at least three quarters of its pages full.
+fn sealed_len(len: usize, page_size: usize) -> bool {
+    let pages = len.div_ceil(page_size);
+    pages > 1 && 4 * len >= 3 * pages * page_size
 }
 
 /// Sorts runs and merges adjacent ones.
