@@ -192,7 +192,10 @@ impl DbBuilder {
     /// branches"). A decoded branch of 4 KiB with 8-byte keys takes about 9 KiB, and most
     /// are kept with their page as well (4 KiB; ARCHITECTURE.md, "Branch images"), so the
     /// default costs a column family with a large tree up to about 3.5 MiB; a tree of N
-    /// leaves has about N / 180 branches.
+    /// leaves has about N / 180 branches. With them a column family keeps the last key of
+    /// the sealed leaf a commit of appends ended in, so that the next commit's appends go
+    /// past it without reading it (ARCHITECTURE.md, "The sealed right edge is kept by its
+    /// last key"); 0 keeps those neither.
     pub fn kept_branches(mut self, branches: usize) -> Self {
         self.kept_branches = branches;
         self
