@@ -106,7 +106,7 @@ fn kept_branches_change_no_byte_of_the_file() {
 /// The file's bytes, every table's entries, and the sealed edges taken, after commits of
 /// appends in key order (leaves that grow to sixteen pages and seal) into three tables of two
 /// column families, with inserts behind the edge, overwrites of the last key, removes at
-/// the end, aborted transactions, deleted tables and both durabilities.
+/// the end, overflow values, aborted transactions, deleted tables and both durabilities.
 fn appends(kept: usize) -> (Vec<u8>, Vec<Entries>, u64) {
     let backend: Arc<dyn Backend> = Arc::new(MemBackend::new());
     let db = Db::builder()
@@ -155,7 +155,12 @@ fn appends(kept: usize) -> (Vec<u8>, Vec<Entries>, u64) {
                         u64_key(next[c][t] - 1)
                     }
                 };
-                let len = rng.gen_range(20..140);
+                // Now and then a value too long for a leaf: an overflow at the edge.
+                let len = if rng.gen_bool(0.03) {
+                    900
+                } else {
+                    rng.gen_range(20..140)
+                };
                 table.insert(&key, &vec![round as u8; len]).unwrap();
             }
         }

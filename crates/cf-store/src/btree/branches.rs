@@ -25,7 +25,10 @@
 //! right edge of its tree ([`SealedEdge`]). An append past it starts a new leaf and leaves it
 //! unwritten, so the next commit of appends needs nothing of it but that key, and the key
 //! spares reading, checking and decoding the whole leaf (up to sixteen pages) to learn it.
-//! The same two guards keep these coherent.
+//! The same two guards keep these coherent, keyed by the leaf's first page: a pointer to
+//! that page becomes reachable again only through a write there, which drops the entry. Such
+//! a leaf is then not read, so not checked, until something else reads it, as a kept
+//! branch is not.
 
 use quick_cache::unsync::Cache;
 

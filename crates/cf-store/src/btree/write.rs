@@ -134,9 +134,9 @@ pub(crate) struct WriteTree {
     branch_edits: Vec<u8>,
     /// Branch images dropped by changes, whose memory the next full encodings keep theirs in.
     spare_images: Vec<Box<[u8]>>,
-    /// During commit, the rightmost leaf when it is dirty and the tree's leaves grow: if it is
-    /// written sealed, its last key is kept for the next transaction's appends
-    /// ([`SealedEdge`]).
+    /// During commit, the rightmost leaf when it and every branch above it are dirty and the
+    /// tree's leaves grow: if it is written sealed, its last key is kept for the next
+    /// transaction's appends ([`SealedEdge`]).
     edge_leaf: Option<usize>,
 }
 
@@ -964,7 +964,7 @@ impl WriteTree {
     }
 
     /// Keeps the last key of leaf `arena[i]`, just written at `ptr` as the rightmost leaf,
-    /// when it is sealed ([`SealedEdge`]). Out of line: once a commit, at most.
+    /// when it is sealed ([`SealedEdge`]). Out of line: once a tree per commit, at most.
     #[inline(never)]
     fn keep_if_sealed(&self, i: usize, node: &Node, ptr: NodePtr, page_size: usize, sink: &mut dyn PageSink) {
         let Node::Leaf(entries) = node else {
