@@ -1584,6 +1584,10 @@ impl PageSource for Reusing {
             b.borrow_mut().keep(ptr, kept);
         }
     }
+
+    fn take_sealed_edge(&self, ptr: NodePtr) -> Option<super::Key> {
+        self.branches.as_ref()?.borrow_mut().take_sealed_edge(ptr)
+    }
 }
 
 impl PageSink for &Reusing {
@@ -1643,6 +1647,12 @@ impl PageSink for &Reusing {
         self.branches.as_ref().is_some_and(|b| b.borrow().keeps())
     }
 
+    fn keep_sealed_edge(&mut self, edge: super::SealedEdge) {
+        if let Some(b) = &self.branches {
+            b.borrow_mut().keep_sealed_edge(edge);
+        }
+    }
+
     fn branch_patched(&mut self) {
         self.patched.set(self.patched.get() + 1);
     }
@@ -1652,6 +1662,13 @@ impl PageSink for &Reusing {
 enum ChurnOp {
     Insert(u16, usize),
     Remove(u16),
+    /// Appends this many keys past every key so far (from 600 up), values of this length:
+    /// leaves that grow, seal and are appended past.
+    Append(u16, usize),
+    /// Removes the last appended key.
+    RemoveLast,
+    /// Sets the last appended key again, to a value of this length.
+    OverwriteLast(usize),
     Commit,
     /// Commit with the sink failing after this many writes; the tree stays at its base.
     FailedCommit(usize),
@@ -1663,6 +1680,9 @@ fn churn_op_strategy() -> impl Strategy<Value = ChurnOp> {
     prop_oneof![
         12 => (0u16..600, 0usize..120).prop_map(|(k, len)| ChurnOp::Insert(k, len)),
         4 => (0u16..600).prop_map(ChurnOp::Remove),
+        3 => (1u16..60, 0usize..120).prop_map(|(n, len)| ChurnOp::Append(n, len)),
+        1 => Just(ChurnOp::RemoveLast),
+        1 => (0usize..120).prop_map(ChurnOp::OverwriteLast),
         2 => Just(ChurnOp::Commit),
         2 => (0usize..40).prop_map(ChurnOp::FailedCommit),
         1 => Just(ChurnOp::Abort),
@@ -1681,9 +1701,9 @@ fn churn_key(k: u16) -> Vec<u8> {
     key
 }
 
-/// Runs `ops`; returns what they read and committed, the branches taken from the cache
-/// and the branches written by patching their pages.
-fn run_churn(ops: &[ChurnOp], capacity: Option<usize>) -> (ChurnRun, usize, usize) {
+/// Runs `ops`; returns what they read and committed, the branches taken from the cache,
+/// the branches written by patching their pages and the sealed edges appended past unread.
+fn run_churn(ops: &[ChurnOp], capacity: Option<usize>) -> (ChurnRun, usize, usize, u64) {
     let store = Reusing {
         page_size: 512,
         pages: RefCell::default(),
@@ -1698,6 +1718,7 @@ fn run_churn(ops: &[ChurnOp], capacity: Option<usize>) -> (ChurnRun, usize, usiz
     let mut root = TreeRoot::default();
     let mut tree = WriteTree::new(root);
     let (mut results, mut roots) = (Vec::new(), Vec::new());
+    let mut next_append = 600u16;
     for op in ops.iter().chain([&ChurnOp::Commit]) {
         match op {
             ChurnOp::Insert(k, len) => {
@@ -1706,6 +1727,24 @@ fn run_churn(ops: &[ChurnOp], capacity: Option<usize>) -> (ChurnRun, usize, usiz
                 results.push(tree.insert(&store, &key, &value).unwrap());
             }
             ChurnOp::Remove(k) => results.push(tree.remove(&store, &churn_key(*k)).unwrap()),
+            ChurnOp::Append(n, len) => {
+                for _ in 0..*n {
+                    let value = value_bytes(*len, next_append as u8);
+                    results.push(tree.insert(&store, &churn_key(next_append), &value).unwrap());
+                    next_append += 1;
+                }
+            }
+            ChurnOp::RemoveLast => {
+                if next_append > 600 {
+                    next_append -= 1;
+                    results.push(tree.remove(&store, &churn_key(next_append)).unwrap());
+                }
+            }
+            ChurnOp::OverwriteLast(len) => {
+                let last = next_append - 1;
+                let value = value_bytes(*len, last as u8 ^ 0x55);
+                results.push(tree.insert(&store, &churn_key(last), &value).unwrap());
+            }
             ChurnOp::Commit | ChurnOp::FailedCommit(_) => {
                 let fail = match op {
                     ChurnOp::FailedCommit(after) => Some(*after),
@@ -1734,10 +1773,11 @@ fn run_churn(ops: &[ChurnOp], capacity: Option<usize>) -> (ChurnRun, usize, usiz
             ChurnOp::Abort => tree = WriteTree::new(root),
         }
     }
-    for k in 0u16..600 {
+    for k in 0u16..next_append {
         results.push(get(&store, &root, &churn_key(k)).unwrap());
     }
-    ((results, roots), store.hits.get(), store.patched.get())
+    let edges = store.branches.as_ref().map_or(0, |b| b.borrow().edges_taken());
+    ((results, roots), store.hits.get(), store.patched.get(), edges)
 }
 
 proptest! {
@@ -1751,8 +1791,8 @@ proptest! {
         ops in prop::collection::vec(churn_op_strategy(), 1..400),
         capacity in prop::sample::select(vec![0usize, 1, 4, 256]),
     ) {
-        let (plain, _, _) = run_churn(&ops, None);
-        let (cached, _, _) = run_churn(&ops, Some(capacity));
+        let (plain, ..) = run_churn(&ops, None);
+        let (cached, ..) = run_churn(&ops, Some(capacity));
         prop_assert_eq!(plain, cached);
     }
 }
@@ -1777,7 +1817,7 @@ fn patched_branches_follow_collapses() {
             ops.extend(chunk.iter().map(|&k| ChurnOp::Remove(k)));
             ops.push(ChurnOp::Commit);
         }
-        let (cached, hits, patched) = run_churn(&ops, Some(256));
+        let (cached, hits, patched, _) = run_churn(&ops, Some(256));
         assert!(hits > 40, "only {hits} branches taken from the cache");
         assert!(patched > 40, "only {patched} branches written by patches");
         assert_eq!(cached, run_churn(&ops, None).0, "removing in the order {keys:?}");
@@ -1794,8 +1834,34 @@ fn churn_takes_kept_branches() {
         }
         ops.push(ChurnOp::Commit);
     }
-    let (cached, hits, patched) = run_churn(&ops, Some(256));
+    let (cached, hits, patched, _) = run_churn(&ops, Some(256));
     assert!(hits >= 19, "only {hits} branches taken from the cache");
     assert!(patched >= 10, "only {patched} branches written by patches");
     assert_eq!(cached, run_churn(&ops, None).0);
+}
+
+/// Commits of appends go past the sealed edges their predecessors kept, without reading
+/// them, and build, page for page, what reading them builds: through removes and
+/// overwrites of the last key, inserts behind the edge, failed commits (whose kept edges
+/// name pages given back) and aborts.
+#[test]
+fn churn_appends_past_kept_sealed_edges() {
+    let mut ops = Vec::new();
+    for round in 0..40u16 {
+        ops.push(ChurnOp::Append(45, 100));
+        match round % 8 {
+            3 => ops.extend([ChurnOp::RemoveLast, ChurnOp::Insert(round * 13 % 600, 50)]),
+            // The next transaction's first change is the edge's own last key.
+            4 => ops.extend([ChurnOp::Commit, ChurnOp::OverwriteLast(30)]),
+            5 => ops.push(ChurnOp::FailedCommit(2)),
+            6 => ops.push(ChurnOp::Abort),
+            _ => {}
+        }
+        ops.push(ChurnOp::Commit);
+    }
+    let (cached, _, _, edges) = run_churn(&ops, Some(256));
+    assert!(edges >= 20, "only {edges} sealed edges appended past");
+    let (plain, _, _, none) = run_churn(&ops, None);
+    assert_eq!(none, 0);
+    assert_eq!(cached, plain);
 }
