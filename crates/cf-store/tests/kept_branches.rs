@@ -14,9 +14,12 @@ use rand::{Rng, SeedableRng};
 /// Every entry of one table.
 type Entries = Vec<(Vec<u8>, Vec<u8>)>;
 
-/// The file's bytes, every table's entries, and the branches taken from the cache, after
-/// the churn.
-fn churn(kept: usize) -> (Vec<u8>, Vec<Entries>, u64) {
+/// What a run leaves: the file's bytes, every table's entries, and how many nodes it took
+/// from what was kept (branches or sealed edges, by run).
+type Outcome = (Vec<u8>, Vec<Entries>, u64);
+
+/// A database in memory at 512-byte pages keeping `kept` branches, with two column families.
+fn open(kept: usize) -> (Arc<dyn Backend>, Db, Vec<ColumnFamily>) {
     let backend: Arc<dyn Backend> = Arc::new(MemBackend::new());
     let db = Db::builder()
         .page_size(512)
@@ -27,6 +30,51 @@ fn churn(kept: usize) -> (Vec<u8>, Vec<Entries>, u64) {
     let cfs: Vec<ColumnFamily> = (0..2)
         .map(|i| db.create_cf(&format!("cf{i}"), CfOptions::default()).unwrap())
         .collect();
+    (backend, db, cfs)
+}
+
+/// Closes the database and returns what it left.
+fn outcome(backend: Arc<dyn Backend>, db: Db, cfs: &[ColumnFamily], tables: &[&str], taken: u64) -> Outcome {
+    let contents = cfs
+        .iter()
+        .flat_map(|cf| {
+            let txn = cf.begin_read().unwrap();
+            tables
+                .iter()
+                .map(|name| match txn.open_table(name) {
+                    Ok(t) => t.iter().map(|e| e.unwrap()).collect(),
+                    Err(_) => Vec::new(),
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    db.close().unwrap();
+    let mut bytes = vec![0; backend.len().unwrap() as usize];
+    backend.read_at(&mut bytes, 0).unwrap();
+    (bytes, contents, taken)
+}
+
+/// `run` with none kept, two and the default: the same file and contents, at least
+/// `entries` entries, and with the default more than `taken` taken.
+fn same_file_whatever_is_kept(run: fn(usize) -> Outcome, entries: usize, taken: u64) {
+    let none = run(0);
+    assert!(
+        none.1.iter().map(Vec::len).sum::<usize>() > entries,
+        "a tree worth keeping nodes of"
+    );
+    assert_eq!(none.2, 0, "none kept, none taken");
+    let few = run(2);
+    assert!(few.0 == none.0, "two kept branches wrote a different file");
+    assert_eq!(few.1, none.1);
+    let default = run(cf_store::DEFAULT_KEPT_BRANCHES);
+    assert!(default.0 == none.0, "the default cache wrote a different file");
+    assert_eq!(default.1, none.1);
+    assert!(default.2 > taken, "only {} taken", default.2);
+}
+
+/// The churn: what it leaves, with the branches taken from the cache.
+fn churn(kept: usize) -> Outcome {
+    let (backend, db, cfs) = open(kept);
     let mut rng = SmallRng::seed_from_u64(11);
     for round in 0..300u64 {
         let cf = &cfs[rng.gen_range(0..cfs.len())];
@@ -63,61 +111,24 @@ fn churn(kept: usize) -> (Vec<u8>, Vec<Entries>, u64) {
             txn.commit().unwrap();
         }
     }
-    let contents = cfs
-        .iter()
-        .flat_map(|cf| {
-            let txn = cf.begin_read().unwrap();
-            ["a", "b"]
-                .iter()
-                .map(|name| match txn.open_table(name) {
-                    Ok(t) => t.iter().map(|e| e.unwrap()).collect(),
-                    Err(_) => Vec::new(),
-                })
-                .collect::<Vec<_>>()
-        })
-        .collect();
     let taken = cfs.iter().map(|cf| cf.stats().kept_branches_taken).sum();
     for cf in &cfs {
         assert!(cf.stats().kept_branches_held <= kept.max(1) + kept / 10 + 1);
     }
-    db.close().unwrap();
-    let mut bytes = vec![0; backend.len().unwrap() as usize];
-    backend.read_at(&mut bytes, 0).unwrap();
-    (bytes, contents, taken)
+    outcome(backend, db, &cfs, &["a", "b"], taken)
 }
 
 #[test]
 fn kept_branches_change_no_byte_of_the_file() {
-    let none = churn(0);
-    assert!(
-        none.1.iter().map(Vec::len).sum::<usize>() > 1_000,
-        "a tree worth caching"
-    );
-    assert_eq!(none.2, 0, "none kept, none taken");
-    let few = churn(2);
-    assert!(few.0 == none.0, "two kept branches wrote a different file");
-    assert_eq!(few.1, none.1);
-    let default = churn(cf_store::DEFAULT_KEPT_BRANCHES);
-    assert!(default.0 == none.0, "the default cache wrote a different file");
-    assert_eq!(default.1, none.1);
-    assert!(default.2 > 100, "the churn took only {} kept branches", default.2);
+    same_file_whatever_is_kept(churn, 1_000, 100);
 }
 
-/// The file's bytes, every table's entries, and the sealed edges taken, after commits of
-/// appends in key order (leaves that grow to sixteen pages and seal) into three tables of two
-/// column families, with inserts behind the edge, overwrites of the last key, removes at
-/// the end, overflow values, aborted transactions, deleted tables and both durabilities.
-fn appends(kept: usize) -> (Vec<u8>, Vec<Entries>, u64) {
-    let backend: Arc<dyn Backend> = Arc::new(MemBackend::new());
-    let db = Db::builder()
-        .page_size(512)
-        .kept_branches(kept)
-        .initial_extent_pages(8)
-        .open_backend(backend.clone(), "appends")
-        .unwrap();
-    let cfs: Vec<ColumnFamily> = (0..2)
-        .map(|i| db.create_cf(&format!("cf{i}"), CfOptions::default()).unwrap())
-        .collect();
+/// Commits of appends in key order (leaves that grow to sixteen pages and seal) into three
+/// tables of two column families, with inserts behind the edge, overwrites of the last key,
+/// removes at the end, overflow values, aborted transactions, deleted tables and both
+/// durabilities: what they leave, with the sealed edges appended past unread.
+fn appends(kept: usize) -> Outcome {
+    let (backend, db, cfs) = open(kept);
     let tables = ["a", "b", "c"];
     let mut next = [[0u64; 3]; 2];
     let mut rng = SmallRng::seed_from_u64(12);
@@ -181,39 +192,11 @@ fn appends(kept: usize) -> (Vec<u8>, Vec<Entries>, u64) {
             txn.commit().unwrap();
         }
     }
-    let contents = cfs
-        .iter()
-        .flat_map(|cf| {
-            let txn = cf.begin_read().unwrap();
-            tables
-                .iter()
-                .map(|name| match txn.open_table(name) {
-                    Ok(t) => t.iter().map(|e| e.unwrap()).collect(),
-                    Err(_) => Vec::new(),
-                })
-                .collect::<Vec<_>>()
-        })
-        .collect();
     let taken = cfs.iter().map(|cf| cf.stats().sealed_edges_taken).sum();
-    db.close().unwrap();
-    let mut bytes = vec![0; backend.len().unwrap() as usize];
-    backend.read_at(&mut bytes, 0).unwrap();
-    (bytes, contents, taken)
+    outcome(backend, db, &cfs, &tables, taken)
 }
 
 #[test]
 fn sealed_edges_change_no_byte_of_the_file() {
-    let none = appends(0);
-    assert!(
-        none.1.iter().map(Vec::len).sum::<usize>() > 2_000,
-        "trees with sealed leaves"
-    );
-    assert_eq!(none.2, 0, "none kept, none taken");
-    let few = appends(2);
-    assert!(few.0 == none.0, "two kept branches wrote a different file");
-    assert_eq!(few.1, none.1);
-    let default = appends(cf_store::DEFAULT_KEPT_BRANCHES);
-    assert!(default.0 == none.0, "the default cache wrote a different file");
-    assert_eq!(default.1, none.1);
-    assert!(default.2 > 50, "only {} sealed edges taken", default.2);
+    same_file_whatever_is_kept(appends, 2_000, 50);
 }
