@@ -151,7 +151,8 @@ impl DbBuilder {
     }
 
     /// Whether pages a commit writes also enter the read cache (default `false`: the cache
-    /// is filled by reads). Admitting every written page cost W1 about a quarter of its
+    /// is filled by reads, and of the written pages takes only the table directory's, which
+    /// the column family's next transaction reads and rewrites). Admitting every written page cost W1 about a quarter of its
     /// throughput at 4 writers (shared-cache inserts and evictions, and fresh memory for each
     /// page), for readers that mostly never read those pages; a page read later costs one
     /// `pread` from the OS page cache.
@@ -1310,6 +1311,7 @@ fn commit_catalog(core: &DbCore, space: &mut Space, tree: WriteTree) -> Result<(
             values: &mut space.values,
             branches: None,
             index: core.index.as_deref(),
+            cache_written: false,
         };
         tree.commit(&core.source(), &mut sink)
     };

@@ -150,6 +150,11 @@ pub struct CommitSink<'a> {
     /// The database's indexed nodes: every page written drops its entry (`None` where there
     /// are none).
     pub index: Option<&'a IndexCache>,
+    /// Whether the pages written now enter the read cache when flushed
+    /// ([`WriteBuffer::put_cached`]): set for the table directory, which the space's next
+    /// transaction reads and its commit rewrites (ARCHITECTURE.md, "The table directory's
+    /// pages enter the read cache").
+    pub cache_written: bool,
 }
 
 /// Value buffers of one space's committed transactions, for its next transaction's inserts
@@ -258,7 +263,11 @@ impl PageSink for CommitSink<'_> {
         if let Some(index) = self.index {
             index.forget(page, count);
         }
-        Ok(self.buffer.put(page * page_size, bytes)?)
+        if self.cache_written {
+            Ok(self.buffer.put_cached(page * page_size, bytes)?)
+        } else {
+            Ok(self.buffer.put(page * page_size, bytes)?)
+        }
     }
 
     fn keeps_branches(&self) -> bool {

@@ -281,6 +281,7 @@ impl WriteTxn {
                 values: &mut st.values,
                 branches: Some(&space.branches),
                 index: core.index.as_deref(),
+                cache_written: false,
             };
             let mut freed = std::mem::take(&mut st.freed);
             let mut names: Vec<String> = st.tables.keys().cloned().collect();
@@ -294,6 +295,9 @@ impl WriteTxn {
                     }
                 }
             }
+            // The directory's pages are read again by the next transaction (its tables'
+            // roots) and replaced by its commit: they enter the read cache.
+            sink.cache_written = true;
             let (dir, f) = st.dir.commit(&source, &mut sink)?;
             freed.extend(f);
             Ok::<_, Error>((dir, freed))

@@ -51,6 +51,9 @@ pub struct WriteBuffer {
     /// writers touch the shared counter once or twice a flush, not per page, and a buffer
     /// keeps no more budget than its last flush left it spares.
     spare_budget: u64,
+    /// Offsets of entries put with [`WriteBuffer::put_cached`] since the last flush, hold or
+    /// clear: their pages enter the read cache when flushed.
+    cached: FxHashSet<u64>,
     /// Entries of earlier commits held in memory, unwritten ([`WriteBuffer::hold`]).
     held: Arc<HeldPages>,
     /// Offsets of held entries, oldest first, for [`WriteBuffer::flush_oldest`]. Entries
@@ -86,6 +89,7 @@ impl WriteBuffer {
             executor: PlanExecutor::new(),
             spare: Vec::new(),
             spare_budget: 0,
+            cached: FxHashSet::default(),
             held: Arc::new(HeldPages::default()),
             held_order: VecDeque::new(),
         }
@@ -110,6 +114,9 @@ impl WriteBuffer {
     pub fn hold(&mut self) {
         self.ends.clear();
         self.dirty_bytes = 0;
+        // Readers find held entries in the held pages, and a held entry's bytes are in
+        // reach until it is written or released, so none needs the read cache.
+        self.cached.clear();
         self.held_order.extend(self.pages.keys().copied());
         self.held
             .insert(self.pages.drain(..).map(|(o, d)| (o, Bytes::from(d))));
@@ -259,6 +266,19 @@ impl WriteBuffer {
         Ok(())
     }
 
+    /// [`WriteBuffer::put`] of an entry whose pages enter the read cache when a flush writes
+    /// it, even where flushes do not feed the cache ([`crate::CacheOptions::cache_on_flush`]
+    /// false): pages the owner's next transactions read again (cf-store's table directory,
+    /// which every commit rewrites). With the mmap read path there is no read cache, and it
+    /// is [`WriteBuffer::put`]. An entry held ([`WriteBuffer::hold`]) instead of written is
+    /// found in the held pages and is not cached when written later. A later
+    /// [`WriteBuffer::put`] at the same offset, before the flush, is cached too.
+    pub fn put_cached(&mut self, offset: u64, data: Box<[u8]>) -> Result<()> {
+        self.put(offset, data)?;
+        self.cached.insert(offset);
+        Ok(())
+    }
+
     /// [`WriteBuffer::put`] of a copy of `data`.
     pub fn put_copy(&mut self, offset: u64, data: &[u8]) -> Result<()> {
         // Check first, so bad input costs no allocation.
@@ -293,6 +313,7 @@ impl WriteBuffer {
     pub fn remove(&mut self, offset: u64) -> Option<Box<[u8]>> {
         let data = self.pages.shift_remove(&offset)?;
         self.ends.remove(&offset);
+        self.cached.remove(&offset);
         self.dirty_bytes -= data.len() as u64;
         Some(data)
     }
@@ -315,6 +336,7 @@ impl WriteBuffer {
     /// Drops every entry (a transaction abort). The cache is untouched: nothing was written.
     pub fn clear(&mut self) {
         self.pages.clear();
+        self.cached.clear();
         self.ends.clear();
         self.dirty_bytes = 0;
         self.trim_spare_budget();
@@ -428,12 +450,18 @@ impl WriteBuffer {
                 if own {
                     self.ends.clear();
                     self.dirty_bytes = 0;
+                    let cached = std::mem::take(&mut self.cached);
                     returned.extend(
                         self.pages
                             .drain(..)
-                            .filter_map(|(offset, data)| self.cache.admit_flushed(offset, data))
+                            .filter_map(|(offset, data)| {
+                                let wanted = !cached.is_empty() && cached.contains(&offset);
+                                self.cache.admit_flushed(offset, data, wanted)
+                            })
                             .filter(|buf| buf.len() <= most),
                     );
+                    self.cached = cached;
+                    self.cached.clear();
                 }
                 if !held.is_empty() {
                     for (offset, data) in &held {
@@ -553,6 +581,45 @@ mod tests {
                 .with_spare_bytes(64 << 10),
         )
         .unwrap()
+    }
+
+    /// In a read-through cache, a flush caches the entries put with `put_cached` (checked,
+    /// as this process wrote them) and not the others; an entry held, cleared or removed
+    /// before its flush is not cached, and the wish ends with the flush.
+    #[test]
+    fn put_cached_entries_enter_a_read_through_cache_when_flushed() {
+        let cache = read_through_cache();
+        let mut b = cache.write_buffer();
+        b.put_cached(0, vec![1; 1024].into()).unwrap();
+        b.put_copy(1024, &[2; 512]).unwrap();
+        b.flush(&PerPage, &NoFreeSpace).unwrap();
+        assert_eq!(cache.stats().resident_pages, 2, "both pages of the cached entry");
+        let page = cache.read_page(512).unwrap();
+        assert!(page.is_checked() && page.iter().all(|&x| x == 1));
+        assert_eq!(cache.read_page(1024).unwrap()[0], 2);
+        let stats = cache.stats();
+        assert_eq!((stats.hits, stats.misses), (1, 1), "the plain entry was read");
+        cache.invalidate(0);
+        cache.invalidate(512);
+        cache.invalidate(1024);
+        b.put_copy(0, &[3; 512]).unwrap();
+        b.flush(&PerPage, &NoFreeSpace).unwrap();
+        assert_eq!(cache.stats().resident_pages, 0, "the wish ended with its flush");
+        b.put_cached(2048, vec![4; 512].into()).unwrap();
+        b.hold();
+        b.put_cached(4096, vec![5; 512].into()).unwrap();
+        b.remove(4096).unwrap();
+        b.put_copy(4096, &[6; 512]).unwrap();
+        b.put_cached(8192, vec![7; 512].into()).unwrap();
+        b.clear();
+        b.put_copy(8192, &[8; 512]).unwrap();
+        b.flush(&PerPage, &NoFreeSpace).unwrap();
+        assert_eq!(
+            cache.stats().resident_pages,
+            0,
+            "held, removed and cleared entries are not cached"
+        );
+        assert_eq!(cache.read_page(2048).unwrap()[0], 4, "the held one was written");
     }
 
     /// `run_vec` hands out a spare buffer's memory, emptied, with room for exactly its

@@ -717,13 +717,14 @@ impl PageCache {
         }
     }
 
-    /// Takes a flushed entry into the read cache when flushes feed it; otherwise drops its
-    /// stale cached pages and hands the buffer back for reuse.
-    pub(crate) fn admit_flushed(&self, offset: u64, data: Box<[u8]>) -> Option<Box<[u8]>> {
+    /// Takes a flushed entry into the read cache when flushes feed it, or when `wanted` (an
+    /// entry put with [`crate::WriteBuffer::put_cached`]); otherwise drops its stale cached
+    /// pages and hands the buffer back for reuse.
+    pub(crate) fn admit_flushed(&self, offset: u64, data: Box<[u8]>, wanted: bool) -> Option<Box<[u8]>> {
         if !self.uses_read_cache() {
             return Some(data);
         }
-        if !self.options.cache_on_flush {
+        if !self.options.cache_on_flush && !wanted {
             self.invalidate_range(offset, offset + data.len() as u64);
             return Some(data);
         }
