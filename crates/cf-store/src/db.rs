@@ -152,10 +152,10 @@ impl DbBuilder {
 
     /// Whether pages a commit writes also enter the read cache (default `false`: the cache
     /// is filled by reads, and of the written pages takes only the table directory's, which
-    /// the column family's next transaction reads and rewrites). Admitting every written page cost W1 about a quarter of its
-    /// throughput at 4 writers (shared-cache inserts and evictions, and fresh memory for each
-    /// page), for readers that mostly never read those pages; a page read later costs one
-    /// `pread` from the OS page cache.
+    /// the column family's next transaction reads and rewrites). Admitting every written
+    /// page cost W1 about a quarter of its throughput at 4 writers (shared-cache inserts and
+    /// evictions, and fresh memory for each page), for readers that mostly never read those
+    /// pages; a page read later costs one `pread` from the OS page cache.
     pub fn cache_written_pages(mut self, admit: bool) -> Self {
         self.cache_written_pages = admit;
         self
