@@ -51,8 +51,10 @@ pub struct WriteBuffer {
     /// writers touch the shared counter once or twice a flush, not per page, and a buffer
     /// keeps no more budget than its last flush left it spares.
     spare_budget: u64,
-    /// Offsets of entries put with [`WriteBuffer::put_cached`] since the last flush, hold or
-    /// clear: their pages enter the read cache when flushed.
+    /// Offsets of entries put with [`WriteBuffer::put_cached`] since the last successful
+    /// flush of this buffer's own entries, hold or clear (a failed flush and
+    /// [`WriteBuffer::flush_oldest`] keep them): their pages enter the read cache when
+    /// flushed.
     cached: FxHashSet<u64>,
     /// Entries of earlier commits held in memory, unwritten ([`WriteBuffer::hold`]).
     held: Arc<HeldPages>,
@@ -362,8 +364,8 @@ impl WriteBuffer {
     /// [`PlanExecutor`] carries the plan out. With nothing buffered or held it does no I/O.
     ///
     /// On success the entries move into the read cache without copying (with
-    /// [`crate::ReadPath::Cache`] and `cache_on_flush`; otherwise their stale cached pages are
-    /// dropped), the buffer and the held pages are emptied (held ones only once the read cache
+    /// [`crate::ReadPath::Cache`] and `cache_on_flush`, or put with
+    /// [`WriteBuffer::put_cached`]; otherwise their stale cached pages are dropped), the buffer and the held pages are emptied (held ones only once the read cache
     /// agrees with the file for their offsets), and the report says what was written. Cached
     /// pages in filled gaps are dropped either way.
     ///
@@ -584,42 +586,85 @@ mod tests {
     }
 
     /// In a read-through cache, a flush caches the entries put with `put_cached` (checked,
-    /// as this process wrote them) and not the others; an entry held, cleared or removed
-    /// before its flush is not cached, and the wish ends with the flush.
+    /// as this process wrote them) and not the others, and a later plain flush of such an
+    /// offset drops the cached bytes. The wish ends with the flush that caches the entry, and
+    /// with a hold (the page freed unwritten and put again), a remove or a clear; a failed
+    /// flush keeps it for the retry, and `flush_oldest` leaves it alone.
     #[test]
     fn put_cached_entries_enter_a_read_through_cache_when_flushed() {
-        let cache = read_through_cache();
+        let faulty = Arc::new(flush::testing::FaultBackend::new(MemBackend::new()));
+        let cache = PageCache::new(
+            faulty.clone(),
+            CacheOptions::default()
+                .with_page_size(512)
+                .with_cache_on_flush(false),
+        )
+        .unwrap();
+        let resident = || cache.stats().resident_pages;
         let mut b = cache.write_buffer();
         b.put_cached(0, vec![1; 1024].into()).unwrap();
         b.put_copy(1024, &[2; 512]).unwrap();
         b.flush(&PerPage, &NoFreeSpace).unwrap();
-        assert_eq!(cache.stats().resident_pages, 2, "both pages of the cached entry");
+        assert_eq!(resident(), 2, "both pages of the cached entry");
         let page = cache.read_page(512).unwrap();
         assert!(page.is_checked() && page.iter().all(|&x| x == 1));
         assert_eq!(cache.read_page(1024).unwrap()[0], 2);
         let stats = cache.stats();
         assert_eq!((stats.hits, stats.misses), (1, 1), "the plain entry was read");
-        cache.invalidate(0);
-        cache.invalidate(512);
-        cache.invalidate(1024);
+
+        // A plain flush over a cached offset drops it; the file's bytes are read then.
         b.put_copy(0, &[3; 512]).unwrap();
         b.flush(&PerPage, &NoFreeSpace).unwrap();
-        assert_eq!(cache.stats().resident_pages, 0, "the wish ended with its flush");
-        b.put_cached(2048, vec![4; 512].into()).unwrap();
-        b.hold();
-        b.put_cached(4096, vec![5; 512].into()).unwrap();
-        b.remove(4096).unwrap();
-        b.put_copy(4096, &[6; 512]).unwrap();
-        b.put_cached(8192, vec![7; 512].into()).unwrap();
-        b.clear();
-        b.put_copy(8192, &[8; 512]).unwrap();
+        assert_eq!(resident(), 2, "page 0 dropped; 512 and 1024 stay");
+        assert_eq!(cache.read_page(0).unwrap()[0], 3);
+        assert_eq!(cache.stats().misses, 2, "page 0 came from the file");
+        for offset in [0, 512, 1024] {
+            cache.invalidate(offset);
+        }
+
+        // The wish ends with its flush.
+        b.put_copy(0, &[4; 512]).unwrap();
         b.flush(&PerPage, &NoFreeSpace).unwrap();
+        assert_eq!(resident(), 0, "the wish ended with its flush");
+
+        // Held, released unwritten (freed), then put again plainly: not cached.
+        b.put_cached(2048, vec![5; 512].into()).unwrap();
+        b.hold();
+        assert_eq!(b.release_held(&[(2048, 2560)]), 512);
+        b.put_copy(2048, &[6; 512]).unwrap();
+        b.flush(&PerPage, &NoFreeSpace).unwrap();
+        assert_eq!(resident(), 0, "a hold ends the wish");
+
+        // Removed, then put again plainly: not cached.
+        b.put_cached(4096, vec![7; 512].into()).unwrap();
+        b.remove(4096).unwrap();
+        b.put_copy(4096, &[8; 512]).unwrap();
+        b.flush(&PerPage, &NoFreeSpace).unwrap();
+        assert_eq!(resident(), 0, "a remove ends the wish");
+
+        // Cleared, then put again plainly: not cached.
+        b.put_cached(8192, vec![9; 512].into()).unwrap();
+        b.clear();
+        b.put_copy(8192, &[10; 512]).unwrap();
+        b.flush(&PerPage, &NoFreeSpace).unwrap();
+        assert_eq!(resident(), 0, "a clear ends the wish");
+
+        // A failed flush keeps the wish, and `flush_oldest` (held entries only) leaves it.
+        b.put_copy(6144, &[11; 512]).unwrap();
+        b.hold();
+        b.put_cached(6656, vec![12; 512].into()).unwrap();
+        faulty.fail_writes(libc::EIO);
+        assert!(b.flush(&PerPage, &NoFreeSpace).is_err());
+        faulty.heal_writes();
+        b.flush_oldest(512, &PerPage, &NoFreeSpace).unwrap();
         assert_eq!(
-            cache.stats().resident_pages,
-            0,
-            "held, removed and cleared entries are not cached"
+            (b.held_bytes(), resident()),
+            (0, 0),
+            "only the held one was written"
         );
-        assert_eq!(cache.read_page(2048).unwrap()[0], 4, "the held one was written");
+        b.flush(&PerPage, &NoFreeSpace).unwrap();
+        assert_eq!(resident(), 1, "cached at the retry");
+        assert!(cache.read_page(6656).unwrap().is_checked());
     }
 
     /// `run_vec` hands out a spare buffer's memory, emptied, with room for exactly its

@@ -55,7 +55,8 @@ pub struct CacheOptions {
     pub read_path: ReadPath,
     /// After a successful flush, move the flushed pages into the read cache (default `true`;
     /// only with [`ReadPath::Cache`]). When `false`, a flush drops cached entries for the
-    /// offsets it wrote instead.
+    /// offsets it wrote instead, except those of entries put with
+    /// [`crate::WriteBuffer::put_cached`], which it caches.
     pub cache_on_flush: bool,
     /// Most bytes of flushed page buffers all write buffers together keep for their next
     /// commits to encode into, instead of returning them to the allocator (default 16 MiB;
