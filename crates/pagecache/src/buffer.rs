@@ -452,17 +452,15 @@ impl WriteBuffer {
                 if own {
                     self.ends.clear();
                     self.dirty_bytes = 0;
-                    let cached = std::mem::take(&mut self.cached);
                     returned.extend(
                         self.pages
                             .drain(..)
                             .filter_map(|(offset, data)| {
-                                let wanted = !cached.is_empty() && cached.contains(&offset);
+                                let wanted = self.cached.contains(&offset);
                                 self.cache.admit_flushed(offset, data, wanted)
                             })
                             .filter(|buf| buf.len() <= most),
                     );
-                    self.cached = cached;
                     self.cached.clear();
                 }
                 if !held.is_empty() {
